@@ -1,0 +1,30 @@
+//! # w3sim-models: what w3sim simulates
+//!
+//! One module per Windows Server component on a request's path. Each is a **sans-IO
+//! state machine**: it knows nothing of the event loop, the clock or files. A model
+//! is handed the current [`time::SimTime`] and an input, changes its state, and asks
+//! for follow-up events through [`effects::Effects`]; the engine in the `w3sim` crate
+//! owns the calendar and delivers those events back. Randomness comes only from the
+//! random stream a model is handed at construction (one independent stream per
+//! component, derived from the scenario's master seed by the engine).
+//!
+//! Models also own their counters and time-weighted gauges ([`stat`]), named after the
+//! perfmon counters they model, so the engine can sample them without knowing their
+//! internals.
+//!
+//! | module | models | seed |
+//! |---|---|---|
+//! | [`clients`] | open-loop arrival processes (Poisson / constant / rate schedule / bursts) and closed-loop users with think time | all |
+//! | [`http_sys`] | HTTP.SYS per-app-pool request queue (`queueLength`, 503 QueueFull) | 003 |
+//! | [`thread_pool`] | the pool of worker threads that run handlers (CLR ThreadPool; injection comes later) | 003 |
+//! | [`handler`] | a request class's handler as a sequence of steps | 003 |
+
+pub mod clients;
+pub mod dist;
+pub mod effects;
+pub mod handler;
+pub mod http_sys;
+pub mod request;
+pub mod stat;
+pub mod thread_pool;
+pub mod time;

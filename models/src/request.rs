@@ -1,0 +1,40 @@
+//! Identifiers and the outcome of a request, shared by every model.
+
+/// Index of a request class in the scenario's class list.
+pub type ClassId = u16;
+
+/// A handle to a request's state, allocated by the engine (slab index).
+pub type RequestId = u32;
+
+/// How a request attempt ended. The names are the keys of `summary.json`'s `outcomes`
+/// table and the HTTPERR / exception names they model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Served (HTTP 200).
+    Ok,
+    /// HTTP.SYS app-pool queue full: 503, HTTPERR reason `QueueFull`.
+    QueueFull503,
+}
+
+impl Outcome {
+    /// Every outcome, in report order.
+    pub const ALL: [Outcome; 2] = [Outcome::Ok, Outcome::QueueFull503];
+
+    /// The stable name used in outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::QueueFull503 => "503_queue_full",
+        }
+    }
+
+    /// Whether the user sees a failure.
+    pub fn is_failure(self) -> bool {
+        !matches!(self, Outcome::Ok)
+    }
+
+    /// Dense index for counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
