@@ -35,7 +35,10 @@ pub struct RateSchedule {
 impl RateSchedule {
     /// A constant rate from time 0.
     pub fn constant(rate: f64) -> Self {
-        Self { points: vec![(0, rate)], linear: false }
+        Self {
+            points: vec![(0, rate)],
+            linear: false,
+        }
     }
 
     /// The rate at time `t` (per second).
@@ -74,7 +77,11 @@ impl RateSchedule {
         }
         loop {
             let (tk, rk) = self.points[k];
-            let end = if k + 1 < n { Some(self.points[k + 1].0 as f64) } else { None };
+            let end = if k + 1 < n {
+                Some(self.points[k + 1].0 as f64)
+            } else {
+                None
+            };
             // Rate at t and its slope (per ns) within this segment.
             let (r_now, slope) = match (self.linear, end) {
                 (true, Some(e)) => {
@@ -204,7 +211,14 @@ impl<R: Rng> OpenLoop<R> {
         picker: ClassPicker,
         rng: R,
     ) -> Self {
-        Self { process, schedule, bursts, picker, cursor: 0, rng }
+        Self {
+            process,
+            schedule,
+            bursts,
+            picker,
+            cursor: 0,
+            rng,
+        }
     }
 
     /// Schedules the first arrival and every burst.
@@ -228,15 +242,26 @@ impl<R: Rng> OpenLoop<R> {
 
     /// Handles a timer: returns the requests that arrive now.
     #[inline]
-    pub fn on_timer(&mut self, now: SimTime, t: OpenTimer, fx: &mut impl Effects<OpenTimer>) -> ArrivalBatch {
+    pub fn on_timer(
+        &mut self,
+        now: SimTime,
+        t: OpenTimer,
+        fx: &mut impl Effects<OpenTimer>,
+    ) -> ArrivalBatch {
         match t {
             OpenTimer::Next => {
                 self.schedule_next(now, fx);
-                ArrivalBatch { count: 1, class: None }
+                ArrivalBatch {
+                    count: 1,
+                    class: None,
+                }
             }
             OpenTimer::Burst(i) => {
                 let b = &self.bursts[i as usize];
-                ArrivalBatch { count: b.count, class: b.class }
+                ArrivalBatch {
+                    count: b.count,
+                    class: b.class,
+                }
             }
         }
     }
@@ -263,7 +288,12 @@ pub struct ClosedLoop<R> {
 
 impl<R: Rng> ClosedLoop<R> {
     pub fn new(users: u32, think: Sampler, picker: ClassPicker, rng: R) -> Self {
-        Self { users, think, picker, rng }
+        Self {
+            users,
+            think,
+            picker,
+            rng,
+        }
     }
 
     /// Every user starts thinking at `now` (their first requests are spread by the think time).
@@ -302,19 +332,28 @@ mod tests {
 
     #[test]
     fn step_schedule_integrates_exactly() {
-        let s = RateSchedule { points: vec![(0, 10.0), (10 * SECONDS, 100.0)], linear: false };
+        let s = RateSchedule {
+            points: vec![(0, 10.0), (10 * SECONDS, 100.0)],
+            linear: false,
+        };
         let mut c = 0;
         // 50 arrivals' worth of mass from t=0 at 10/s: 5 s.
         assert_eq!(s.advance(0, 50.0, &mut c), Some(5 * SECONDS));
         // 150 from t=0: 100 in the first 10 s, then 50 at 100/s = 0.5 s.
         let mut c = 0;
-        assert_eq!(s.advance(0, 150.0, &mut c), Some(10 * SECONDS + SECONDS / 2));
+        assert_eq!(
+            s.advance(0, 150.0, &mut c),
+            Some(10 * SECONDS + SECONDS / 2)
+        );
     }
 
     #[test]
     fn linear_ramp_integrates_exactly() {
         // 0 → 100/s over 10 s: Λ(t) = 5 t², Λ = 125 at t = 5 s.
-        let s = RateSchedule { points: vec![(0, 0.0), (10 * SECONDS, 100.0)], linear: true };
+        let s = RateSchedule {
+            points: vec![(0, 0.0), (10 * SECONDS, 100.0)],
+            linear: true,
+        };
         let mut c = 0;
         let t = s.advance(0, 125.0, &mut c).unwrap();
         assert!((t as i64 - 5 * SECONDS as i64).abs() < 10, "{t}");
@@ -323,7 +362,10 @@ mod tests {
 
     #[test]
     fn zero_rate_tail_means_no_more_arrivals() {
-        let s = RateSchedule { points: vec![(0, 10.0), (SECONDS, 0.0)], linear: false };
+        let s = RateSchedule {
+            points: vec![(0, 10.0), (SECONDS, 0.0)],
+            linear: false,
+        };
         let mut c = 0;
         assert_eq!(s.advance(0, 20.0, &mut c), None);
     }
@@ -333,7 +375,11 @@ mod tests {
         let mut src = OpenLoop::new(
             ArrivalProcess::Poisson,
             RateSchedule::constant(1000.0),
-            vec![Burst { at: 2 * SECONDS, count: 300, class: Some(0) }],
+            vec![Burst {
+                at: 2 * SECONDS,
+                count: 300,
+                class: Some(0),
+            }],
             ClassPicker::new(&[1.0]),
             Xoshiro256PlusPlus::seed_from_u64(1),
         );

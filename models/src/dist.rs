@@ -55,14 +55,18 @@ impl std::error::Error for DistError {}
 
 fn finite_nonneg(name: &str, v: f64) -> Result<(), DistError> {
     if !v.is_finite() || v < 0.0 {
-        return Err(DistError(format!("{name} must be a finite value >= 0, got {v}")));
+        return Err(DistError(format!(
+            "{name} must be a finite value >= 0, got {v}"
+        )));
     }
     Ok(())
 }
 
 fn positive(name: &str, v: f64) -> Result<(), DistError> {
     if !v.is_finite() || v <= 0.0 {
-        return Err(DistError(format!("{name} must be a finite value > 0, got {v}")));
+        return Err(DistError(format!(
+            "{name} must be a finite value > 0, got {v}"
+        )));
     }
     Ok(())
 }
@@ -209,7 +213,11 @@ impl Dist {
     /// Squared coefficient of variation (variance / mean²); 0 for a zero mean.
     pub fn scv(&self) -> f64 {
         let m = self.mean();
-        if m == 0.0 { 0.0 } else { self.variance() / (m * m) }
+        if m == 0.0 {
+            0.0
+        } else {
+            self.variance() / (m * m)
+        }
     }
 
     /// The same distribution with every value multiplied by `k` (k >= 0).
@@ -217,21 +225,46 @@ impl Dist {
         match *self {
             Dist::Const(v) => Dist::Const(v * k),
             Dist::Exp { mean } => Dist::Exp { mean: mean * k },
-            Dist::Uniform { lo, hi } => Dist::Uniform { lo: lo * k, hi: hi * k },
-            Dist::Lognormal { mean, sd } => Dist::Lognormal { mean: mean * k, sd: sd * k },
-            Dist::Normal { mean, sd } => Dist::Normal { mean: mean * k, sd: sd * k },
-            Dist::Erlang { k: n, mean } => Dist::Erlang { k: n, mean: mean * k },
-            Dist::Gamma { shape, mean } => Dist::Gamma { shape, mean: mean * k },
-            Dist::Weibull { shape, mean } => Dist::Weibull { shape, mean: mean * k },
-            Dist::Pareto { shape, mean } => Dist::Pareto { shape, mean: mean * k },
-            Dist::HyperExp { mean, scv } => Dist::HyperExp { mean: mean * k, scv },
+            Dist::Uniform { lo, hi } => Dist::Uniform {
+                lo: lo * k,
+                hi: hi * k,
+            },
+            Dist::Lognormal { mean, sd } => Dist::Lognormal {
+                mean: mean * k,
+                sd: sd * k,
+            },
+            Dist::Normal { mean, sd } => Dist::Normal {
+                mean: mean * k,
+                sd: sd * k,
+            },
+            Dist::Erlang { k: n, mean } => Dist::Erlang {
+                k: n,
+                mean: mean * k,
+            },
+            Dist::Gamma { shape, mean } => Dist::Gamma {
+                shape,
+                mean: mean * k,
+            },
+            Dist::Weibull { shape, mean } => Dist::Weibull {
+                shape,
+                mean: mean * k,
+            },
+            Dist::Pareto { shape, mean } => Dist::Pareto {
+                shape,
+                mean: mean * k,
+            },
+            Dist::HyperExp { mean, scv } => Dist::HyperExp {
+                mean: mean * k,
+                scv,
+            },
         }
     }
 
     /// Prepares a sampler. Panics only if [`Dist::validate`] would have failed, which the
     /// scenario loader rules out; use [`Dist::try_sampler`] on unchecked input.
     pub fn sampler(&self) -> Sampler {
-        self.try_sampler().expect("distribution validated by the scenario loader")
+        self.try_sampler()
+            .expect("distribution validated by the scenario loader")
     }
 
     /// Prepares a sampler, checking the parameters first.
@@ -251,12 +284,16 @@ impl Dist {
                 Sampler::Normal(Normal::new(mean, sd).map_err(|e| bad(&e))?)
             }
             Dist::Erlang { k, mean } => Sampler::Erlang(k, mean / k as f64),
-            Dist::Gamma { shape, mean } => {
-                Sampler::Gamma(Gamma::new(shape, (mean / shape).max(f64::MIN_POSITIVE)).map_err(|e| bad(&e))?, mean == 0.0)
-            }
+            Dist::Gamma { shape, mean } => Sampler::Gamma(
+                Gamma::new(shape, (mean / shape).max(f64::MIN_POSITIVE)).map_err(|e| bad(&e))?,
+                mean == 0.0,
+            ),
             Dist::Weibull { shape, mean } => {
                 let scale = mean / gamma_fn(1.0 + 1.0 / shape);
-                Sampler::Weibull(Weibull::new(scale.max(f64::MIN_POSITIVE), shape).map_err(|e| bad(&e))?, mean == 0.0)
+                Sampler::Weibull(
+                    Weibull::new(scale.max(f64::MIN_POSITIVE), shape).map_err(|e| bad(&e))?,
+                    mean == 0.0,
+                )
             }
             Dist::Pareto { shape, mean } => {
                 let xm = mean * (shape - 1.0) / shape;
@@ -283,15 +320,17 @@ fn normal_cdf(x: f64) -> f64 {
 fn erfc(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-        .exp();
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
     if x >= 0.0 { r } else { 2.0 - r }
 }
 
@@ -308,7 +347,11 @@ pub enum Sampler {
     Gamma(Gamma<f64>, bool),
     Weibull(Weibull<f64>, bool),
     Pareto(Pareto<f64>),
-    HyperExp { p1: f64, m1: f64, m2: f64 },
+    HyperExp {
+        p1: f64,
+        m1: f64,
+        m2: f64,
+    },
 }
 
 impl Sampler {
@@ -346,10 +389,18 @@ impl Sampler {
                 s * phase_mean
             }
             Sampler::Gamma(d, zero) => {
-                if *zero { 0.0 } else { d.sample(rng) }
+                if *zero {
+                    0.0
+                } else {
+                    d.sample(rng)
+                }
             }
             Sampler::Weibull(d, zero) => {
-                if *zero { 0.0 } else { d.sample(rng) }
+                if *zero {
+                    0.0
+                } else {
+                    d.sample(rng)
+                }
             }
             Sampler::Pareto(d) => d.sample(rng),
             Sampler::HyperExp { p1, m1, m2 } => {
@@ -398,21 +449,47 @@ mod tests {
             Dist::Const(5.0),
             Dist::Exp { mean: 10.0 },
             Dist::Uniform { lo: 1.0, hi: 3.0 },
-            Dist::Lognormal { mean: 40.0, sd: 30.0 },
-            Dist::Normal { mean: 20.0, sd: 5.0 },
+            Dist::Lognormal {
+                mean: 40.0,
+                sd: 30.0,
+            },
+            Dist::Normal {
+                mean: 20.0,
+                sd: 5.0,
+            },
             Dist::Normal { mean: 2.0, sd: 5.0 },
             Dist::Erlang { k: 4, mean: 10.0 },
-            Dist::Gamma { shape: 0.5, mean: 10.0 },
-            Dist::Weibull { shape: 1.5, mean: 10.0 },
-            Dist::Pareto { shape: 3.5, mean: 10.0 },
-            Dist::HyperExp { mean: 10.0, scv: 4.0 },
+            Dist::Gamma {
+                shape: 0.5,
+                mean: 10.0,
+            },
+            Dist::Weibull {
+                shape: 1.5,
+                mean: 10.0,
+            },
+            Dist::Pareto {
+                shape: 3.5,
+                mean: 10.0,
+            },
+            Dist::HyperExp {
+                mean: 10.0,
+                scv: 4.0,
+            },
         ];
         for d in &cases {
             let (m, v) = moments(d, 400_000);
             let tol_m = 0.02 * d.mean().max(1e-9);
-            assert!((m - d.mean()).abs() <= tol_m, "{d:?}: mean {m} vs {}", d.mean());
+            assert!(
+                (m - d.mean()).abs() <= tol_m,
+                "{d:?}: mean {m} vs {}",
+                d.mean()
+            );
             let tol_v = 0.08 * d.variance().max(1e-9);
-            assert!((v - d.variance()).abs() <= tol_v, "{d:?}: var {v} vs {}", d.variance());
+            assert!(
+                (v - d.variance()).abs() <= tol_v,
+                "{d:?}: var {v} vs {}",
+                d.variance()
+            );
         }
     }
 
@@ -421,8 +498,22 @@ mod tests {
         assert!(Dist::Exp { mean: -1.0 }.validate().is_err());
         assert!(Dist::Uniform { lo: 3.0, hi: 1.0 }.validate().is_err());
         assert!(Dist::Erlang { k: 0, mean: 1.0 }.validate().is_err());
-        assert!(Dist::Pareto { shape: 1.0, mean: 1.0 }.validate().is_err());
-        assert!(Dist::HyperExp { mean: 1.0, scv: 0.5 }.validate().is_err());
+        assert!(
+            Dist::Pareto {
+                shape: 1.0,
+                mean: 1.0
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Dist::HyperExp {
+                mean: 1.0,
+                scv: 0.5
+            }
+            .validate()
+            .is_err()
+        );
         assert!(Dist::Const(f64::NAN).validate().is_err());
     }
 

@@ -76,7 +76,11 @@ impl AppPoolQueue {
     /// How many requests count against `queue_length` right now.
     pub fn counted(&self) -> u64 {
         let q = self.queue.len() as u64;
-        if self.cfg.queue_counts_in_flight { q + self.handed_out } else { q }
+        if self.cfg.queue_counts_in_flight {
+            q + self.handed_out
+        } else {
+            q
+        }
     }
 
     /// A request arrives for the pool: queued, or refused with 503 QueueFull.
@@ -118,7 +122,9 @@ impl AppPoolQueue {
 
     /// `MaxQueueItemAge`: how long the oldest queued request has waited, in ns.
     pub fn max_queue_item_age(&self, now: SimTime) -> u64 {
-        self.queue.front().map_or(0, |&(_, t)| now.saturating_sub(t))
+        self.queue
+            .front()
+            .map_or(0, |&(_, t)| now.saturating_sub(t))
     }
 }
 
@@ -128,7 +134,10 @@ mod tests {
 
     #[test]
     fn full_queue_rejects_and_fifo_order_holds() {
-        let mut q = AppPoolQueue::new(AppPoolQueueConfig { queue_length: 2, queue_counts_in_flight: false });
+        let mut q = AppPoolQueue::new(AppPoolQueueConfig {
+            queue_length: 2,
+            queue_counts_in_flight: false,
+        });
         assert!(q.enqueue(0, 1).is_ok());
         assert!(q.enqueue(1, 2).is_ok());
         assert_eq!(q.enqueue(2, 3), Err(Rejection::QueueFull));
@@ -144,7 +153,10 @@ mod tests {
 
     #[test]
     fn counting_in_flight_requests_lowers_the_effective_limit() {
-        let mut q = AppPoolQueue::new(AppPoolQueueConfig { queue_length: 2, queue_counts_in_flight: true });
+        let mut q = AppPoolQueue::new(AppPoolQueueConfig {
+            queue_length: 2,
+            queue_counts_in_flight: true,
+        });
         q.enqueue(0, 1).unwrap();
         q.dequeue(0);
         q.enqueue(0, 2).unwrap();

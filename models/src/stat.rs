@@ -74,7 +74,11 @@ impl Gauge {
             area += self.value as u128 * (now - self.last_change) as u128;
         }
         let span = now.saturating_sub(self.window_start);
-        if span == 0 { self.value as f64 } else { area as f64 / span as f64 }
+        if span == 0 {
+            self.value as f64
+        } else {
+            area as f64 / span as f64
+        }
     }
 
     /// Highest value since the window started.

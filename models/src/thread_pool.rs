@@ -114,14 +114,21 @@ mod tests {
 
     #[test]
     fn threads_appear_on_demand_up_to_the_goal_then_work_waits() {
-        let mut p = ThreadPool::new(ThreadPoolConfig { min_worker_threads: 2, max_worker_threads: 10 });
+        let mut p = ThreadPool::new(ThreadPoolConfig {
+            min_worker_threads: 2,
+            max_worker_threads: 10,
+        });
         assert!(p.try_start_work(0));
         assert!(p.try_start_work(0));
         assert!(!p.try_start_work(0));
         assert_eq!(p.existing(), 2);
         p.finish_work(5);
         assert!(p.try_start_work(5));
-        assert_eq!(p.existing(), 2, "an idle thread is reused, not a new one created");
+        assert_eq!(
+            p.existing(),
+            2,
+            "an idle thread is reused, not a new one created"
+        );
         assert_eq!(p.injections_on_demand.total(), 2);
     }
 }

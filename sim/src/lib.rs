@@ -1,1 +1,24 @@
+//! # w3sim: the engine, pipeline, scenarios, statistics and outputs
+//!
+//! `w3sim` drives the component models of `w3sim-models` with a discrete-event
+//! engine. Dependencies point one way: this crate uses the models, never the reverse.
+//!
+//! - [`engine`]: clock, calendar, random streams, request slab.
+//! - [`pipeline`]: wiring of the models in packet order; the event loop.
+//! - [`scenario`]: TOML scenario files, units, defaults, diagnostics, `--set`.
+//! - [`stats`]: streaming statistics and the run summary.
+//! - [`output`]: time-series sinks and run-directory files.
+//! - [`analytic`]: textbook queueing results the validation suite checks against.
+//! - [`bench`]: the M/M/16/1000 benchmark behind `w3sim bench`.
 
+pub mod analytic;
+pub mod bench;
+pub mod engine;
+pub mod output;
+pub mod pipeline;
+pub mod scenario;
+pub mod stats;
+
+pub use pipeline::{RunError, run};
+pub use scenario::Scenario;
+pub use stats::Summary;

@@ -1,0 +1,68 @@
+//! The reference benchmark: the M/M/16/1000 reduction at ρ = 0.9 with 1,000,000
+//! requests, run on one core with no output files, as `w3sim bench` and the divan
+//! bench do. The same model runs in SimPy and Ciw in `shared/bench/peers/`.
+
+use std::time::Instant;
+
+use w3sim_models::dist::Dist;
+
+use crate::output::NullSink;
+use crate::scenario::units::{Duration, DurationDist, Rate};
+use crate::scenario::{Class, Scenario};
+
+/// The benchmark's scenario: c = 16 threads, μ = 1/s, λ = ρ·c·μ, waiting room 1000.
+pub fn mm16_scenario(rho: f64, requests: u64, seed: u64) -> Scenario {
+    let c = 16u32;
+    let lambda = rho * c as f64;
+    let mut s = Scenario {
+        name: format!("bench-mm16-1000-rho{rho}"),
+        seed,
+        duration: Duration((requests as f64 / lambda * 1e9).round() as u64),
+        sample_interval: Duration(3600 * 1_000_000_000),
+        ..Scenario::default()
+    };
+    s.load.rate = Rate(lambda);
+    s.classes = vec![Class {
+        name: "mm".into(),
+        service: Some(DurationDist(Dist::Exp { mean: 1e9 })),
+        ..Class::default()
+    }];
+    s.cpu.logical_processors = c;
+    s.http_sys.queue_length = 1000;
+    s.thread_pool.min_worker_threads = c;
+    s.thread_pool.max_worker_threads = c;
+    s
+}
+
+/// Figures of one benchmark run.
+#[derive(Clone, Debug)]
+pub struct BenchFigures {
+    pub requests: u64,
+    pub events: u64,
+    pub wall_seconds: f64,
+    pub requests_per_second: f64,
+    pub events_per_second: f64,
+    /// Mean queue wait (s) the run measured, to show the model is the right one.
+    pub mean_wait_s: f64,
+}
+
+/// Runs the benchmark once.
+pub fn run_mm16(rho: f64, requests: u64, seed: u64) -> BenchFigures {
+    let scn = mm16_scenario(rho, requests, seed);
+    let t = Instant::now();
+    let summary = crate::run(&scn, &mut NullSink).expect("benchmark scenario runs");
+    let wall = t.elapsed().as_secs_f64();
+    let served = summary.latency_ms.all.count;
+    BenchFigures {
+        requests: summary.requests.arrived,
+        events: summary.events,
+        wall_seconds: wall,
+        requests_per_second: summary.requests.arrived as f64 / wall,
+        events_per_second: summary.events as f64 / wall,
+        mean_wait_s: if served == 0 {
+            0.0
+        } else {
+            summary.latency_ms.all.mean * 1e-3 - 1.0
+        },
+    }
+}

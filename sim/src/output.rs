@@ -1,0 +1,120 @@
+//! Outputs of a run: the time-series sink (`timeseries.csv`, streamed as the run goes,
+//! so memory does not grow with simulated time) and the files of a run directory.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use crate::stats::Summary;
+
+/// Receives time-series rows as the simulation produces them.
+pub trait SampleSink {
+    /// Called once before the first row.
+    fn columns(&mut self, names: &[&str]) -> io::Result<()>;
+    /// One row per sample interval, in column order.
+    fn row(&mut self, values: &[f64]) -> io::Result<()>;
+    /// Called once after the last row.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Discards every row (benchmarks, sweeps that only need the summary).
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl SampleSink for NullSink {
+    fn columns(&mut self, _: &[&str]) -> io::Result<()> {
+        Ok(())
+    }
+    fn row(&mut self, _: &[f64]) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Keeps rows in memory (tests; bounded by duration / sample interval).
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+impl MemorySink {
+    /// The values of one column, by name.
+    pub fn column(&self, name: &str) -> Option<Vec<f64>> {
+        let i = self.columns.iter().position(|c| c == name)?;
+        Some(self.rows.iter().map(|r| r[i]).collect())
+    }
+}
+
+impl SampleSink for MemorySink {
+    fn columns(&mut self, names: &[&str]) -> io::Result<()> {
+        self.columns = names.iter().map(|s| s.to_string()).collect();
+        Ok(())
+    }
+    fn row(&mut self, values: &[f64]) -> io::Result<()> {
+        self.rows.push(values.to_vec());
+        Ok(())
+    }
+}
+
+/// Writes CSV rows to any writer. Numbers use Rust's shortest round-trip formatting,
+/// so the same run gives byte-identical files.
+pub struct CsvSink<W: Write> {
+    out: csv::Writer<W>,
+    buf: Vec<String>,
+}
+
+impl CsvSink<BufWriter<File>> {
+    /// Creates `path` (truncating it).
+    pub fn create(path: &Path) -> io::Result<Self> {
+        Ok(Self::new(BufWriter::new(File::create(path)?)))
+    }
+}
+
+impl<W: Write> CsvSink<W> {
+    pub fn new(w: W) -> Self {
+        Self {
+            out: csv::Writer::from_writer(w),
+            buf: Vec::new(),
+        }
+    }
+}
+
+fn csv_err(e: csv::Error) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl<W: Write> SampleSink for CsvSink<W> {
+    fn columns(&mut self, names: &[&str]) -> io::Result<()> {
+        self.out.write_record(names).map_err(csv_err)
+    }
+    fn row(&mut self, values: &[f64]) -> io::Result<()> {
+        self.buf.clear();
+        self.buf.extend(values.iter().map(|v| format!("{v}")));
+        self.out.write_record(&self.buf).map_err(csv_err)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Writes `text` to `path` atomically (temporary file + rename), so a reader never
+/// sees a half-written file.
+pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("out")
+    ));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes `summary.json` into a run directory.
+pub fn write_summary(dir: &Path, summary: &Summary) -> io::Result<()> {
+    write_atomic(&dir.join("summary.json"), &summary.to_json(true))
+}

@@ -1,0 +1,560 @@
+//! Loading a scenario: TOML text + `--set` overrides → a validated [`Scenario`], or
+//! every problem found, each naming file, line, column and key.
+//!
+//! The loader recovers from errors so that one run of `w3sim check` reports as many
+//! problems as it can: syntax errors come from the TOML parser's recovering mode; a
+//! type or unknown-key error is recorded, the offending key removed, and the rest
+//! deserialised again; semantic checks ([`Scenario::validate`]) run on what remains.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::Scenario;
+
+/// One problem in a scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    /// The file (or `--set`) the problem is in.
+    pub file: String,
+    /// 1-based line and column; 0 when the problem has no position (e.g. `--set`).
+    pub line: usize,
+    pub column: usize,
+    /// Dotted key path, e.g. `http_sys.queue_length` or `classes[0].service`.
+    pub key: String,
+    pub message: String,
+    /// A suggestion (nearest valid key, accepted values).
+    pub help: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        } else {
+            write!(f, "{}: ", self.file)?;
+        }
+        if self.key.is_empty() {
+            write!(f, "error: {}", self.message)?;
+        } else {
+            write!(f, "error in `{}`: {}", self.key, self.message)?;
+        }
+        if let Some(h) = &self.help {
+            write!(f, "\n  help: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found while loading a scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadError {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl LoadError {
+    fn single(file: &str, message: String) -> Self {
+        Self {
+            diagnostics: vec![Diagnostic {
+                file: file.into(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message,
+                help: None,
+            }],
+        }
+    }
+}
+
+/// Loads a scenario file with `--set key=value` overrides.
+pub fn load_file(path: &Path, overrides: &[String]) -> Result<Scenario, LoadError> {
+    let name = path.display().to_string();
+    let text = std::fs::read(path)
+        .map_err(|e| LoadError::single(&name, format!("cannot read the scenario file: {e}")))?;
+    let text = String::from_utf8(text).map_err(|e| {
+        LoadError::single(
+            &name,
+            format!(
+                "the file is not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
+    load_str(&name, &text, overrides)
+}
+
+/// A key path segment.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Formats a path as `a.b[0].c`.
+pub fn path_string(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// Parses `a.b[0].c` or `a.b.0.c` into segments.
+pub fn parse_path(s: &str) -> Result<Vec<Seg>, String> {
+    let mut out = Vec::new();
+    if s.trim().is_empty() {
+        return Err("the key is empty".into());
+    }
+    for part in s.trim().split('.') {
+        let (name, rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !name.is_empty() {
+            if name.bytes().all(|b| b.is_ascii_digit()) {
+                out.push(Seg::Index(
+                    name.parse().map_err(|_| format!("bad index `{name}`"))?,
+                ));
+            } else {
+                out.push(Seg::Key(name.to_string()));
+            }
+        } else if rest.is_empty() {
+            return Err(format!("empty segment in key `{s}`"));
+        }
+        let mut rest = rest;
+        while let Some(r) = rest.strip_prefix('[') {
+            let end = r
+                .find(']')
+                .ok_or_else(|| format!("missing `]` in key `{s}`"))?;
+            let idx: usize = r[..end]
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad index `{}` in key `{s}`", &r[..end]))?;
+            out.push(Seg::Index(idx));
+            rest = &r[end + 1..];
+        }
+        if !rest.is_empty() {
+            return Err(format!("unexpected `{rest}` in key `{s}`"));
+        }
+    }
+    Ok(out)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+/// Extracts the backticked names of serde's "expected one of `a`, `b`" lists.
+fn expected_names(message: &str) -> Vec<String> {
+    let Some(i) = message.find("expected") else {
+        return Vec::new();
+    };
+    message[i..]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The nearest candidate to `word`, if any is close enough to be a likely misspelling.
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let w = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(&w, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len().max(w.len()) / 3).max(2))
+        .min_by_key(|(d, c)| (*d, c.len()))
+        .map(|(_, c)| c)
+}
+
+/// Rewrites serde's message into ours and proposes help.
+fn explain(message: &str) -> (String, Option<String>) {
+    let first = message.lines().next().unwrap_or("").trim().to_string();
+    if let Some(rest) = first.strip_prefix("unknown field `") {
+        let word = rest.split('`').next().unwrap_or("");
+        let names = expected_names(&first);
+        let mut help = String::new();
+        if let Some(n) = nearest(word, names.iter().map(String::as_str)) {
+            help.push_str(&format!("did you mean `{n}`? "));
+        }
+        if names.is_empty() {
+            help.push_str("this table takes no keys");
+        } else {
+            help.push_str(&format!("accepted keys: {}", names.join(", ")));
+        }
+        return (format!("unknown key `{word}`"), Some(help));
+    }
+    if let Some(rest) = first.strip_prefix("unknown variant `") {
+        let word = rest.split('`').next().unwrap_or("");
+        let names = expected_names(&first);
+        let mut help = String::new();
+        if let Some(n) = nearest(word, names.iter().map(String::as_str)) {
+            help.push_str(&format!("did you mean \"{n}\"? "));
+        }
+        help.push_str(&format!("accepted values: {}", names.join(", ")));
+        return (format!("unknown value \"{word}\""), Some(help));
+    }
+    if let Some(rest) = first.strip_prefix("missing field `") {
+        let word = rest.split('`').next().unwrap_or("");
+        return (format!("missing key `{word}`"), None);
+    }
+    if let Some(i) = first.find("; did you mean") {
+        let (m, h) = first.split_at(i);
+        return (m.to_string(), Some(h[2..].trim().to_string()));
+    }
+    (first, None)
+}
+
+/// Finds the span of the value at `path` in the parsed document.
+fn locate(table: &Spanned<DeTable<'_>>, path: &[Seg]) -> Option<Range<usize>> {
+    let mut span = table.span();
+    let mut cur: Option<&DeValue<'_>> = None;
+    let mut tbl: &DeTable<'_> = table.get_ref();
+    for seg in path {
+        let next = match (seg, cur) {
+            (Seg::Key(k), None) => tbl.get(k.as_str()),
+            (Seg::Key(k), Some(DeValue::Table(t))) => t.get(k.as_str()),
+            (Seg::Index(i), Some(DeValue::Array(a))) => a.get(*i),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return Some(span);
+        };
+        span = next.span();
+        cur = Some(next.get_ref());
+        if let DeValue::Table(t) = next.get_ref() {
+            tbl = t;
+        }
+    }
+    Some(span)
+}
+
+/// Removes the value at `path` so that deserialisation can go on past an error.
+/// Returns false if nothing could be removed.
+fn remove_at(table: &mut DeTable<'_>, path: &[Seg]) -> bool {
+    match path {
+        [] => false,
+        [Seg::Key(k)] => table.remove(k.as_str()).is_some(),
+        [Seg::Key(k), rest @ ..] => match table.get_mut(k.as_str()).map(|v| v.get_mut()) {
+            Some(DeValue::Table(t)) => remove_at(t, rest),
+            Some(DeValue::Array(a)) => remove_in_array(a, rest),
+            _ => table.remove(k.as_str()).is_some(),
+        },
+        [Seg::Index(_), ..] => false,
+    }
+}
+
+fn remove_in_array(a: &mut toml::de::DeArray<'_>, path: &[Seg]) -> bool {
+    match path {
+        [Seg::Index(i), rest @ ..] => match a.get_mut(*i).map(|v| v.get_mut()) {
+            Some(DeValue::Table(t)) if !rest.is_empty() => remove_at(t, rest),
+            Some(DeValue::Array(inner)) if !rest.is_empty() => remove_in_array(inner, rest),
+            Some(v) => {
+                // Cannot delete from the middle of an array without renumbering: blank it.
+                *v = DeValue::Table(DeTable::new());
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// Inserts an override value at `path`, creating tables as needed.
+fn insert_at<'i>(
+    table: &mut DeTable<'i>,
+    path: &[Seg],
+    value: Spanned<DeValue<'i>>,
+) -> Result<(), String> {
+    match path {
+        [] => Err("the key is empty".into()),
+        [Seg::Key(k)] => {
+            table.insert(Spanned::new(0..0, k.clone().into()), value);
+            Ok(())
+        }
+        [Seg::Key(k), rest @ ..] => {
+            if !table.contains_key(k.as_str()) {
+                if matches!(rest.first(), Some(Seg::Index(_))) {
+                    return Err(format!("`{k}` has no elements to index"));
+                }
+                table.insert(
+                    Spanned::new(0..0, k.clone().into()),
+                    Spanned::new(0..0, DeValue::Table(DeTable::new())),
+                );
+            }
+            match table.get_mut(k.as_str()).map(|v| v.get_mut()) {
+                Some(DeValue::Table(t)) => insert_at(t, rest, value),
+                Some(DeValue::Array(a)) => insert_in_array(a, k, rest, value),
+                _ => Err(format!("`{k}` is a value, not a table")),
+            }
+        }
+        [Seg::Index(i), ..] => Err(format!("index [{i}] must follow a key")),
+    }
+}
+
+fn insert_in_array<'i>(
+    a: &mut toml::de::DeArray<'i>,
+    name: &str,
+    path: &[Seg],
+    value: Spanned<DeValue<'i>>,
+) -> Result<(), String> {
+    let len = a.len();
+    match path {
+        [Seg::Index(i)] => match a.get_mut(*i) {
+            Some(slot) => {
+                *slot = value;
+                Ok(())
+            }
+            None => Err(format!(
+                "`{name}` has {len} element(s); index {i} is out of range"
+            )),
+        },
+        [Seg::Index(i), rest @ ..] => match a.get_mut(*i).map(|v| v.get_mut()) {
+            Some(DeValue::Table(t)) => insert_at(t, rest, value),
+            Some(_) => Err(format!("`{name}[{i}]` is not a table")),
+            None => Err(format!(
+                "`{name}` has {len} element(s); index {i} is out of range"
+            )),
+        },
+        _ => Err(format!(
+            "`{name}` is a list: give an index, e.g. `{name}[0]`"
+        )),
+    }
+}
+
+/// Loads scenario text. `file` names it in diagnostics; `overrides` are `key=value`
+/// strings (`--set`), applied on top of the file with the same key paths as sweeps.
+pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario, LoadError> {
+    let mut diags = Vec::new();
+    let (mut table, syntax) = DeTable::parse_recoverable(text);
+    for e in syntax {
+        let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+        diags.push(Diagnostic {
+            file: file.into(),
+            line,
+            column,
+            key: String::new(),
+            message: format!("TOML syntax: {}", e.message().trim()),
+            help: None,
+        });
+    }
+
+    // Apply overrides; remember which paths they set.
+    let mut overridden: Vec<(Vec<Seg>, String)> = Vec::new();
+    for o in overrides {
+        let origin = format!("--set {o}");
+        let Some((k, v)) = o.split_once('=') else {
+            diags.push(Diagnostic {
+                file: origin,
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: "expected key=value".into(),
+                help: Some("e.g. --set http_sys.queue_length=5000 or --set load.rate=400/s".into()),
+            });
+            continue;
+        };
+        let path = match parse_path(k) {
+            Ok(p) => p,
+            Err(m) => {
+                diags.push(Diagnostic {
+                    file: origin,
+                    line: 0,
+                    column: 0,
+                    key: k.trim().into(),
+                    message: m,
+                    help: None,
+                });
+                continue;
+            }
+        };
+        let v = v.trim();
+        let value = match DeValue::parse(v) {
+            Ok(val) => val,
+            // Anything that is not a TOML literal is taken as a string: --set load.rate=400/s
+            Err(_) => Spanned::new(0..0, DeValue::String(v.into())),
+        };
+        if let Err(m) = insert_at(table.get_mut(), &path, value) {
+            diags.push(Diagnostic {
+                file: origin,
+                line: 0,
+                column: 0,
+                key: path_string(&path),
+                message: m,
+                help: None,
+            });
+            continue;
+        }
+        overridden.push((path, origin));
+    }
+
+    let origin_of = |path: &[Seg]| -> Option<&str> {
+        overridden
+            .iter()
+            .rev()
+            .find(|(p, _)| path.starts_with(p))
+            .map(|(_, o)| o.as_str())
+    };
+
+    let mut removed: BTreeSet<Vec<Seg>> = BTreeSet::new();
+    let mut scenario = None;
+    for _ in 0..64 {
+        let de = toml::Deserializer::from(table.clone());
+        match serde_path_to_error::deserialize::<_, Scenario>(de) {
+            Ok(s) => {
+                scenario = Some(s);
+                break;
+            }
+            Err(e) => {
+                let path: Vec<Seg> = e
+                    .path()
+                    .iter()
+                    .filter_map(|s| match s {
+                        serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+                        serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+                        serde_path_to_error::Segment::Enum { variant } => {
+                            Some(Seg::Key(variant.clone()))
+                        }
+                        serde_path_to_error::Segment::Unknown => None,
+                    })
+                    .collect();
+                let inner = e.into_inner();
+                let (message, help) = explain(inner.message());
+                let (file_name, line, column) = match origin_of(&path) {
+                    Some(o) => (o.to_string(), 0, 0),
+                    None => {
+                        let span = inner.span().or_else(|| locate(&table, &path));
+                        let (l, c) = span.map_or((0, 0), |s| line_col(text, s.start));
+                        (file.to_string(), l, c)
+                    }
+                };
+                diags.push(Diagnostic {
+                    file: file_name,
+                    line,
+                    column,
+                    key: path_string(&path),
+                    message,
+                    help,
+                });
+                if !removed.insert(path.clone()) || !remove_at(table.get_mut(), &path) {
+                    break;
+                }
+            }
+        }
+    }
+
+    let Some(scenario) = scenario else {
+        if diags.is_empty() {
+            diags.push(Diagnostic {
+                file: file.into(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: "the scenario could not be read".into(),
+                help: None,
+            });
+        }
+        return Err(LoadError { diagnostics: diags });
+    };
+    if !diags.is_empty() {
+        // Keys that failed were dropped to go on; semantic checks on the rest would
+        // report defaults the user never wrote, so stop here.
+        return Err(LoadError { diagnostics: diags });
+    }
+    for inv in scenario.validate() {
+        let path = parse_path(&inv.path).unwrap_or_default();
+        let (file_name, line, column) = match origin_of(&path) {
+            Some(o) => (o.to_string(), 0, 0),
+            None => {
+                let (l, c) = locate(&table, &path).map_or((0, 0), |s| line_col(text, s.start));
+                (file.to_string(), l, c)
+            }
+        };
+        diags.push(Diagnostic {
+            file: file_name,
+            line,
+            column,
+            key: inv.path.clone(),
+            message: inv.message,
+            help: None,
+        });
+    }
+    if diags.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(LoadError { diagnostics: diags })
+    }
+}
+
+/// Deserialises any scenario section type from TOML text (used by sweeps and tests).
+pub fn from_toml<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, toml::de::Error> {
+    toml::from_str(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_both_ways() {
+        let a = parse_path("classes[0].service").unwrap();
+        let b = parse_path("classes.0.service").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(path_string(&a), "classes[0].service");
+    }
+
+    #[test]
+    fn nearest_key_is_suggested() {
+        assert_eq!(
+            nearest("quue_length", ["queue_length", "queue_counts_in_flight"]),
+            Some("queue_length")
+        );
+        assert_eq!(nearest("zzzzzzzz", ["queue_length"]), None);
+    }
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        assert_eq!(line_col("a\nbc", 3), (2, 2));
+        assert_eq!(line_col("abc", 0), (1, 1));
+    }
+}

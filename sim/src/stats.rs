@@ -1,0 +1,307 @@
+//! Streaming statistics: latency histograms (HdrHistogram), outcome counters, and the
+//! run's summary. Nothing is kept per request once it ends: memory is bounded by the
+//! histograms' fixed size whatever the simulated time.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use w3sim_models::request::Outcome;
+use w3sim_models::time::SimTime;
+
+/// Highest latency tracked exactly: 2^44 ns ≈ 4.9 h; longer values are clamped.
+const MAX_TRACKED_NS: u64 = 1 << 44;
+
+/// A latency histogram in nanoseconds, 3 significant digits.
+#[derive(Clone, Debug)]
+pub struct Latency {
+    h: Histogram<u64>,
+    sum_ns: u128,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self {
+            h: Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3).expect("valid histogram bounds"),
+            sum_ns: 0,
+        }
+    }
+}
+
+impl Latency {
+    #[inline]
+    pub fn record(&mut self, ns: u64) {
+        let v = ns.clamp(1, MAX_TRACKED_NS);
+        // Cannot fail: the value is within the bounds.
+        let _ = self.h.record(v);
+        self.sum_ns += ns as u128;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.h.len()
+    }
+
+    pub fn reset(&mut self) {
+        self.h.reset();
+        self.sum_ns = 0;
+    }
+
+    /// Quantile in milliseconds (0 when empty).
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.h.is_empty() {
+            0.0
+        } else {
+            self.h.value_at_quantile(q) as f64 * 1e-6
+        }
+    }
+
+    /// Summary in milliseconds. The mean is exact (sum / count), the quantiles are
+    /// HdrHistogram's (within 0.1 %).
+    pub fn summary(&self) -> LatencySummary {
+        let n = self.h.len();
+        LatencySummary {
+            count: n,
+            mean: if n == 0 {
+                0.0
+            } else {
+                round6(self.sum_ns as f64 / n as f64 * 1e-6)
+            },
+            p50: round6(self.quantile_ms(0.50)),
+            p95: round6(self.quantile_ms(0.95)),
+            p99: round6(self.quantile_ms(0.99)),
+            max: if n == 0 {
+                0.0
+            } else {
+                round6(self.h.max() as f64 * 1e-6)
+            },
+        }
+    }
+}
+
+/// Rounds to 6 decimals for stable, readable outputs.
+pub fn round6(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 1e6).round() / 1e6
+    } else {
+        x
+    }
+}
+
+/// Latency figures of one population, in ms.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// Counts by outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutcomeCounts([u64; Outcome::ALL.len()]);
+
+impl OutcomeCounts {
+    #[inline]
+    pub fn add(&mut self, o: Outcome) {
+        self.0[o.index()] += 1;
+    }
+    pub fn get(&self, o: Outcome) -> u64 {
+        self.0[o.index()]
+    }
+    pub fn failed(&self) -> u64 {
+        Outcome::ALL
+            .iter()
+            .filter(|o| o.is_failure())
+            .map(|&o| self.get(o))
+            .sum()
+    }
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+    /// As an ordered name → count map for JSON.
+    pub fn to_map(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        Outcome::ALL
+            .iter()
+            .map(|&o| (o.name(), self.get(o)))
+            .collect()
+    }
+}
+
+/// Statistics of the measurement window (after warm-up).
+#[derive(Clone, Debug)]
+pub struct Window {
+    pub start: SimTime,
+    pub arrived: u64,
+    pub outcomes: OutcomeCounts,
+    /// Sum of time in system of every request that left in the window (any outcome).
+    pub sojourn_sum_ns: u128,
+    pub departures: u64,
+    pub latency_all: Latency,
+    pub latency_by_class: Vec<Latency>,
+}
+
+impl Window {
+    pub fn new(start: SimTime, classes: usize) -> Self {
+        Self {
+            start,
+            arrived: 0,
+            outcomes: OutcomeCounts::default(),
+            sojourn_sum_ns: 0,
+            departures: 0,
+            latency_all: Latency::default(),
+            latency_by_class: (0..classes).map(|_| Latency::default()).collect(),
+        }
+    }
+
+    /// Restarts the window at `now` (end of warm-up), reusing the histograms.
+    pub fn reset(&mut self, now: SimTime) {
+        self.start = now;
+        self.arrived = 0;
+        self.outcomes = OutcomeCounts::default();
+        self.sojourn_sum_ns = 0;
+        self.departures = 0;
+        self.latency_all.reset();
+        for l in &mut self.latency_by_class {
+            l.reset();
+        }
+    }
+}
+
+/// `requests` in summary.json: whole-run totals, so that conservation is exact.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RequestTotals {
+    pub arrived: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub in_flight: u64,
+}
+
+/// Mean and peak of a queue or pool over the measurement window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GaugeSummary {
+    pub mean: f64,
+    pub peak: u64,
+    /// The configured limit, if the gauge has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// Little's law L = λW over the measurement window, for every request in the system.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LittlesLaw {
+    /// Time-average number of requests in the system.
+    pub l: f64,
+    /// Arrival rate, per second.
+    pub lambda_per_s: f64,
+    /// Mean time in the system of requests that left, seconds (rejections count with their ~0 s).
+    pub w_s: f64,
+    /// |L − λW| / max(L, λW).
+    pub relative_error: f64,
+}
+
+/// The measurement window in summary.json.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MeasuredSummary {
+    pub from_s: f64,
+    pub to_s: f64,
+    pub arrived: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
+    /// Completed (ok) requests per second.
+    pub throughput_per_s: f64,
+    /// Failed / (completed + failed).
+    pub failure_ratio: f64,
+}
+
+/// Everything `summary.json` holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub w3sim_version: &'static str,
+    pub scenario: String,
+    pub seed: u64,
+    pub requests: RequestTotals,
+    /// Whole-run count per outcome name.
+    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
+    pub measured: MeasuredSummary,
+    /// Latency of successful requests in the window, in ms: `all` and per class.
+    pub latency_ms: LatencyByClass,
+    /// Mean and peak of every queue and pool, keyed by component and perfmon counter.
+    pub gauges: std::collections::BTreeMap<String, GaugeSummary>,
+    pub littles_law: LittlesLaw,
+    pub events: u64,
+    pub simulated_seconds: f64,
+    /// Peak number of request slots allocated (memory follows requests in flight).
+    pub peak_request_slots: u64,
+    pub wall_seconds: f64,
+}
+
+/// Latency of successful requests overall and per class.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatencyByClass {
+    pub all: LatencySummary,
+    pub classes: std::collections::BTreeMap<String, LatencySummary>,
+}
+
+impl Summary {
+    /// The summary as pretty JSON. With `include_wall = false` the wall-clock field is
+    /// zeroed, which makes the output byte-identical for the same scenario and seed.
+    pub fn to_json(&self, include_wall: bool) -> String {
+        let mut s = self.clone();
+        if !include_wall {
+            s.wall_seconds = 0.0;
+        }
+        let mut out = serde_json::to_string_pretty(&s).expect("summary serialises");
+        out.push('\n');
+        out
+    }
+
+    /// A short human summary.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "scenario {} (seed {}): {:.1} s simulated, {} events in {:.2} s wall\n",
+            self.scenario, self.seed, self.simulated_seconds, self.events, self.wall_seconds
+        ));
+        let r = &self.requests;
+        s.push_str(&format!(
+            "requests: {} arrived, {} completed, {} failed, {} in flight at the end\n",
+            r.arrived, r.completed, r.failed, r.in_flight
+        ));
+        let outs: Vec<String> = self
+            .outcomes
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        s.push_str(&format!(
+            "outcomes: {}\n",
+            if outs.is_empty() {
+                "none".into()
+            } else {
+                outs.join(", ")
+            }
+        ));
+        let m = &self.measured;
+        s.push_str(&format!(
+            "measured {:.1}–{:.1} s: throughput {:.1}/s, failure ratio {:.4}\n",
+            m.from_s, m.to_s, m.throughput_per_s, m.failure_ratio
+        ));
+        let l = &self.latency_ms.all;
+        s.push_str(&format!(
+            "latency (ok, ms): mean {:.3}  p50 {:.3}  p95 {:.3}  p99 {:.3}  max {:.3}\n",
+            l.mean, l.p50, l.p95, l.p99, l.max
+        ));
+        for (k, g) in &self.gauges {
+            let lim = g.limit.map(|l| format!(" (limit {l})")).unwrap_or_default();
+            s.push_str(&format!("{k}: mean {:.2}, peak {}{lim}\n", g.mean, g.peak));
+        }
+        s.push_str(&format!(
+            "Little's law: L = {:.3}, λW = {:.3} (relative error {:.4})\n",
+            self.littles_law.l,
+            self.littles_law.lambda_per_s * self.littles_law.w_s,
+            self.littles_law.relative_error
+        ));
+        s
+    }
+}
