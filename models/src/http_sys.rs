@@ -111,6 +111,17 @@ impl AppPoolQueue {
         self.handed_out = self.handed_out.saturating_sub(1);
     }
 
+    /// Takes the *newest* request instead of the oldest. HTTP.SYS never does this: it
+    /// exists only so the validation suite can show that its checks catch a wrong
+    /// queue discipline (see `sim/tests/validation.rs`).
+    #[doc(hidden)]
+    pub fn dequeue_newest_for_fault_injection(&mut self, now: SimTime) -> Option<RequestId> {
+        let (req, _) = self.queue.pop_back()?;
+        self.handed_out += 1;
+        self.current_queue_size.set(now, self.queue.len() as u64);
+        Some(req)
+    }
+
     /// Requests waiting in the kernel queue.
     pub fn len(&self) -> usize {
         self.queue.len()

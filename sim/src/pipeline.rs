@@ -50,6 +50,8 @@ pub enum Ev {
 struct Request {
     class: ClassId,
     arrived: SimTime,
+    /// When a worker thread took it (end of its queue wait).
+    started: SimTime,
     step: u16,
     /// Closed-loop user that sent it, or `u32::MAX`.
     user: u32,
@@ -111,6 +113,16 @@ pub struct Simulation<'a> {
     /// Peak of what counts against queueLength (whole run), for the invariant check.
     peak_counted: u64,
     violations: Vec<String>,
+    faults: Faults,
+}
+
+/// Deliberate model errors, used only by the validation suite to prove that its
+/// checks catch a wrong model. Never set by a scenario.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    /// Serve the HTTP.SYS queue newest-first (LIFO) instead of FIFO.
+    pub lifo_queue: bool,
 }
 
 /// Per-sample-interval accumulators for rates and response-time percentiles.
@@ -237,6 +249,7 @@ impl<'a> Simulation<'a> {
             },
             peak_counted: 0,
             violations: Vec::new(),
+            faults: Faults::default(),
         }
     }
 
@@ -337,6 +350,7 @@ impl<'a> Simulation<'a> {
         let id = self.reqs.insert(Request {
             class,
             arrived: now,
+            started: now,
             step: 0,
             user,
         });
@@ -359,7 +373,14 @@ impl<'a> Simulation<'a> {
     #[inline]
     fn dispatch(&mut self, now: SimTime) {
         while !self.server.http.is_empty() && self.server.pool.try_start_work(now) {
-            let id = self.server.http.dequeue(now).expect("queue not empty");
+            let id = if self.faults.lifo_queue {
+                self.server.http.dequeue_newest_for_fault_injection(now)
+            } else {
+                self.server.http.dequeue(now)
+            }
+            .expect("queue not empty");
+            let r = self.reqs.get_mut(id).expect("live request");
+            r.started = now;
             self.start_step(now, id);
         }
     }
@@ -402,6 +423,7 @@ impl<'a> Simulation<'a> {
             self.window.sojourn_sum_ns += sojourn as u128;
             self.window.departures += 1;
             if outcome == Outcome::Ok {
+                self.window.queue_wait.record(r.started - r.arrived);
                 self.window.latency_all.record(sojourn);
                 self.window.latency_by_class[r.class as usize].record(sojourn);
             }
@@ -552,6 +574,7 @@ impl<'a> Simulation<'a> {
                 (l - lw).abs() / l.max(lw)
             }),
         };
+        let queue_wait_ms = w.queue_wait.summary();
         let latency_ms = LatencyByClass {
             all: w.latency_all.summary(),
             classes: scn
@@ -598,6 +621,7 @@ impl<'a> Simulation<'a> {
             outcomes: self.outcomes.to_map(),
             measured,
             latency_ms,
+            queue_wait_ms,
             gauges,
             littles_law,
             events: self.cal.delivered(),
@@ -605,6 +629,13 @@ impl<'a> Simulation<'a> {
             peak_request_slots: self.reqs.capacity_used() as u64,
             wall_seconds: 0.0,
         }
+    }
+
+    /// Injects deliberate model errors (validation suite only).
+    #[doc(hidden)]
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
     }
 
     /// Invariant violations found at the end of the run (empty when all hold).
@@ -616,7 +647,17 @@ impl<'a> Simulation<'a> {
 /// Runs a validated scenario, writing time-series rows to `sink`. An invariant
 /// violation is an error ([`RunError::Invariant`]), never a silently printed result.
 pub fn run(scn: &Scenario, sink: &mut dyn SampleSink) -> Result<Summary, RunError> {
-    let mut sim = Simulation::new(scn);
+    run_with_faults(scn, sink, Faults::default())
+}
+
+/// [`run`] with deliberate model errors (validation suite only).
+#[doc(hidden)]
+pub fn run_with_faults(
+    scn: &Scenario,
+    sink: &mut dyn SampleSink,
+    faults: Faults,
+) -> Result<Summary, RunError> {
+    let mut sim = Simulation::new(scn).with_faults(faults);
     let summary = sim.run(sink)?;
     if sim.violations.is_empty() {
         Ok(summary)

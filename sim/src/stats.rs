@@ -136,6 +136,8 @@ pub struct Window {
     /// Sum of time in system of every request that left in the window (any outcome).
     pub sojourn_sum_ns: u128,
     pub departures: u64,
+    /// Time from arrival until a worker thread took the request (successful requests).
+    pub queue_wait: Latency,
     pub latency_all: Latency,
     pub latency_by_class: Vec<Latency>,
 }
@@ -148,6 +150,7 @@ impl Window {
             outcomes: OutcomeCounts::default(),
             sojourn_sum_ns: 0,
             departures: 0,
+            queue_wait: Latency::default(),
             latency_all: Latency::default(),
             latency_by_class: (0..classes).map(|_| Latency::default()).collect(),
         }
@@ -160,6 +163,7 @@ impl Window {
         self.outcomes = OutcomeCounts::default();
         self.sojourn_sum_ns = 0;
         self.departures = 0;
+        self.queue_wait.reset();
         self.latency_all.reset();
         for l in &mut self.latency_by_class {
             l.reset();
@@ -226,6 +230,9 @@ pub struct Summary {
     pub measured: MeasuredSummary,
     /// Latency of successful requests in the window, in ms: `all` and per class.
     pub latency_ms: LatencyByClass,
+    /// Time successful requests waited in queues before a worker thread took them, in
+    /// ms (what `ASP.NET\Request Wait Time` shows one sample of).
+    pub queue_wait_ms: LatencySummary,
     /// Mean and peak of every queue and pool, keyed by component and perfmon counter.
     pub gauges: std::collections::BTreeMap<String, GaugeSummary>,
     pub littles_law: LittlesLaw,
