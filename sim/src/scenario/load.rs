@@ -414,6 +414,7 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
             // Anything that is not a TOML literal is taken as a string: --set load.rate=400/s
             Err(_) => Spanned::new(0..0, DeValue::String(v.into())),
         };
+        fill_default_lists(table.get_mut(), &path);
         if let Err(m) = insert_at(table.get_mut(), &path, value) {
             diags.push(Diagnostic {
                 file: origin,
@@ -494,12 +495,16 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
                 help: None,
             });
         }
-        return Err(LoadError { diagnostics: diags });
+        return Err(LoadError {
+            diagnostics: sorted(diags),
+        });
     };
     if !diags.is_empty() {
         // Keys that failed were dropped to go on; semantic checks on the rest would
         // report defaults the user never wrote, so stop here.
-        return Err(LoadError { diagnostics: diags });
+        return Err(LoadError {
+            diagnostics: sorted(diags),
+        });
     }
     for inv in scenario.validate() {
         let path = parse_path(&inv.path).unwrap_or_default();
@@ -522,7 +527,52 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
     if diags.is_empty() {
         Ok(scenario)
     } else {
-        Err(LoadError { diagnostics: diags })
+        Err(LoadError {
+            diagnostics: sorted(diags),
+        })
+    }
+}
+
+/// Diagnostics in reading order: the file's by line and column, then `--set`'s.
+fn sorted(mut d: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    d.sort_by_key(|x| (x.file.starts_with("--set"), x.line == 0, x.line, x.column));
+    d
+}
+
+/// The default scenario as a parsed TOML document, to copy lists from when an
+/// override indexes a list the file does not write (`--set classes[0].service=…`).
+fn defaults_table() -> &'static Spanned<DeTable<'static>> {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static TABLE: std::sync::OnceLock<Spanned<DeTable<'static>>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let text =
+            TEXT.get_or_init(|| toml::to_string(&Scenario::default()).expect("defaults serialise"));
+        DeTable::parse(text).expect("defaults parse")
+    })
+}
+
+/// Copies, from the defaults, every list on `path` that the document lacks.
+fn fill_default_lists(table: &mut DeTable<'_>, path: &[Seg]) {
+    let defaults = defaults_table().get_ref();
+    if let [Seg::Key(k), Seg::Index(_), ..] = path {
+        if !table.contains_key(k.as_str()) {
+            if let Some(v) = defaults.get(k.as_str()) {
+                table.insert(Spanned::new(0..0, k.clone().into()), v.clone());
+            }
+        }
+    }
+    // Nested lists (e.g. load.bursts) one level down.
+    if let [Seg::Key(t), Seg::Key(k), Seg::Index(_), ..] = path {
+        if let (Some(DeValue::Table(d)), Some(DeValue::Table(cur))) = (
+            defaults.get(t.as_str()).map(|v| v.get_ref()),
+            table.get_mut(t.as_str()).map(|v| v.get_mut()),
+        ) {
+            if !cur.contains_key(k.as_str()) {
+                if let Some(v) = d.get(k.as_str()) {
+                    cur.insert(Spanned::new(0..0, k.clone().into()), v.clone());
+                }
+            }
+        }
     }
 }
 
