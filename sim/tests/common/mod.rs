@@ -126,6 +126,14 @@ pub fn check(name: &str, xs: &[f64], exact: f64) -> Check {
 
 /// Asserts the check passes and is precise to `rel`.
 pub fn assert_check(c: &Check, rel: f64) {
+    println!(
+        "{}: simulated {:.6} ± {:.6} (99.9% CI, {:.2}% of exact), exact {:.6}",
+        c.name,
+        c.mean,
+        c.half_width,
+        100.0 * c.half_width / c.exact.abs(),
+        c.exact
+    );
     assert!(
         c.precise(rel),
         "{}: the 99.9% CI half-width {:.6} is wider than {:.1}% of {:.6}: the test would lack power",
