@@ -101,16 +101,13 @@ impl RateSchedule {
             match avail {
                 Some(a) if a < left => {
                     left -= a.max(0.0);
-                    t = end.unwrap();
+                    t = end.expect("a finite segment has an end");
                     k += 1;
                 }
                 _ => {
                     if r <= 0.0 && s <= 0.0 {
-                        if end.is_none() {
-                            return None;
-                        }
-                        // Zero rate until the segment end (only reachable with rounding).
-                        t = end.unwrap();
+                        // Zero rate until the segment end; none at all after the last point.
+                        t = end?;
                         k += 1;
                         continue;
                     }

@@ -226,22 +226,13 @@ impl Default for HttpSys {
 }
 
 /// `[thread_pool]`: CLR worker thread limits.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThreadPool {
     /// `minWorkerThreads` / `ThreadPool.SetMinThreads`; 0 = the number of logical processors.
     pub min_worker_threads: u32,
     /// `maxWorkerThreads` / `SetMaxThreads`; 0 = 100 × logical processors (processModel autoConfig).
     pub max_worker_threads: u32,
-}
-
-impl Default for ThreadPool {
-    fn default() -> Self {
-        Self {
-            min_worker_threads: 0,
-            max_worker_threads: 0,
-        }
-    }
 }
 
 impl ThreadPool {
