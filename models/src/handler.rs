@@ -1,27 +1,38 @@
 //! A request class's handler: what the application does with the request once a
 //! worker thread runs it.
 //!
-//! **Models**: the handler of an ASP.NET page or service as a sequence of steps. A
-//! `cpu` step is processor demand; a `wait` step is time spent blocked (synchronous
-//! I/O, a downstream call, a lock). A **sync** handler holds its worker thread through
-//! every step.
+//! **Models**: the handler of an ASP.NET page or service as a sequence of steps:
+//! - `cpu`: processor demand, served by the CPU model on the thread running the request;
+//! - `wait`: time blocked on something outside the process (I/O, a downstream call, a
+//!   lock held elsewhere);
+//! - `alloc`: managed allocation (bytes allocated, and bytes the request keeps
+//!   referenced until it ends), which drives the GC.
 //!
-//! **Seed**: 003 (synchronous requests of 0–32 ms). **DOMAIN**: §5.3, §6.3.
+//! How a `wait` uses the worker thread depends on the handler kind (DOMAIN §5.3, §6.3):
+//! - **sync**: the thread is blocked through the wait (it still counts as processing
+//!   work for the thread pool);
+//! - **async**: the handler `await`s: the thread goes back to the pool at once; when the
+//!   I/O completes, an IO-completion thread posts the continuation to the thread pool's
+//!   queue, behind whatever new requests are already there (as in production);
+//! - **sync_over_async** (`.Result` / `.Wait()` on a Task): the thread blocks, and the
+//!   completion needs *another* worker thread to run the continuation before the
+//!   blocked one can go on — the classic starvation amplifier. On .NET 6 this wait is
+//!   "cooperative blocking" and triggers the pool's blocking compensation.
 //!
-//! **Leaves out for now** (issue 3/4): CPU contention (a `cpu` step takes exactly its
-//! demand, as on an idle machine), async handlers that release the thread at each
-//! await, sync-over-async, allocations for the GC, outgoing calls through connection
-//! pools and ephemeral ports.
+//! **Seed**: 003 (sync requests of 0–32 ms, async requests up to 120 ms).
+//!
+//! **Leaves out** (issue 4): outgoing calls through connection pools and ports.
 
 use rand::Rng;
 
 use crate::dist::Sampler;
 
-/// How the handler uses its worker thread.
+/// How the handler uses its worker thread during waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandlerKind {
-    /// Holds the worker thread through every step (classic synchronous page).
     Sync,
+    Async,
+    SyncOverAsync,
 }
 
 /// One step of a handler.
@@ -29,8 +40,18 @@ pub enum HandlerKind {
 pub enum Step {
     /// CPU demand in ns.
     Cpu(Sampler),
-    /// Blocked time in ns (I/O, downstream call, lock).
+    /// Blocked or awaited time in ns.
     Wait(Sampler),
+    /// Allocation: bytes allocated, bytes retained until the request ends.
+    Alloc { bytes: Sampler, retained: Sampler },
+}
+
+/// A drawn step, ready to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drawn {
+    Cpu(u64),
+    Wait(u64),
+    Alloc { bytes: u64, retained: u64 },
 }
 
 /// A handler: its kind and its steps, run in order.
@@ -50,11 +71,20 @@ impl Handler {
         self.steps.is_empty()
     }
 
-    /// Draws how long step `i` keeps the request busy, in ns, or `None` past the last step.
+    /// Draws step `i`, or `None` past the last step.
     #[inline]
-    pub fn step_time<R: Rng + ?Sized>(&self, i: usize, rng: &mut R) -> Option<u64> {
+    pub fn draw<R: Rng + ?Sized>(&self, i: usize, rng: &mut R) -> Option<Drawn> {
         Some(match self.steps.get(i)? {
-            Step::Cpu(s) | Step::Wait(s) => s.sample_ns(rng),
+            Step::Cpu(s) => Drawn::Cpu(s.sample_ns(rng)),
+            Step::Wait(s) => Drawn::Wait(s.sample_ns(rng)),
+            Step::Alloc { bytes, retained } => {
+                let b = bytes.sample(rng).max(0.0).round() as u64;
+                let r = (retained.sample(rng).max(0.0).round() as u64).min(b);
+                Drawn::Alloc {
+                    bytes: b,
+                    retained: r,
+                }
+            }
         })
     }
 }

@@ -16,14 +16,23 @@
 //! |---|---|---|
 //! | [`clients`] | open-loop arrival processes (Poisson / constant / rate schedule / bursts) and closed-loop users with think time | all |
 //! | [`http_sys`] | HTTP.SYS per-app-pool request queue (`queueLength`, 503 QueueFull) | 003 |
-//! | [`thread_pool`] | the pool of worker threads that run handlers (CLR ThreadPool; injection comes later) | 003 |
-//! | [`handler`] | a request class's handler as a sequence of steps | 003 |
+//! | [`iis`] | the IIS worker process: `appConcurrentRequestLimit` (503.2) | 003 |
+//! | [`aspnet`] | ASP.NET integrated-mode throttling: `requestQueueLimit`, `maxConcurrentRequestsPerCPU`, native queue | 003 |
+//! | [`thread_pool`] | the CLR thread pool: gate thread, hill climbing, IOCP pool | 003 |
+//! | [`handler`] | a request class's handler as cpu / wait / alloc steps; sync, async, sync-over-async | 003 |
+//! | [`cpu`] | logical processors: strict priorities, processor sharing, context switches | 000, 003 |
+//! | [`gc`] | the .NET GC: generations, workstation/server, blocking/background, pause model | 003 |
 
+pub mod aspnet;
 pub mod clients;
+pub mod clr_reference;
+pub mod cpu;
 pub mod dist;
 pub mod effects;
+pub mod gc;
 pub mod handler;
 pub mod http_sys;
+pub mod iis;
 pub mod request;
 pub mod stat;
 pub mod thread_pool;

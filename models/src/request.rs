@@ -14,17 +14,28 @@ pub enum Outcome {
     Ok,
     /// HTTP.SYS app-pool queue full: 503, HTTPERR reason `QueueFull`.
     QueueFull503,
+    /// IIS `appConcurrentRequestLimit` exceeded: 503.2.
+    ConcurrentRequestLimit503_2,
+    /// ASP.NET `requestQueueLimit` exceeded: 503 "Server Too Busy".
+    ServerTooBusy503,
 }
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 2] = [Outcome::Ok, Outcome::QueueFull503];
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Ok,
+        Outcome::QueueFull503,
+        Outcome::ConcurrentRequestLimit503_2,
+        Outcome::ServerTooBusy503,
+    ];
 
     /// The stable name used in outputs.
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::QueueFull503 => "503_queue_full",
+            Outcome::ConcurrentRequestLimit503_2 => "503_2_concurrent_request_limit",
+            Outcome::ServerTooBusy503 => "503_server_too_busy",
         }
     }
 

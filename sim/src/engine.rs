@@ -204,6 +204,14 @@ impl<T> Slab<T> {
         self.items.get_mut(i as usize)?.as_mut()
     }
 
+    /// Live entries with their ids, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.as_ref().map(|v| (i as u32, v)))
+    }
+
     /// Live entries.
     pub fn len(&self) -> usize {
         self.len

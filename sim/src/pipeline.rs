@@ -3,30 +3,52 @@
 //! Packet order (DOMAIN §0), with the seams where later components go:
 //!
 //! ```text
-//! clients ─► [NIC, AFD: issue 6] ─► HTTP.SYS app-pool queue ─► [IIS, ASP.NET queues: issue 3]
-//!         ─► thread pool ─► handler steps [CPU, GC, outgoing calls: issues 3, 4] ─► response
+//! clients ─► [NIC, AFD: issue 6] ─► HTTP.SYS app-pool queue ─► IIS (503.2)
+//!         ─► ASP.NET (503 Server Too Busy, native queue) ─► CLR thread pool queue
+//!         ─► worker thread: handler steps (cpu on the CPU model, wait, alloc → GC)
+//!            [outgoing calls, ports: issue 4] ─► response
 //! ```
 //!
 //! Each event goes to the model it belongs to; what the model returns decides where
 //! the request goes next. Models never see the calendar: they schedule through
 //! [`Fx`], which wraps their timer type in [`Ev`].
+//!
+//! Handler kinds (see `w3sim_models::handler`): a sync handler keeps its thread through
+//! a wait; an async one gives it back and, when the wait ends, an IO-completion thread
+//! runs the completion and posts the continuation to the worker queue; a
+//! sync-over-async one blocks its thread, and the completion posts a continuation that
+//! another worker thread must run before the blocked one can go on.
+//!
+//! A blocking GC suspends managed code: CPU work of request threads is suspended and
+//! new managed CPU work is held back until the GC ends, while HTTP.SYS, IIS and ASP.NET
+//! (native code) keep accepting requests, which pile up in the queues.
 
 use std::time::Instant;
 
+use w3sim_models::aspnet::{Admission, AspNet, AspNetConfig};
 use w3sim_models::clients::{
     ArrivalProcess, Burst, ClassPicker, ClosedLoop, OpenLoop, OpenTimer, RateSchedule, UserTimer,
 };
-use w3sim_models::handler::{Handler, HandlerKind as MHandlerKind, Step};
+use w3sim_models::cpu::{Cpu, CpuConfig, CpuTimer, JobId, Priority};
+use w3sim_models::gc::{Collection, Gc, GcConfig, GcFlavor as MGcFlavor, GcTimer};
+use w3sim_models::handler::{Drawn, Handler, HandlerKind as MHandlerKind, Step};
 use w3sim_models::http_sys::{AppPoolQueue, AppPoolQueueConfig};
+use w3sim_models::iis::{Iis, IisConfig};
 use w3sim_models::request::{ClassId, Outcome, RequestId};
-use w3sim_models::thread_pool::{ThreadPool, ThreadPoolConfig};
+use w3sim_models::thread_pool::{
+    GateTimer as MGateTimer, Probe, Runtime as MRuntime, ThreadId, ThreadPool, ThreadPoolConfig,
+    TpEvent, TpTimer, WorkItem,
+};
 use w3sim_models::time::{SimTime, as_secs};
 
 use crate::engine::{Calendar, Fx, Slab, Stream, stream};
 use crate::output::SampleSink;
-use crate::scenario::{Arrivals, HandlerKind, LoadMode, Scenario, ScheduleShape};
+use crate::scenario::{
+    Arrivals, GateTimer, GcFlavor, HandlerKind, LoadMode, Runtime, Scenario, ScheduleShape,
+    Scheduler,
+};
 use crate::stats::{
-    GaugeSummary, Latency, LatencyByClass, LittlesLaw, MeasuredSummary, OutcomeCounts,
+    GaugeSummary, GcSummary, Latency, LatencyByClass, LittlesLaw, MeasuredSummary, OutcomeCounts,
     RequestTotals, Summary, Window, round6,
 };
 
@@ -37,12 +59,41 @@ pub enum Ev {
     Open(OpenTimer),
     /// A closed-loop user finished thinking.
     User(UserTimer),
-    /// The current handler step of a request finished.
-    StepDone(RequestId),
+    /// A request's `wait` step ended.
+    WaitDone(RequestId),
+    /// CPU demand of a job finished on a dedicated processor (`scheduler = "dedicated"`).
+    CpuDirect(JobId),
+    /// The shared CPU model's timer.
+    Cpu(CpuTimer),
+    /// The thread pool's timers (gate thread, thread creation, idle timeout, …).
+    Tp(TpTimer),
+    /// The GC's timers.
+    Gc(GcTimer),
+    /// A periodic cache reload (seed 003).
+    CacheReload,
+    /// CPU noise number `i` starts.
+    Noise(u32),
     /// Time to write a row of the time series.
     Sample,
     /// End of warm-up: statistics restart.
     WarmupEnd,
+}
+
+/// What a request is doing, for GC suspension and thread bookkeeping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// In HTTP.SYS / IIS / ASP.NET queues or the thread-pool queue.
+    Queued,
+    /// Running a CPU job on its thread.
+    Cpu,
+    /// In a wait step (thread held for sync/sync-over-async, released for async).
+    Waiting,
+    /// Wait over; an IO-completion thread runs its completion.
+    IoCallback,
+    /// Sync-over-async: its continuation runs on another worker thread.
+    Signalling,
+    /// Async: continuation posted to the worker queue.
+    Continuation,
 }
 
 /// Per-request state, kept only while the request is in flight.
@@ -50,14 +101,44 @@ pub enum Ev {
 struct Request {
     class: ClassId,
     arrived: SimTime,
-    /// When a worker thread took it (end of its queue wait).
+    /// When a worker thread first took it (end of its queue wait), or `NOT_STARTED`.
     started: SimTime,
     step: u16,
-    /// Closed-loop user that sent it, or `u32::MAX`.
+    /// Closed-loop user that sent it, or `NO_USER`.
     user: u32,
+    /// Worker thread running (or holding) the request, or `NO_THREAD`.
+    thread: ThreadId,
+    /// The thread of its IO completion or sync-over-async continuation, or `NO_THREAD`.
+    aux_thread: ThreadId,
+    phase: Phase,
+    /// Bytes it keeps referenced until it ends (GC survival).
+    retained: u64,
+    /// Reached ASP.NET (counts in its accounting).
+    in_aspnet: bool,
 }
 
 const NO_USER: u32 = u32::MAX;
+const NO_THREAD: ThreadId = ThreadId::MAX;
+const NOT_STARTED: SimTime = SimTime::MAX;
+
+// Work items and CPU jobs carry (request id, kind) in one u64.
+const WI_RUN: u64 = 0;
+const WI_SIGNAL: u64 = 1;
+const WI_IO: u64 = 2;
+const JOB_STEP: u64 = 0;
+const JOB_IO: u64 = 1;
+const JOB_SIGNAL: u64 = 2;
+const JOB_GC: u64 = 3;
+const JOB_NOISE: u64 = 4;
+
+#[inline]
+fn tag(id: u32, kind: u64) -> u64 {
+    ((id as u64) << 3) | kind
+}
+#[inline]
+fn untag(x: u64) -> (u32, u64) {
+    ((x >> 3) as u32, x & 7)
+}
 
 /// A run failed for a reason that is w3sim's fault, or its output could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -76,22 +157,84 @@ pub const COLUMNS: &[&str] = &[
     "HTTP Service Request Queues\\CurrentQueueSize",
     "HTTP Service Request Queues\\RejectionRate",
     "HTTP Service Request Queues\\MaxQueueItemAge",
+    "W3SVC_W3WP\\Active Requests",
+    "ASP.NET\\Requests Current",
+    "ASP.NET\\Requests Queued",
+    "ASP.NET\\Requests In Native Queue",
+    "ASP.NET\\Requests Rejected",
     "ASP.NET Applications\\Requests Executing",
     "ASP.NET Applications\\Requests/Sec",
     "System.Runtime\\ThreadPool Thread Count",
+    "System.Runtime\\ThreadPool Queue Length",
     "System.Runtime\\ThreadPool Completed Work Item Count/sec",
+    "w3sim\\ThreadPool Goal",
+    "w3sim\\ThreadPool Injections On Demand",
+    "w3sim\\ThreadPool Injections Starvation",
+    "w3sim\\ThreadPool Injections Hill Climbing",
+    "w3sim\\ThreadPool Injections Blocking",
+    "w3sim\\IO Completion Threads",
+    "Processor(_Total)\\% Processor Time",
+    "System\\Processor Queue Length",
+    "System\\Context Switches/sec",
+    ".NET CLR Memory\\% Time in GC",
+    ".NET CLR Memory\\# Gen 0 Collections",
+    ".NET CLR Memory\\# Gen 1 Collections",
+    ".NET CLR Memory\\# Gen 2 Collections",
+    ".NET CLR Memory\\Allocated Bytes/sec",
+    "w3sim\\GC Suspended",
     "w3sim\\Requests In Flight",
     "w3sim\\Response Time p50 (ms)",
     "w3sim\\Response Time p95 (ms)",
     "w3sim\\Response Time p99 (ms)",
     "w3sim\\Outcome ok/sec",
     "w3sim\\Outcome 503_queue_full/sec",
+    "w3sim\\Outcome 503_2_concurrent_request_limit/sec",
+    "w3sim\\Outcome 503_server_too_busy/sec",
 ];
+
+/// The processors: the shared scheduler model, or one processor per thread.
+enum Processors {
+    Shared(Box<Cpu>),
+    Dedicated { busy_ns: u128, running: u32 },
+}
+
+/// Managed work that a blocking GC holds back.
+#[derive(Clone, Copy, Debug)]
+enum Deferred {
+    /// CPU work (job, demand) a managed thread wanted to start.
+    Cpu(JobId, u64),
+    /// A thread whose blocking wait ended must return to managed code to go on.
+    Resume(RequestId),
+    /// A work item queued to the thread pool while its worker threads are frozen.
+    Post(WorkItem),
+}
 
 /// One server's components.
 struct Server {
     http: AppPoolQueue,
-    pool: ThreadPool,
+    iis: Iis,
+    aspnet: AspNet,
+    tp: ThreadPool<Stream>,
+    cpu: Processors,
+    gc: Gc,
+    /// A blocking GC is in progress: managed code is suspended.
+    suspended: bool,
+    /// Managed CPU jobs suspended by the current blocking GC.
+    suspended_jobs: Vec<JobId>,
+    /// Managed work held back during a blocking GC, resumed in order when it ends.
+    deferred: Vec<Deferred>,
+    /// GC CPU jobs running (ids for the CPU model).
+    next_aux_job: u32,
+    /// CPU utilisation over the last gate interval (what the gate thread sees).
+    cpu_pct_gate: f64,
+    gate_snapshot: (SimTime, u128),
+    /// CPU utilisation over the last sample interval.
+    cpu_pct_sample: f64,
+    sample_snapshot: (SimTime, u128),
+    gc_pause_snapshot: u128,
+    alloc_snapshot: u64,
+    switches_snapshot: u64,
+    cache_generation: u64,
 }
 
 /// A simulation in progress.
@@ -112,6 +255,8 @@ pub struct Simulation<'a> {
     interval: IntervalStats,
     /// Peak of what counts against queueLength (whole run), for the invariant check.
     peak_counted: u64,
+    /// Processor time used before the measurement window started.
+    window_busy_start: u128,
     violations: Vec<String>,
     faults: Faults,
 }
@@ -121,7 +266,7 @@ pub struct Simulation<'a> {
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Faults {
-    /// Serve the HTTP.SYS queue newest-first (LIFO) instead of FIFO.
+    /// Serve the HTTP.SYS and thread-pool queues newest-first (LIFO) instead of FIFO.
     pub lifo_queue: bool,
 }
 
@@ -129,26 +274,85 @@ pub struct Faults {
 struct IntervalStats {
     latency: Latency,
     outcomes: OutcomeCounts,
-    ok: u64,
 }
 
 fn handler_of(c: &crate::scenario::Class) -> Handler {
     let kind = match c.handler {
         HandlerKind::Sync => MHandlerKind::Sync,
+        HandlerKind::Async => MHandlerKind::Async,
+        HandlerKind::SyncOverAsync => MHandlerKind::SyncOverAsync,
     };
+    let zero = || w3sim_models::dist::Dist::Const(0.0).sampler();
     let steps = match &c.service {
         Some(d) => vec![Step::Cpu(d.0.sampler())],
         None => c
             .steps
             .iter()
-            .map(|s| match (&s.cpu, &s.wait) {
-                (Some(d), _) => Step::Cpu(d.0.sampler()),
-                (None, Some(d)) => Step::Wait(d.0.sampler()),
-                (None, None) => Step::Wait(w3sim_models::dist::Dist::Const(0.0).sampler()),
+            .map(|s| {
+                if let Some(d) = &s.cpu {
+                    Step::Cpu(d.0.sampler())
+                } else if let Some(d) = &s.wait {
+                    Step::Wait(d.0.sampler())
+                } else if let Some(a) = &s.alloc {
+                    Step::Alloc {
+                        bytes: a.0.sampler(),
+                        retained: s.retain.as_ref().map_or_else(zero, |r| r.0.sampler()),
+                    }
+                } else {
+                    Step::Wait(zero())
+                }
             })
             .collect(),
     };
     Handler { kind, steps }
+}
+
+fn thread_pool_config(scn: &Scenario) -> ThreadPoolConfig {
+    let cpus = scn.cpu.logical_processors;
+    let t = &scn.thread_pool;
+    let mut c = ThreadPoolConfig::new(cpus);
+    c.min_worker_threads = t.min_threads(cpus);
+    c.max_worker_threads = t.max_threads(cpus);
+    c.min_io_threads = if t.min_io_threads == 0 {
+        cpus
+    } else {
+        t.min_io_threads
+    };
+    c.max_io_threads = if t.max_io_threads == 0 {
+        1000
+    } else {
+        t.max_io_threads
+    }
+    .max(c.min_io_threads);
+    c.runtime = match t.runtime {
+        Runtime::Net48 => MRuntime::Net48,
+        Runtime::Net6 => MRuntime::Net6,
+    };
+    c.gate_timer = match t.gate_timer {
+        GateTimer::Periodic => MGateTimer::Periodic,
+        GateTimer::Sleep => MGateTimer::Sleep,
+    };
+    c.starvation_detection = t.starvation_detection;
+    c.hill_climbing_enabled = t.hill_climbing;
+    c.thread_creation_cost_ns = t.thread_creation_cost.0;
+    c.thread_idle_timeout_ns = if t.thread_idle_timeout.0 == 0 {
+        None
+    } else {
+        Some(t.thread_idle_timeout.0)
+    };
+    c
+}
+
+fn gc_config(scn: &Scenario) -> GcConfig {
+    let flavor = match scn.gc.flavor {
+        GcFlavor::Server => MGcFlavor::Server,
+        GcFlavor::Workstation => MGcFlavor::Workstation,
+    };
+    let mut c = GcConfig::new(flavor, scn.gc.background, scn.cpu.logical_processors);
+    if scn.gc.gen0_budget.0 > 0 {
+        c.gen0_budget_bytes = scn.gc.gen0_budget.0;
+    }
+    c
 }
 
 impl<'a> Simulation<'a> {
@@ -212,15 +416,51 @@ impl<'a> Simulation<'a> {
             ),
         };
         let cpus = scn.cpu.logical_processors;
+        let cpu = match scn.cpu.scheduler {
+            Scheduler::Shared => {
+                let mut c = CpuConfig::new(cpus);
+                c.context_switch_cost_ns = scn.cpu.context_switch_cost.0;
+                c.quantum_ns = scn.cpu.quantum.0;
+                Processors::Shared(Box::new(Cpu::new(c)))
+            }
+            Scheduler::Dedicated => Processors::Dedicated {
+                busy_ns: 0,
+                running: 0,
+            },
+        };
         let server = Server {
             http: AppPoolQueue::new(AppPoolQueueConfig {
                 queue_length: scn.http_sys.queue_length,
                 queue_counts_in_flight: scn.http_sys.queue_counts_in_flight,
             }),
-            pool: ThreadPool::new(ThreadPoolConfig {
-                min_worker_threads: scn.thread_pool.min_threads(cpus),
-                max_worker_threads: scn.thread_pool.max_threads(cpus),
+            iis: Iis::new(IisConfig {
+                app_concurrent_request_limit: scn.iis.app_concurrent_request_limit,
             }),
+            aspnet: AspNet::new(AspNetConfig {
+                logical_processors: cpus,
+                max_concurrent_requests_per_cpu: scn.aspnet.max_concurrent_requests_per_cpu,
+                request_queue_limit: scn.aspnet.request_queue_limit,
+                percent_cpu_limit: (scn.aspnet.percent_cpu_limit > 0)
+                    .then_some(scn.aspnet.percent_cpu_limit as f64),
+                percent_cpu_limit_min_active_request_per_cpu: scn
+                    .aspnet
+                    .percent_cpu_limit_min_active_request_per_cpu,
+            }),
+            tp: ThreadPool::new(thread_pool_config(scn), stream(seed, "thread_pool")),
+            cpu,
+            gc: Gc::new(gc_config(scn)),
+            suspended: false,
+            suspended_jobs: Vec::new(),
+            deferred: Vec::new(),
+            next_aux_job: 0,
+            cpu_pct_gate: 0.0,
+            gate_snapshot: (0, 0),
+            cpu_pct_sample: 0.0,
+            sample_snapshot: (0, 0),
+            gc_pause_snapshot: 0,
+            alloc_snapshot: 0,
+            switches_snapshot: 0,
+            cache_generation: 0,
         };
         let handlers = scn.classes.iter().map(handler_of).collect();
         let class_rngs = scn
@@ -245,12 +485,22 @@ impl<'a> Simulation<'a> {
             interval: IntervalStats {
                 latency: Latency::default(),
                 outcomes: OutcomeCounts::default(),
-                ok: 0,
             },
             peak_counted: 0,
+            window_busy_start: 0,
             violations: Vec::new(),
             faults: Faults::default(),
         }
+    }
+
+    /// Injects deliberate model errors (validation suite only).
+    #[doc(hidden)]
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self.server
+            .tp
+            .set_lifo_for_fault_injection(faults.lifo_queue);
+        self
     }
 
     /// Runs to the scenario's duration, writing time-series rows to `sink`. Check
@@ -277,8 +527,21 @@ impl<'a> Simulation<'a> {
                 },
             );
         }
+        self.server.tp.start(
+            0,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::Tp,
+            },
+        );
         if self.scn.warmup.0 > 0 {
             self.cal.schedule(self.scn.warmup.0, Ev::WarmupEnd);
+        }
+        if let Some(r) = &self.scn.gc.cache_reload {
+            self.cal.schedule(r.at.0, Ev::CacheReload);
+        }
+        for (i, n) in self.scn.cpu.noise.iter().enumerate() {
+            self.cal.schedule(n.at.0, Ev::Noise(i as u32));
         }
         self.cal
             .schedule(self.scn.sample_interval.0.min(end), Ev::Sample);
@@ -318,7 +581,57 @@ impl<'a> Simulation<'a> {
                         .on_timer(now, timer);
                     self.arrive(now, class, timer.0);
                 }
-                Ev::StepDone(id) => self.step_done(now, id),
+                Ev::WaitDone(id) => self.wait_done(now, id),
+                Ev::CpuDirect(job) => {
+                    if let Processors::Dedicated { running, .. } = &mut self.server.cpu {
+                        *running = running.saturating_sub(1);
+                    }
+                    self.cpu_done(now, job);
+                }
+                Ev::Cpu(timer) => {
+                    if let Processors::Shared(cpu) = &mut self.server.cpu {
+                        cpu.on_timer(
+                            now,
+                            timer,
+                            &mut Fx {
+                                cal: &mut self.cal,
+                                wrap: Ev::Cpu,
+                            },
+                        );
+                    }
+                    self.drain_cpu(now);
+                }
+                Ev::Tp(timer) => {
+                    if matches!(timer, TpTimer::Gate { .. }) {
+                        self.update_gate_cpu(now);
+                    }
+                    let probe = self.probe();
+                    self.server.tp.on_timer(
+                        now,
+                        timer,
+                        probe,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: Ev::Tp,
+                        },
+                    );
+                    self.drain_tp(now);
+                }
+                Ev::Gc(timer) => {
+                    let done = self.server.gc.on_timer(
+                        now,
+                        timer,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: Ev::Gc,
+                        },
+                    );
+                    if let Some(c) = done {
+                        self.gc_finished(now, &c);
+                    }
+                }
+                Ev::CacheReload => self.cache_reload(now),
+                Ev::Noise(i) => self.noise(now, i as usize),
                 Ev::Sample => {
                     self.sample(now, sink)?;
                     let next = now + self.scn.sample_interval.0;
@@ -339,20 +652,62 @@ impl<'a> Simulation<'a> {
 
     fn start_window(&mut self, now: SimTime) {
         self.window.reset(now);
+        self.window_busy_start = self.busy_ns(now);
         self.in_system.reset_window(now);
-        self.server.http.current_queue_size.reset_window(now);
-        self.server.pool.thread_count.reset_window(now);
-        self.server.pool.processing_work.reset_window(now);
+        let s = &mut self.server;
+        s.http.current_queue_size.reset_window(now);
+        s.iis.active_requests.reset_window(now);
+        s.aspnet.requests_current.reset_window(now);
+        s.aspnet.requests_queued.reset_window(now);
+        s.aspnet.requests_in_native_queue.reset_window(now);
+        s.aspnet.requests_executing.reset_window(now);
+        s.tp.thread_count.reset_window(now);
+        s.tp.queue_length.reset_window(now);
+        s.tp.processing_work.reset_window(now);
     }
+
+    // ---- machine-level readings -------------------------------------------------
+
+    fn busy_ns(&self, now: SimTime) -> u128 {
+        match &self.server.cpu {
+            Processors::Shared(cpu) => cpu.busy_ns(now),
+            Processors::Dedicated { busy_ns, .. } => *busy_ns,
+        }
+    }
+
+    fn update_gate_cpu(&mut self, now: SimTime) {
+        let busy = self.busy_ns(now);
+        let (t0, b0) = self.server.gate_snapshot;
+        if now > t0 {
+            let cap = self.scn.cpu.logical_processors as f64 * (now - t0) as f64;
+            self.server.cpu_pct_gate = ((busy - b0) as f64 / cap * 100.0).clamp(0.0, 100.0);
+        }
+        self.server.gate_snapshot = (now, busy);
+    }
+
+    #[inline]
+    fn probe(&self) -> Probe {
+        Probe {
+            cpu_utilization_pct: self.server.cpu_pct_gate,
+            gc_in_progress: self.server.gc.in_progress(),
+        }
+    }
+
+    // ---- requests through the native front end ----------------------------------
 
     #[inline]
     fn arrive(&mut self, now: SimTime, class: ClassId, user: u32) {
         let id = self.reqs.insert(Request {
             class,
             arrived: now,
-            started: now,
+            started: NOT_STARTED,
             step: 0,
             user,
+            thread: NO_THREAD,
+            aux_thread: NO_THREAD,
+            phase: Phase::Queued,
+            retained: 0,
+            in_aspnet: false,
         });
         self.arrived += 1;
         self.window.arrived += 1;
@@ -364,56 +719,342 @@ impl<'a> Simulation<'a> {
                 if counted > self.peak_counted {
                     self.peak_counted = counted;
                 }
-                self.dispatch(now);
+                self.iis_dequeue(now);
             }
         }
     }
 
-    /// Gives queued requests to free worker threads, oldest first.
-    #[inline]
-    fn dispatch(&mut self, now: SimTime) {
-        while !self.server.http.is_empty() && self.server.pool.try_start_work(now) {
-            let id = if self.faults.lifo_queue {
+    /// The worker process takes every request HTTP.SYS holds (IIS dequeues at once).
+    fn iis_dequeue(&mut self, now: SimTime) {
+        loop {
+            let next = if self.faults.lifo_queue {
                 self.server.http.dequeue_newest_for_fault_injection(now)
             } else {
                 self.server.http.dequeue(now)
+            };
+            let Some(id) = next else { break };
+            if self.server.iis.enter(now).is_err() {
+                self.server.http.finished(now);
+                self.finish(now, id, Outcome::ConcurrentRequestLimit503_2);
+                continue;
             }
-            .expect("queue not empty");
-            let r = self.reqs.get_mut(id).expect("live request");
-            r.started = now;
-            self.start_step(now, id);
+            let cpu_pct = self.server.cpu_pct_sample;
+            match self.server.aspnet.arrive(now, id, cpu_pct) {
+                Admission::ServerTooBusy => {
+                    self.server.iis.leave(now);
+                    self.server.http.finished(now);
+                    self.finish(now, id, Outcome::ServerTooBusy503);
+                }
+                Admission::NativeQueue => {
+                    self.reqs.get_mut(id).expect("live").in_aspnet = true;
+                }
+                Admission::ToThreadPool => {
+                    self.reqs.get_mut(id).expect("live").in_aspnet = true;
+                    self.post(now, tag(id, WI_RUN));
+                }
+            }
         }
     }
 
     #[inline]
-    fn start_step(&mut self, now: SimTime, id: RequestId) {
-        let r = *self.reqs.get(id).expect("live request");
-        let c = r.class as usize;
-        match self.handlers[c].step_time(r.step as usize, &mut self.class_rngs[c]) {
-            Some(d) => self.cal.schedule(now.saturating_add(d), Ev::StepDone(id)),
-            None => self.complete(now, id),
+    fn post(&mut self, now: SimTime, item: WorkItem) {
+        if self.server.suspended {
+            // Native code may queue work, but no worker thread can take it during a
+            // blocking GC: it waits (ASP.NET "Requests Queued").
+            self.server.deferred.push(Deferred::Post(item));
+            return;
+        }
+        let probe = self.probe();
+        self.server.tp.enqueue(
+            now,
+            item,
+            probe,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::Tp,
+            },
+        );
+        self.drain_tp(now);
+    }
+
+    /// Starts what the thread pool dispatched.
+    fn drain_tp(&mut self, now: SimTime) {
+        while let Some(ev) = self.server.tp.poll() {
+            match ev {
+                TpEvent::Run { thread, item } => self.on_run(now, thread, item),
+                TpEvent::RunIo { thread, item } => {
+                    let (id, _) = untag(item);
+                    let r = self.reqs.get_mut(id).expect("live request");
+                    r.aux_thread = thread;
+                    r.phase = Phase::IoCallback;
+                    let d = self.scn.thread_pool.io_completion_cpu.0;
+                    self.submit_managed(now, tag(id, JOB_IO), d);
+                }
+            }
         }
     }
 
+    fn on_run(&mut self, now: SimTime, thread: ThreadId, item: WorkItem) {
+        let (id, kind) = untag(item);
+        match kind {
+            WI_RUN => {
+                let first = {
+                    let r = self.reqs.get_mut(id).expect("live request");
+                    r.thread = thread;
+                    let first = r.started == NOT_STARTED;
+                    if first {
+                        r.started = now;
+                    }
+                    first
+                };
+                if first {
+                    self.server.aspnet.started(now);
+                }
+                self.run_steps(now, id);
+            }
+            WI_SIGNAL => {
+                let r = self.reqs.get_mut(id).expect("live request");
+                r.aux_thread = thread;
+                r.phase = Phase::Signalling;
+                let d = self.scn.thread_pool.continuation_cpu.0;
+                self.submit_managed(now, tag(id, JOB_SIGNAL), d);
+            }
+            _ => unreachable!("unknown work item kind {kind}"),
+        }
+    }
+
+    // ---- handler steps ------------------------------------------------------------
+
+    /// Runs the request's steps from its current one until one takes time.
+    fn run_steps(&mut self, now: SimTime, id: RequestId) {
+        loop {
+            let r = *self.reqs.get(id).expect("live request");
+            let c = r.class as usize;
+            let drawn = self.handlers[c].draw(r.step as usize, &mut self.class_rngs[c]);
+            match drawn {
+                None => {
+                    self.item_done(now, r.thread);
+                    self.complete(now, id);
+                    return;
+                }
+                Some(Drawn::Alloc { bytes, retained }) => {
+                    let rr = self.reqs.get_mut(id).expect("live");
+                    rr.retained += retained;
+                    rr.step += 1;
+                    if let Some(col) = self.server.gc.allocate(now, bytes, retained) {
+                        self.gc_start(now, col);
+                    }
+                }
+                Some(Drawn::Cpu(d)) => {
+                    self.reqs.get_mut(id).expect("live").phase = Phase::Cpu;
+                    self.submit_managed(now, tag(id, JOB_STEP), d);
+                    return;
+                }
+                Some(Drawn::Wait(d)) => {
+                    let kind = self.handlers[c].kind;
+                    let rr = self.reqs.get_mut(id).expect("live");
+                    rr.phase = Phase::Waiting;
+                    let thread = rr.thread;
+                    match kind {
+                        MHandlerKind::Sync => {}
+                        MHandlerKind::Async => {
+                            rr.thread = NO_THREAD;
+                            self.item_done(now, thread);
+                        }
+                        MHandlerKind::SyncOverAsync => {
+                            self.server.tp.begin_blocking(
+                                now,
+                                thread,
+                                &mut Fx {
+                                    cal: &mut self.cal,
+                                    wrap: Ev::Tp,
+                                },
+                            );
+                            self.drain_tp(now);
+                        }
+                    }
+                    self.cal.schedule(now.saturating_add(d), Ev::WaitDone(id));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A worker thread finished its work item.
     #[inline]
-    fn step_done(&mut self, now: SimTime, id: RequestId) {
+    fn item_done(&mut self, now: SimTime, thread: ThreadId) {
+        let probe = self.probe();
+        self.server.tp.item_done(
+            now,
+            thread,
+            probe,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::Tp,
+            },
+        );
+        self.drain_tp(now);
+    }
+
+    fn wait_done(&mut self, now: SimTime, id: RequestId) {
         let r = self.reqs.get_mut(id).expect("live request");
-        r.step += 1;
-        self.start_step(now, id);
+        let kind = self.handlers[r.class as usize].kind;
+        match kind {
+            MHandlerKind::Sync => {
+                r.step += 1;
+                if self.server.suspended {
+                    // The thread returns from native code into a suspended runtime.
+                    self.server.deferred.push(Deferred::Resume(id));
+                } else {
+                    self.run_steps(now, id);
+                }
+            }
+            MHandlerKind::Async | MHandlerKind::SyncOverAsync => {
+                r.phase = Phase::IoCallback;
+                let probe = self.probe();
+                self.server.tp.io_enqueue(
+                    now,
+                    tag(id, WI_IO),
+                    probe,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: Ev::Tp,
+                    },
+                );
+                self.drain_tp(now);
+            }
+        }
     }
 
-    #[inline]
+    /// Submits managed CPU work (held back while a blocking GC suspends managed code).
+    fn submit_managed(&mut self, now: SimTime, job: JobId, demand: u64) {
+        if self.server.suspended {
+            self.server.deferred.push(Deferred::Cpu(job, demand));
+            return;
+        }
+        self.submit(now, job, Priority::NORMAL, demand);
+    }
+
+    fn submit(&mut self, now: SimTime, job: JobId, prio: Priority, demand: u64) {
+        match &mut self.server.cpu {
+            Processors::Shared(cpu) => {
+                cpu.submit(
+                    now,
+                    job,
+                    prio,
+                    demand,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: Ev::Cpu,
+                    },
+                );
+                self.drain_cpu(now);
+            }
+            Processors::Dedicated { busy_ns, running } => {
+                *busy_ns += demand as u128;
+                *running += 1;
+                self.cal
+                    .schedule(now.saturating_add(demand), Ev::CpuDirect(job));
+            }
+        }
+    }
+
+    fn drain_cpu(&mut self, now: SimTime) {
+        loop {
+            let job = match &mut self.server.cpu {
+                Processors::Shared(cpu) => cpu.poll_completed(),
+                Processors::Dedicated { .. } => None,
+            };
+            let Some(job) = job else { break };
+            self.cpu_done(now, job);
+        }
+    }
+
+    fn cpu_done(&mut self, now: SimTime, job: JobId) {
+        let (id, kind) = untag(job);
+        match kind {
+            JOB_STEP => {
+                let r = self.reqs.get_mut(id).expect("live request");
+                r.step += 1;
+                self.run_steps(now, id);
+            }
+            JOB_IO => {
+                // The IO-completion thread ran the completion; it posts the continuation.
+                let r = self.reqs.get_mut(id).expect("live request");
+                let io_thread = r.aux_thread;
+                r.aux_thread = NO_THREAD;
+                let kind = self.handlers[r.class as usize].kind;
+                let probe = self.probe();
+                self.server.tp.io_item_done(
+                    now,
+                    io_thread,
+                    probe,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: Ev::Tp,
+                    },
+                );
+                self.drain_tp(now);
+                let r = self.reqs.get_mut(id).expect("live request");
+                if kind == MHandlerKind::Async {
+                    r.phase = Phase::Continuation;
+                    r.step += 1;
+                    self.post(now, tag(id, WI_RUN));
+                } else {
+                    self.post(now, tag(id, WI_SIGNAL));
+                }
+            }
+            JOB_SIGNAL => {
+                // The continuation ran on another worker thread: the blocked one goes on.
+                let r = self.reqs.get_mut(id).expect("live request");
+                let helper = r.aux_thread;
+                let blocked = r.thread;
+                r.aux_thread = NO_THREAD;
+                r.step += 1;
+                self.item_done(now, helper);
+                self.server.tp.end_blocking(
+                    now,
+                    blocked,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: Ev::Tp,
+                    },
+                );
+                self.drain_tp(now);
+                self.run_steps(now, id);
+            }
+            JOB_GC | JOB_NOISE => {}
+            _ => unreachable!("unknown CPU job kind {kind}"),
+        }
+    }
+
+    /// A successful request leaves ASP.NET, IIS and HTTP.SYS.
     fn complete(&mut self, now: SimTime, id: RequestId) {
-        self.server.pool.finish_work(now);
-        self.server.http.finished(now);
+        self.leave_front_end(now, id);
         self.finish(now, id, Outcome::Ok);
-        self.dispatch(now);
+    }
+
+    fn leave_front_end(&mut self, now: SimTime, id: RequestId) {
+        let in_aspnet = self.reqs.get(id).is_some_and(|r| r.in_aspnet);
+        if in_aspnet {
+            self.server.aspnet.finished(now);
+            self.server.iis.leave(now);
+            self.server.http.finished(now);
+            // The native queue may release requests now.
+            let cpu_pct = self.server.cpu_pct_sample;
+            while let Some(next) = self.server.aspnet.release(now, cpu_pct) {
+                self.post(now, tag(next, WI_RUN));
+            }
+        }
     }
 
     /// A request leaves the system with `outcome`.
     #[inline]
     fn finish(&mut self, now: SimTime, id: RequestId, outcome: Outcome) {
         let r = self.reqs.remove(id).expect("live request");
+        if r.retained > 0 {
+            self.server.gc.release(now, r.retained);
+        }
         self.outcomes.add(outcome);
         self.interval.outcomes.add(outcome);
         self.in_system.dec(now);
@@ -423,14 +1064,18 @@ impl<'a> Simulation<'a> {
             self.window.sojourn_sum_ns += sojourn as u128;
             self.window.departures += 1;
             if outcome == Outcome::Ok {
-                self.window.queue_wait.record(r.started - r.arrived);
+                let started = if r.started == NOT_STARTED {
+                    now
+                } else {
+                    r.started
+                };
+                self.window.queue_wait.record(started - r.arrived);
                 self.window.latency_all.record(sojourn);
                 self.window.latency_by_class[r.class as usize].record(sojourn);
             }
         }
         if outcome == Outcome::Ok {
             self.interval.latency.record(sojourn);
-            self.interval.ok += 1;
         }
         if r.user != NO_USER {
             if let Some(closed) = self.closed.as_mut() {
@@ -446,34 +1091,255 @@ impl<'a> Simulation<'a> {
         }
     }
 
+    // ---- GC, cache reload, noise -------------------------------------------------
+
+    fn gc_start(&mut self, now: SimTime, c: Collection) {
+        self.server.gc.begin(
+            now,
+            &c,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::Gc,
+            },
+        );
+        // Server GC threads run at THREAD_PRIORITY_HIGHEST for blocking work; background
+        // GC threads and the workstation GC (on the allocating thread) at normal priority.
+        let prio = match self.scn.gc.flavor {
+            GcFlavor::Server if c.blocking => Priority::HIGHEST,
+            _ => Priority::NORMAL,
+        };
+        if c.blocking {
+            self.suspend_managed(now);
+        }
+        // The GC threads' processor time.
+        let threads = c.gc_threads.max(1);
+        let until = now.saturating_add(c.duration_ns.max(1));
+        for _ in 0..threads {
+            let job = tag(self.server.next_aux_job, JOB_GC);
+            self.server.next_aux_job = self.server.next_aux_job.wrapping_add(1);
+            if let Processors::Shared(cpu) = &mut self.server.cpu {
+                cpu.submit_until(
+                    now,
+                    job,
+                    prio,
+                    until,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: Ev::Cpu,
+                    },
+                );
+            }
+        }
+        self.drain_cpu(now);
+    }
+
+    fn suspend_managed(&mut self, now: SimTime) {
+        if self.server.suspended {
+            return;
+        }
+        self.server.suspended = true;
+        let Processors::Shared(cpu) = &mut self.server.cpu else {
+            return;
+        };
+        // Every managed CPU job of a request in flight stops until the GC ends.
+        let mut jobs = std::mem::take(&mut self.server.suspended_jobs);
+        for (id, r) in self.reqs.iter() {
+            let job = match r.phase {
+                Phase::Cpu => tag(id, JOB_STEP),
+                Phase::IoCallback if r.aux_thread != NO_THREAD => tag(id, JOB_IO),
+                Phase::Signalling => tag(id, JOB_SIGNAL),
+                _ => continue,
+            };
+            if cpu.suspend(
+                now,
+                job,
+                &mut Fx {
+                    cal: &mut self.cal,
+                    wrap: Ev::Cpu,
+                },
+            ) {
+                jobs.push(job);
+            }
+        }
+        self.server.suspended_jobs = jobs;
+    }
+
+    fn gc_finished(&mut self, now: SimTime, c: &Collection) {
+        if !c.blocking || !self.server.suspended || self.server.gc.blocking_in_progress() {
+            // A new collection may be due now that this one ended.
+            return self.gc_follow_up(now);
+        }
+        self.server.suspended = false;
+        let jobs = std::mem::take(&mut self.server.suspended_jobs);
+        if let Processors::Shared(cpu) = &mut self.server.cpu {
+            for &job in &jobs {
+                cpu.resume(
+                    now,
+                    job,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: Ev::Cpu,
+                    },
+                );
+            }
+        }
+        self.server.suspended_jobs = jobs;
+        self.server.suspended_jobs.clear();
+        let mut deferred = std::mem::take(&mut self.server.deferred);
+        for d in deferred.drain(..) {
+            match d {
+                Deferred::Cpu(job, demand) => self.submit_managed(now, job, demand),
+                Deferred::Post(item) => self.post(now, item),
+                Deferred::Resume(id) => {
+                    if self.server.suspended {
+                        // Another blocking GC started meanwhile.
+                        self.server.deferred.push(Deferred::Resume(id));
+                    } else {
+                        self.run_steps(now, id);
+                    }
+                }
+            }
+        }
+        if self.server.deferred.is_empty() {
+            self.server.deferred = deferred;
+        }
+        self.drain_cpu(now);
+        self.gc_follow_up(now);
+    }
+
+    fn gc_follow_up(&mut self, now: SimTime) {
+        if let Some(next) = self.server.gc.allocate(now, 0, 0) {
+            self.gc_start(now, next);
+        }
+    }
+
+    fn cache_reload(&mut self, now: SimTime) {
+        let Some(r) = &self.scn.gc.cache_reload else {
+            return;
+        };
+        let freed = if self.server.cache_generation == 0 {
+            0
+        } else {
+            r.size.0
+        };
+        self.server.cache_generation += 1;
+        if let Some(c) = self.server.gc.replace_long_lived(now, r.size.0, freed) {
+            self.gc_start(now, c);
+        }
+        self.cal
+            .schedule(now.saturating_add(r.every.0), Ev::CacheReload);
+    }
+
+    fn noise(&mut self, now: SimTime, i: usize) {
+        let n = &self.scn.cpu.noise[i];
+        let prio = if n.priority >= 32 {
+            Priority::DPC
+        } else {
+            Priority(n.priority)
+        };
+        let until = now.saturating_add(n.duration.0);
+        for _ in 0..n.threads {
+            let job = tag(self.server.next_aux_job, JOB_NOISE);
+            self.server.next_aux_job = self.server.next_aux_job.wrapping_add(1);
+            if let Processors::Shared(cpu) = &mut self.server.cpu {
+                cpu.submit_until(
+                    now,
+                    job,
+                    prio,
+                    until,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: Ev::Cpu,
+                    },
+                );
+            }
+        }
+        self.drain_cpu(now);
+    }
+
+    // ---- outputs -------------------------------------------------------------------
+
     fn sample(&mut self, now: SimTime, sink: &mut dyn SampleSink) -> Result<(), RunError> {
         let secs = self.scn.sample_interval.as_secs_f64();
-        let http = &mut self.server.http;
-        let pool = &mut self.server.pool;
+        let busy = self.busy_ns(now);
+        let s = &mut self.server;
+        let (t0, b0) = s.sample_snapshot;
+        let span = now.saturating_sub(t0);
+        s.cpu_pct_sample = if span == 0 {
+            0.0
+        } else {
+            ((busy - b0) as f64 / (self.scn.cpu.logical_processors as f64 * span as f64) * 100.0)
+                .clamp(0.0, 100.0)
+        };
+        s.sample_snapshot = (now, busy);
+        let span_s = (span as f64 * 1e-9).max(1e-12);
+        let gc_ns = s.gc.time_in_gc_ns(now);
+        let pct_gc = ((gc_ns - s.gc_pause_snapshot.min(gc_ns)) as f64 / span as f64 * 100.0)
+            .clamp(0.0, 100.0);
+        s.gc_pause_snapshot = gc_ns;
+        let alloc = s.gc.allocated_bytes.total();
+        let alloc_rate = (alloc - s.alloc_snapshot) as f64 / span_s;
+        s.alloc_snapshot = alloc;
+        let (queue_len, switches) = match &s.cpu {
+            Processors::Shared(cpu) => (
+                cpu.processor_queue_length() as f64,
+                cpu.context_switches.total(),
+            ),
+            Processors::Dedicated { .. } => (0.0, 0),
+        };
+        let switch_rate = (switches - s.switches_snapshot) as f64 / span_s;
+        s.switches_snapshot = switches;
         let per_s = |n: u64| round6(n as f64 / secs);
+        let http = &mut s.http;
+        let tp = &mut s.tp;
+        let a = &s.aspnet;
+        let io = &self.interval.outcomes;
         let row = [
             round6(as_secs(now)),
             per_s(http.arrivals.since_mark()),
             http.current_queue_size.get() as f64,
             per_s(http.rejected.since_mark()),
             round6(http.max_queue_item_age(now) as f64 * 1e-6),
-            pool.processing() as f64,
-            per_s(self.interval.ok),
-            pool.existing() as f64,
-            per_s(pool.completions.since_mark()),
+            s.iis.active_requests.get() as f64,
+            a.requests_current.get() as f64,
+            a.requests_queued.get() as f64,
+            a.requests_in_native_queue.get() as f64,
+            a.requests_rejected.total() as f64,
+            a.requests_executing.get() as f64,
+            per_s(io.get(Outcome::Ok)),
+            tp.thread_count() as f64,
+            tp.queue_length() as f64,
+            per_s(tp.completions.since_mark()),
+            tp.goal() as f64,
+            tp.injections_on_demand.total() as f64,
+            tp.injections_starvation.total() as f64,
+            tp.injections_hill_climbing.total() as f64,
+            tp.injections_blocking.total() as f64,
+            tp.io_thread_count() as f64,
+            round6(s.cpu_pct_sample),
+            queue_len,
+            round6(switch_rate),
+            round6(pct_gc),
+            s.gc.gen0_collections.total() as f64,
+            s.gc.gen1_collections.total() as f64,
+            s.gc.gen2_collections.total() as f64,
+            round6(alloc_rate),
+            if s.suspended { 1.0 } else { 0.0 },
             self.in_system.get() as f64,
             round6(self.interval.latency.quantile_ms(0.50)),
             round6(self.interval.latency.quantile_ms(0.95)),
             round6(self.interval.latency.quantile_ms(0.99)),
-            per_s(self.interval.outcomes.get(Outcome::Ok)),
-            per_s(self.interval.outcomes.get(Outcome::QueueFull503)),
+            per_s(io.get(Outcome::Ok)),
+            per_s(io.get(Outcome::QueueFull503)),
+            per_s(io.get(Outcome::ConcurrentRequestLimit503_2)),
+            per_s(io.get(Outcome::ServerTooBusy503)),
         ];
+        debug_assert_eq!(row.len(), COLUMNS.len());
         http.arrivals.mark();
         http.rejected.mark();
-        pool.completions.mark();
+        tp.completions.mark();
         self.interval.latency.reset();
         self.interval.outcomes = OutcomeCounts::default();
-        self.interval.ok = 0;
         sink.row(&row)?;
         Ok(())
     }
@@ -497,21 +1363,27 @@ impl<'a> Simulation<'a> {
                 self.arrived, completed, failed, in_flight
             ));
         }
-        let http = &self.server.http;
-        let pool = &self.server.pool;
+        let s = &self.server;
         for (name, g) in [
             ("w3sim\\Requests In Flight", &self.in_system),
             (
                 "HTTP Service Request Queues\\CurrentQueueSize",
-                &http.current_queue_size,
+                &s.http.current_queue_size,
+            ),
+            ("W3SVC_W3WP\\Active Requests", &s.iis.active_requests),
+            ("ASP.NET\\Requests Current", &s.aspnet.requests_current),
+            ("ASP.NET\\Requests Queued", &s.aspnet.requests_queued),
+            (
+                "ASP.NET Applications\\Requests Executing",
+                &s.aspnet.requests_executing,
             ),
             (
                 "System.Runtime\\ThreadPool Thread Count",
-                &pool.thread_count,
+                &s.tp.thread_count,
             ),
             (
-                "ASP.NET Applications\\Requests Executing",
-                &pool.processing_work,
+                "System.Runtime\\ThreadPool Queue Length",
+                &s.tp.queue_length,
             ),
         ] {
             if g.underflows() > 0 {
@@ -527,14 +1399,26 @@ impl<'a> Simulation<'a> {
                 self.peak_counted, scn.http_sys.queue_length
             ));
         }
-        if pool.processing_work.peak() > pool.goal() as u64
-            || pool.goal() > pool.config().max_worker_threads.max(1)
-        {
+        if s.iis.active_requests.peak() > scn.iis.app_concurrent_request_limit as u64 {
             self.violations.push(format!(
-                "thread pool ran {} work items at once with goal {} and max {}",
-                pool.processing_work.peak(),
-                pool.goal(),
-                pool.config().max_worker_threads
+                "IIS held {} requests, above appConcurrentRequestLimit {}",
+                s.iis.active_requests.peak(),
+                scn.iis.app_concurrent_request_limit
+            ));
+        }
+        if s.aspnet.requests_current.peak() > scn.aspnet.request_queue_limit as u64 {
+            self.violations.push(format!(
+                "ASP.NET held {} requests, above requestQueueLimit {}",
+                s.aspnet.requests_current.peak(),
+                scn.aspnet.request_queue_limit
+            ));
+        }
+        let cpus = scn.cpu.logical_processors;
+        let max_threads = scn.thread_pool.max_threads(cpus) as u64;
+        if s.tp.thread_count.peak() > max_threads {
+            self.violations.push(format!(
+                "the thread pool had {} worker threads, above its maximum {max_threads}",
+                s.tp.thread_count.peak()
             ));
         }
 
@@ -574,7 +1458,6 @@ impl<'a> Simulation<'a> {
                 (l - lw).abs() / l.max(lw)
             }),
         };
-        let queue_wait_ms = w.queue_wait.summary();
         let latency_ms = LatencyByClass {
             all: w.latency_all.summary(),
             classes: scn
@@ -584,35 +1467,86 @@ impl<'a> Simulation<'a> {
                 .map(|(c, h)| (c.name.clone(), h.summary()))
                 .collect(),
         };
+        let queue_wait_ms = w.queue_wait.summary();
         let g = |gauge: &w3sim_models::stat::Gauge, limit: Option<u64>| GaugeSummary {
             mean: round6(gauge.mean(end)),
             peak: gauge.peak(),
             limit,
         };
+        let aspnet_limit = s.aspnet.concurrency_limit();
         let mut gauges = std::collections::BTreeMap::new();
         gauges.insert(
             "http_sys.CurrentQueueSize".to_string(),
             g(
-                &http.current_queue_size,
+                &s.http.current_queue_size,
                 Some(scn.http_sys.queue_length as u64),
             ),
         );
         gauges.insert(
-            "thread_pool.Requests Executing".to_string(),
-            g(&pool.processing_work, Some(pool.goal() as u64)),
+            "iis.Active Requests".to_string(),
+            g(
+                &s.iis.active_requests,
+                Some(scn.iis.app_concurrent_request_limit as u64),
+            ),
+        );
+        gauges.insert(
+            "aspnet.Requests Current".to_string(),
+            g(
+                &s.aspnet.requests_current,
+                Some(scn.aspnet.request_queue_limit as u64),
+            ),
+        );
+        gauges.insert(
+            "aspnet.Requests Queued".to_string(),
+            g(&s.aspnet.requests_queued, None),
+        );
+        gauges.insert(
+            "aspnet.Requests In Native Queue".to_string(),
+            g(&s.aspnet.requests_in_native_queue, None),
+        );
+        gauges.insert(
+            "aspnet.Requests Executing".to_string(),
+            g(
+                &s.aspnet.requests_executing,
+                (aspnet_limit != u64::MAX).then_some(aspnet_limit),
+            ),
         );
         gauges.insert(
             "thread_pool.Thread Count".to_string(),
-            g(
-                &pool.thread_count,
-                Some(pool.config().max_worker_threads as u64),
-            ),
+            g(&s.tp.thread_count, Some(max_threads)),
+        );
+        gauges.insert(
+            "thread_pool.Queue Length".to_string(),
+            g(&s.tp.queue_length, None),
+        );
+        gauges.insert(
+            "thread_pool.Processing Work".to_string(),
+            g(&s.tp.processing_work, None),
         );
         gauges.insert(
             "w3sim.Requests In Flight".to_string(),
             g(&self.in_system, None),
         );
 
+        let gc = &s.gc;
+        let gc_summary = GcSummary {
+            gen0_collections: gc.gen0_collections.total(),
+            gen1_collections: gc.gen1_collections.total(),
+            gen2_collections: gc.gen2_collections.total(),
+            max_pause_ms: round6(gc.max_pause_ns as f64 * 1e-6),
+            mean_pause_ms: round6(if gc.pause_count == 0 {
+                0.0
+            } else {
+                gc.pause_sum_ns as f64 / gc.pause_count as f64 * 1e-6
+            }),
+            time_in_gc_pct: round6(gc.time_in_gc_ns(end) as f64 / end.max(1) as f64 * 100.0),
+            allocated_bytes: gc.allocated_bytes.total(),
+        };
+        let busy = self.busy_ns(end);
+        let window_busy = busy.saturating_sub(self.window_busy_start);
+        let cpu_utilization_pct = round6(
+            window_busy as f64 / (cpus as f64 * end.saturating_sub(w.start).max(1) as f64) * 100.0,
+        );
         Summary {
             w3sim_version: env!("CARGO_PKG_VERSION"),
             scenario: scn.name.clone(),
@@ -624,18 +1558,13 @@ impl<'a> Simulation<'a> {
             queue_wait_ms,
             gauges,
             littles_law,
+            gc: gc_summary,
+            cpu_utilization_pct,
             events: self.cal.delivered(),
             simulated_seconds: round6(as_secs(end)),
             peak_request_slots: self.reqs.capacity_used() as u64,
             wall_seconds: 0.0,
         }
-    }
-
-    /// Injects deliberate model errors (validation suite only).
-    #[doc(hidden)]
-    pub fn with_faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
     }
 
     /// Invariant violations found at the end of the run (empty when all hold).

@@ -236,11 +236,30 @@ pub struct Summary {
     /// Mean and peak of every queue and pool, keyed by component and perfmon counter.
     pub gauges: std::collections::BTreeMap<String, GaugeSummary>,
     pub littles_law: LittlesLaw,
+    /// Garbage collections over the whole run.
+    pub gc: GcSummary,
+    /// Processor utilisation over the measurement window, percent of all logical processors.
+    pub cpu_utilization_pct: f64,
     pub events: u64,
     pub simulated_seconds: f64,
     /// Peak number of request slots allocated (memory follows requests in flight).
     pub peak_request_slots: u64,
     pub wall_seconds: f64,
+}
+
+/// `.NET CLR Memory` figures of the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GcSummary {
+    pub gen0_collections: u64,
+    pub gen1_collections: u64,
+    pub gen2_collections: u64,
+    /// Longest suspension of managed threads, ms.
+    pub max_pause_ms: f64,
+    /// Mean suspension, ms.
+    pub mean_pause_ms: f64,
+    /// Share of the run spent with managed threads suspended, percent.
+    pub time_in_gc_pct: f64,
+    pub allocated_bytes: u64,
 }
 
 /// Latency of successful requests overall and per class.

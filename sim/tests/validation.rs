@@ -31,13 +31,17 @@ fn mmck_blocking_probability_mean_wait_and_queue_length() {
     assert_check(&check("M/M/4/14 mean wait", &wq, exact.wq), 0.03);
     let lq: Vec<f64> = runs
         .iter()
-        .map(|s| s.gauges["http_sys.CurrentQueueSize"].mean)
+        .map(|s| s.gauges["thread_pool.Queue Length"].mean)
         .collect();
     assert_check(&check("M/M/4/14 mean queue length", &lq, exact.lq), 0.03);
-    // No request ever sees more than queueLength waiting.
+    // Never more than K waiting for a thread, never more than c threads.
     assert!(
         runs.iter()
-            .all(|s| s.gauges["http_sys.CurrentQueueSize"].peak <= 10)
+            .all(|s| s.gauges["thread_pool.Thread Count"].peak <= 4)
+    );
+    assert!(
+        runs.iter()
+            .all(|s| s.gauges["thread_pool.Queue Length"].peak <= 10)
     );
 }
 
@@ -119,11 +123,8 @@ fn closed_loop_matches_the_machine_repairman_model() {
 
 #[test]
 fn a_queue_one_slot_short_fails_the_mmck_check() {
-    // The wrong model: queueLength 9 where the textbook (and the check) says 10.
-    let scn = load("validation/mmck.toml", &["http_sys.queue_length=10"]);
-    let mut short = scn.clone();
-    short.http_sys.queue_length = 9;
-    // queue_length has a floor of 10 in scenarios; build the wrong model directly.
+    // The wrong model: a total capacity of 13 where the textbook (and the check) says 14.
+    let short = load("validation/mmck.toml", &["http_sys.queue_length=13"]);
     let runs = replicate(&short, REPS, Faults::default());
     let b: Vec<f64> = runs.iter().map(blocking).collect();
     let c = check(

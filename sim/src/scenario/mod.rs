@@ -13,7 +13,7 @@ pub mod units;
 use serde::{Deserialize, Serialize};
 use w3sim_models::dist::Dist;
 
-use self::units::{Duration, DurationDist, Rate};
+use self::units::{Duration, DurationDist, Rate, Size, SizeDist};
 
 /// A whole scenario, as written in a `.toml` file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,8 +39,14 @@ pub struct Scenario {
     pub cpu: Cpu,
     /// HTTP.SYS settings of the application pool.
     pub http_sys: HttpSys,
-    /// CLR thread pool limits.
+    /// IIS worker-process limits.
+    pub iis: Iis,
+    /// ASP.NET integrated-mode throttling (`aspnet.config`).
+    pub aspnet: AspNet,
+    /// CLR thread pool.
     pub thread_pool: ThreadPool,
+    /// .NET garbage collector.
+    pub gc: Gc,
 }
 
 impl Default for Scenario {
@@ -53,10 +59,13 @@ impl Default for Scenario {
             warmup: Duration(0),
             sample_interval: Duration(1_000_000_000),
             load: Load::default(),
-            classes: vec![Class::default()],
+            classes: vec![Class::seed003_sync_page()],
             cpu: Cpu::default(),
             http_sys: HttpSys::default(),
+            iis: Iis::default(),
+            aspnet: AspNet::default(),
             thread_pool: ThreadPool::default(),
+            gc: Gc::default(),
         }
     }
 }
@@ -146,6 +155,10 @@ pub struct BurstSpec {
 pub enum HandlerKind {
     /// Holds its thread through every step.
     Sync,
+    /// Releases its thread at each `wait` (await); the continuation is queued to the pool.
+    Async,
+    /// Blocks its thread on `.Result`; the completion needs another worker thread.
+    SyncOverAsync,
 }
 
 /// A request class: a kind of page or call with its own handler.
@@ -165,14 +178,26 @@ pub struct Class {
 }
 
 impl Default for Class {
+    /// A class as a `[[classes]]` table starts: no handler steps until the file gives
+    /// `service` or `steps`.
     fn default() -> Self {
-        // Seed 003: "Synchronous request execution time is low 0-32 ms".
         Self {
             name: "default".into(),
             weight: 1.0,
             handler: HandlerKind::Sync,
-            service: Some(DurationDist(Dist::Uniform { lo: 0.0, hi: 32e6 })),
+            service: None,
             steps: Vec::new(),
+        }
+    }
+}
+
+impl Class {
+    /// The class a scenario without `[[classes]]` gets. Seed 003: "Synchronous request
+    /// execution time is low 0-32 ms".
+    pub fn seed003_sync_page() -> Self {
+        Self {
+            service: Some(DurationDist(Dist::Uniform { lo: 0.0, hi: 32e6 })),
+            ..Self::default()
         }
     }
 }
@@ -184,9 +209,27 @@ pub struct StepSpec {
     /// Processor demand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<DurationDist>,
-    /// Time blocked (I/O, downstream call, lock) holding the thread.
+    /// Time blocked or awaited (I/O, downstream call, lock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<DurationDist>,
+    /// Managed allocation (drives the GC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alloc: Option<SizeDist>,
+    /// With `alloc`: the part kept referenced until the request ends (survives GCs while
+    /// the request is in flight). Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<SizeDist>,
+}
+
+/// How processors are shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheduler {
+    /// All threads share `logical_processors` (strict priorities, processor sharing).
+    Shared,
+    /// Every thread has a processor of its own: CPU demand is a plain delay. For
+    /// textbook reductions and benchmarks only.
+    Dedicated,
 }
 
 /// `[cpu]`: the machine.
@@ -195,14 +238,38 @@ pub struct StepSpec {
 pub struct Cpu {
     /// Logical processors (`Environment.ProcessorCount`); seed 003: 8 cores, 16 logical.
     pub logical_processors: u32,
+    pub scheduler: Scheduler,
+    /// Processor time lost per context switch.
+    pub context_switch_cost: Duration,
+    /// Scheduling quantum among threads of equal priority when oversubscribed.
+    pub quantum: Duration,
+    /// Other load on the machine: `[{ at = "60s", duration = "5s", threads = 16, priority = 13 }]`.
+    pub noise: Vec<CpuNoise>,
 }
 
 impl Default for Cpu {
     fn default() -> Self {
+        let d = w3sim_models::cpu::CpuConfig::new(16);
         Self {
             logical_processors: 16,
+            scheduler: Scheduler::Shared,
+            context_switch_cost: Duration(d.context_switch_cost_ns),
+            quantum: Duration(d.quantum_ns),
+            noise: Vec::new(),
         }
     }
+}
+
+/// CPU-bound threads of another process (or the kernel) for a while.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuNoise {
+    pub at: Duration,
+    pub duration: Duration,
+    /// Number of spinning threads (each uses at most one processor).
+    pub threads: u32,
+    /// Windows thread priority 0–31 (8 normal, 12 kernel delayed workers, 13 critical), or 32 for DPC level.
+    pub priority: u8,
 }
 
 /// `[http_sys]`: the application pool's kernel request queue.
@@ -225,14 +292,113 @@ impl Default for HttpSys {
     }
 }
 
-/// `[thread_pool]`: CLR worker thread limits.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// `[iis]`: the worker process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Iis {
+    /// `serverRuntime/@appConcurrentRequestLimit` (503.2 above it).
+    pub app_concurrent_request_limit: u32,
+}
+
+impl Default for Iis {
+    fn default() -> Self {
+        Self {
+            app_concurrent_request_limit: 5000,
+        }
+    }
+}
+
+/// `[aspnet]`: `<system.web><applicationPool>` in aspnet.config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AspNet {
+    /// `maxConcurrentRequestsPerCPU`: 5000 (.NET 4.x), 12 (.NET 2.0/3.5 on IIS 7); 0 = no limit.
+    pub max_concurrent_requests_per_cpu: u32,
+    /// `requestQueueLimit` (queued + executing; 503 Server Too Busy above it).
+    pub request_queue_limit: u32,
+    /// `percentCpuLimit` (ASP.NET 4.7, default 90 there); 0 = off (.NET 4.5, seed 003).
+    pub percent_cpu_limit: u32,
+    /// `percentCpuLimitMinActiveRequestPerCpu`.
+    pub percent_cpu_limit_min_active_request_per_cpu: u32,
+}
+
+impl Default for AspNet {
+    fn default() -> Self {
+        Self {
+            max_concurrent_requests_per_cpu: 5000,
+            request_queue_limit: 5000,
+            percent_cpu_limit: 0,
+            percent_cpu_limit_min_active_request_per_cpu: 100,
+        }
+    }
+}
+
+/// Thread-pool implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Runtime {
+    /// .NET Framework 4.x native pool (same algorithm as CoreCLR ≤ 3.1).
+    Net48,
+    /// .NET 6+ PortableThreadPool with cooperative blocking compensation.
+    Net6,
+}
+
+/// The gate thread's timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateTimer {
+    /// Windows: a periodic waitable timer on a fixed 500 ms grid.
+    Periodic,
+    /// Linux: sleeps 500 ms after each check (ticks drift later).
+    Sleep,
+}
+
+/// `[thread_pool]`: the CLR thread pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThreadPool {
+    pub runtime: Runtime,
     /// `minWorkerThreads` / `ThreadPool.SetMinThreads`; 0 = the number of logical processors.
     pub min_worker_threads: u32,
     /// `maxWorkerThreads` / `SetMaxThreads`; 0 = 100 × logical processors (processModel autoConfig).
     pub max_worker_threads: u32,
+    /// `minIoThreads`; 0 = the number of logical processors.
+    pub min_io_threads: u32,
+    /// `maxIoThreads`; 0 = 1000 (100 × CPUs under autoConfig is larger on ≥ 10 CPUs).
+    pub max_io_threads: u32,
+    pub gate_timer: GateTimer,
+    /// The gate thread's starvation injection (+1 thread when nothing was dequeued for 500 ms).
+    pub starvation_detection: bool,
+    /// Hill climbing (`HillClimbing_Disable` = false).
+    pub hill_climbing: bool,
+    /// Time to create a thread before it can take work.
+    pub thread_creation_cost: Duration,
+    /// Idle worker threads retire after this long; "0s" = never.
+    pub thread_idle_timeout: Duration,
+    /// CPU an IO-completion thread spends on an async completion before it posts the continuation.
+    pub io_completion_cpu: Duration,
+    /// CPU a worker thread spends running a sync-over-async continuation that releases a blocked thread.
+    pub continuation_cpu: Duration,
+}
+
+impl Default for ThreadPool {
+    fn default() -> Self {
+        let d = w3sim_models::thread_pool::ThreadPoolConfig::new(16);
+        Self {
+            runtime: Runtime::Net48,
+            min_worker_threads: 0,
+            max_worker_threads: 0,
+            min_io_threads: 0,
+            max_io_threads: 0,
+            gate_timer: GateTimer::Periodic,
+            starvation_detection: true,
+            hill_climbing: true,
+            thread_creation_cost: Duration(d.thread_creation_cost_ns),
+            thread_idle_timeout: Duration(d.thread_idle_timeout_ns.unwrap_or(0)),
+            io_completion_cpu: Duration(20_000),
+            continuation_cpu: Duration(20_000),
+        }
+    }
 }
 
 impl ThreadPool {
@@ -252,6 +418,50 @@ impl ThreadPool {
             self.max_worker_threads
         }
     }
+}
+
+/// GC flavour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GcFlavor {
+    Workstation,
+    Server,
+}
+
+/// `[gc]`: the .NET garbage collector (`<gcServer>`, `<gcConcurrent>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gc {
+    /// `server` (IIS/ASP.NET default on several CPUs) or `workstation`.
+    pub flavor: GcFlavor,
+    /// Background gen2 (server from .NET 4.5, workstation from 4.0); false = blocking gen2 (server GC on .NET 4.0).
+    pub background: bool,
+    /// Gen0 allocation budget; "0B" = the flavour's default.
+    pub gen0_budget: Size,
+    /// Periodic in-memory cache reload (seed 003); omitted = none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_reload: Option<CacheReload>,
+}
+
+impl Default for Gc {
+    fn default() -> Self {
+        Self {
+            flavor: GcFlavor::Server,
+            background: true,
+            gen0_budget: Size(0),
+            cache_reload: None,
+        }
+    }
+}
+
+/// A cache rebuilt in memory every `every`, starting at `at`: `size` of new long-lived
+/// objects replaces the previous copy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheReload {
+    pub at: Duration,
+    pub every: Duration,
+    pub size: Size,
 }
 
 /// A problem found after the file parsed: the key path and a message.
@@ -317,11 +527,16 @@ impl Scenario {
                 _ => {}
             }
             for (j, s) in c.steps.iter().enumerate() {
-                let n = s.cpu.is_some() as u8 + s.wait.is_some() as u8;
+                let n = s.cpu.is_some() as u8 + s.wait.is_some() as u8 + s.alloc.is_some() as u8;
                 if n != 1 {
                     bad(
                         format!("classes[{i}].steps[{j}]"),
-                        "a step has exactly one of `cpu` or `wait`, e.g. { cpu = \"2ms\" }".into(),
+                        "a step has exactly one of `cpu`, `wait` or `alloc`, e.g. { cpu = \"2ms\" }".into(),
+                    );
+                } else if s.retain.is_some() && s.alloc.is_none() {
+                    bad(
+                        format!("classes[{i}].steps[{j}].retain"),
+                        "`retain` goes with `alloc`".into(),
                     );
                 }
             }
@@ -391,6 +606,31 @@ impl Scenario {
                     tp.max_threads(cpus)
                 ),
             );
+        }
+        for (i, n) in self.cpu.noise.iter().enumerate() {
+            if n.priority > 32 {
+                bad(
+                    format!("cpu.noise[{i}].priority"),
+                    format!(
+                        "thread priorities are 0–31 (32 = DPC level), got {}",
+                        n.priority
+                    ),
+                );
+            }
+        }
+        if self.aspnet.percent_cpu_limit > 100 {
+            bad(
+                "aspnet.percent_cpu_limit".into(),
+                format!("must be 0–100 %, got {}", self.aspnet.percent_cpu_limit),
+            );
+        }
+        if let Some(r) = &self.gc.cache_reload {
+            if r.every.0 == 0 {
+                bad(
+                    "gc.cache_reload.every".into(),
+                    "must be longer than 0s".into(),
+                );
+            }
         }
         if tp.min_threads(cpus) > tp.max_threads(cpus) {
             bad(

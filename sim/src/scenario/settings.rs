@@ -114,9 +114,9 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "classes[].handler",
-        "sync",
+        "sync | async | sync_over_async",
         "-",
-        "sync: the handler holds its worker thread through every step (async and sync-over-async come with the thread-pool issue)."
+        "sync: holds its worker thread through every wait. async: releases it at each await; the continuation is posted to the thread-pool queue behind new requests. sync_over_async (.Result): blocks its thread and needs a second worker thread to run the continuation."
     ),
     s!(
         "classes[].service",
@@ -126,15 +126,39 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "classes[].steps",
-        "list of { cpu = dist } | { wait = dist }",
+        "list of { cpu = dist } | { wait = dist } | { alloc = size dist, retain = size dist }",
         "-",
-        "Handler steps in order: cpu demand, or time blocked (I/O, downstream call, lock)."
+        "Handler steps in order: CPU demand; time blocked or awaited (I/O, downstream call, lock); managed allocation, of which `retain` stays referenced until the request ends."
     ),
     s!(
         "cpu.logical_processors",
         "integer 1–4096",
         "Environment.ProcessorCount",
         "Logical processors. Default 16: seed 003's 8-core, 16-thread Xeon. Sets the thread pool's default minimum."
+    ),
+    s!(
+        "cpu.scheduler",
+        "shared | dedicated",
+        "-",
+        "shared: threads share the processors with strict priorities and processor sharing. dedicated: every thread has its own processor (textbook reductions, benchmarks)."
+    ),
+    s!(
+        "cpu.context_switch_cost",
+        "duration",
+        "-",
+        "Processor time per context switch: charged when a thread starts or stops running and at each quantum among oversubscribed threads. Default 5 us (an order of magnitude including cache refill; no authoritative figure)."
+    ),
+    s!(
+        "cpu.quantum",
+        "duration (0s = off)",
+        "Win32PrioritySeparation (server: long fixed quantum)",
+        "Time slice among runnable threads of equal priority when there are more than processors. Default 187.5 ms: Windows Server's long fixed quantum (12 clock ticks of 15.625 ms)."
+    ),
+    s!(
+        "cpu.noise",
+        "list of { at, duration, threads, priority }",
+        "-",
+        "Other CPU-bound threads on the machine for a while, at a Windows priority (8 normal, 12 kernel delayed workers, 13 critical, 32 = DPC level): e.g. seed 000's 5 s of busy CPU."
     ),
     s!(
         "http_sys.queue_length",
@@ -149,6 +173,42 @@ pub const SETTINGS: &[SettingDoc] = &[
         "Count requests already handed to the worker process against queueLength (KB 816995, IIS 6) instead of kernel-queued requests only (the docs, default)."
     ),
     s!(
+        "iis.app_concurrent_request_limit",
+        "integer",
+        "system.webServer/serverRuntime/@appConcurrentRequestLimit",
+        "Requests queued or executing in IIS before it answers 503.2. Default 5000 (DOMAIN §4.1)."
+    ),
+    s!(
+        "aspnet.max_concurrent_requests_per_cpu",
+        "integer (0 = no limit)",
+        "aspnet.config applicationPool/@maxConcurrentRequestsPerCPU",
+        "Concurrently active ASP.NET requests per CPU; the rest wait in the native queue. 5000 in .NET 4.x (default), 12 in .NET 2.0/3.5 on IIS 7 (DOMAIN §4.2)."
+    ),
+    s!(
+        "aspnet.request_queue_limit",
+        "integer",
+        "processModel/@requestQueueLimit",
+        "Requests in ASP.NET (queued + executing) before new ones get 503 Server Too Busy. Default 5000 (DOMAIN §4.2)."
+    ),
+    s!(
+        "aspnet.percent_cpu_limit",
+        "percent 0–100 (0 = off)",
+        "aspnet.config applicationPool/@percentCpuLimit",
+        "ASP.NET 4.7: above this CPU, new requests go to the native queue. 90 in 4.7; default 0 = off, as on .NET 4.5 (seed 003)."
+    ),
+    s!(
+        "aspnet.percent_cpu_limit_min_active_request_per_cpu",
+        "integer",
+        "applicationPool/@percentCpuLimitMinActiveRequestPerCpu",
+        "CPU throttling applies only above this many active requests per CPU. Default 100 (DOMAIN §4.2)."
+    ),
+    s!(
+        "thread_pool.runtime",
+        "net48 | net6",
+        "-",
+        "net48: .NET Framework 4.x native pool (CoreCLR ≤ 3.1 algorithm). net6: PortableThreadPool with cooperative blocking compensation (DOMAIN §5.6)."
+    ),
+    s!(
         "thread_pool.min_worker_threads",
         "integer (0 = logical processors)",
         "processModel/@minWorkerThreads, ThreadPool.SetMinThreads",
@@ -159,6 +219,84 @@ pub const SETTINGS: &[SettingDoc] = &[
         "integer (0 = 100 × logical processors)",
         "processModel/@maxWorkerThreads, ThreadPool.SetMaxThreads",
         "Upper bound on worker threads. Default: processModel autoConfig's 100 × CPUs (DOMAIN §4.4)."
+    ),
+    s!(
+        "thread_pool.min_io_threads",
+        "integer (0 = logical processors)",
+        "processModel/@minIoThreads",
+        "IO-completion threads created without delay (DOMAIN §5.7)."
+    ),
+    s!(
+        "thread_pool.max_io_threads",
+        "integer (0 = 1000)",
+        "processModel/@maxIoThreads",
+        "Upper bound on IO-completion threads (DOMAIN §5.2)."
+    ),
+    s!(
+        "thread_pool.gate_timer",
+        "periodic | sleep",
+        "-",
+        "periodic: Windows' waitable timer, fixed 500 ms grid (default). sleep: Linux, 500 ms after each check — the setting of the reference measurements (DOMAIN §5.4)."
+    ),
+    s!(
+        "thread_pool.starvation_detection",
+        "true | false",
+        "ThreadPool_DisableStarvationDetection (inverted)",
+        "The gate thread adds a thread when work is pending and nothing was dequeued for 500 ms (goal × 1 s at ≥ 80 % CPU)."
+    ),
+    s!(
+        "thread_pool.hill_climbing",
+        "true | false",
+        "HillClimbing_Disable (inverted)",
+        "The throughput-maximising controller that moves the thread goal (DOMAIN §5.5)."
+    ),
+    s!(
+        "thread_pool.thread_creation_cost",
+        "duration",
+        "-",
+        "Time between creating a worker thread and its first dequeue; calibrated on the reference measurements (README, fidelity)."
+    ),
+    s!(
+        "thread_pool.thread_idle_timeout",
+        "duration (0s = never)",
+        "ThreadPool_ThreadTimeoutMs",
+        "Idle worker threads exit after this long (never below the minimum goal). Default 20 s (DOMAIN §5.2)."
+    ),
+    s!(
+        "thread_pool.io_completion_cpu",
+        "duration",
+        "-",
+        "CPU an IO-completion thread spends on an async completion before posting the continuation."
+    ),
+    s!(
+        "thread_pool.continuation_cpu",
+        "duration",
+        "-",
+        "CPU a worker thread spends on the continuation that releases a thread blocked in sync-over-async."
+    ),
+    s!(
+        "gc.flavor",
+        "server | workstation",
+        "<gcServer enabled>",
+        "Server GC (one heap and GC thread per CPU at high priority) is the IIS/ASP.NET default on several CPUs (DOMAIN §8)."
+    ),
+    s!(
+        "gc.background",
+        "true | false",
+        "<gcConcurrent enabled>",
+        "Background gen2 (server from .NET 4.5, workstation from 4.0). false: every gen2 blocks all managed threads (server GC on .NET 4.0)."
+    ),
+    s!(
+        "gc.gen0_budget",
+        "size (0B = flavour default)",
+        "ephemeral segment / gen0 budget",
+        "Allocation between gen0 collections (DOMAIN §8)."
+    ),
+    s!(
+        "gc.cache_reload",
+        "{ at = duration, every = duration, size = size }",
+        "-",
+        "A periodic in-memory cache rebuild that allocates `size` of long-lived objects (seed 003: GC during the reload queued ~1000 requests)."
     ),
 ];
 
@@ -188,7 +326,13 @@ fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
 
 /// Lists whose elements are documented as a whole (inline tables).
 fn is_inline_list(path: &str) -> bool {
-    ["load.schedule", "load.bursts", "classes[].steps"].contains(&path)
+    [
+        "load.schedule",
+        "load.bursts",
+        "classes[].steps",
+        "cpu.noise",
+    ]
+    .contains(&path)
 }
 
 /// (path, default as TOML) for every key of the default scenario, deduplicated.
@@ -208,7 +352,8 @@ pub fn default_of(path: &str) -> String {
         .find(|(p, _)| p == path)
         .map(|(_, v)| v)
         .unwrap_or_else(|| match path {
-            "load.schedule" | "load.bursts" => "[]".into(),
+            "load.schedule" | "load.bursts" | "cpu.noise" => "[]".into(),
+            "gc.cache_reload" => "(none)".into(),
             "classes[].steps" => "[] (uses service)".into(),
             _ => "(none)".into(),
         })
@@ -244,7 +389,14 @@ mod tests {
         let keys: std::collections::HashSet<String> =
             default_values().into_iter().map(|(p, _)| p).collect();
         for d in SETTINGS {
-            let optional = ["load.schedule", "load.bursts", "classes[].steps"].contains(&d.path);
+            let optional = [
+                "load.schedule",
+                "load.bursts",
+                "classes[].steps",
+                "cpu.noise",
+                "gc.cache_reload",
+            ]
+            .contains(&d.path);
             assert!(
                 optional || keys.contains(d.path),
                 "SETTINGS documents `{}` which the scenario does not have",

@@ -1,0 +1,292 @@
+//! The managed half of the pipeline (issue 3): thread injection under a burst, the
+//! gate thread at high CPU, hill climbing on CPU-bound work, GC pauses, ASP.NET's
+//! throttles. Each test shows a named failure mode appearing and, where there is one,
+//! disappearing when its fix is applied.
+
+mod common;
+
+use common::*;
+
+const THREADS: &str = "System.Runtime\\ThreadPool Thread Count";
+
+/// Least-squares slope of y over x.
+fn slope(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let mx = x.iter().sum::<f64>() / n;
+    let my = y.iter().sum::<f64>() / n;
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx) * (a - mx)).sum();
+    sxy / sxx
+}
+
+#[test]
+fn burst_starves_the_pool_slowly_and_min_threads_or_async_fix_it() {
+    let scn = load("thread-injection-burst.toml", &[]);
+    let (s, ts) = run_series(&scn);
+    let t = col(&ts, "time_s");
+    let th = col(&ts, THREADS);
+    // After the minimum of 16 is reached, the pool grows at most ~2 threads a second.
+    let (xs, ys): (Vec<f64>, Vec<f64>) = t
+        .iter()
+        .zip(&th)
+        .filter(|(t, _)| **t >= 12.0 && **t <= 60.0)
+        .map(|(a, b)| (*a, *b))
+        .unzip();
+    let k = slope(&xs, &ys);
+    assert!(k <= 2.0, "threads grew at {k:.2}/s");
+    assert!(
+        k > 0.1,
+        "the pool must grow at all under starvation ({k:.2}/s)"
+    );
+    assert!(
+        th.iter().cloned().fold(0.0, f64::max) < 81.0,
+        "never reaches the ~81 threads the burst needs"
+    );
+    assert!(
+        outcome(&s, "503_queue_full") > 1000,
+        "HTTP.SYS answers 503 QueueFull: {:?}",
+        s.outcomes
+    );
+    // Requests pile up in the CLR queue (ASP.NET "Requests Queued").
+    assert!(s.gauges["aspnet.Requests Queued"].peak > 500);
+    let cpu = col(&ts, "Processor(_Total)\\% Processor Time");
+    assert!(
+        cpu.iter().all(|&c| c < 20.0),
+        "threads are blocked, not busy: CPU stays low"
+    );
+
+    let (fix, fts) = run_series(&load("thread-injection-burst-fix.toml", &[]));
+    assert_eq!(
+        fix.measured.failed, 0,
+        "minWorkerThreads = 200 removes the 503s: {:?}",
+        fix.outcomes
+    );
+    assert!(
+        at(&fts, THREADS, 15.0) >= 75.0,
+        "threads are created on demand up to the new minimum"
+    );
+
+    let (asy, ats) = run_series(&load("thread-injection-burst-async.toml", &[]));
+    assert_eq!(
+        asy.measured.failed, 0,
+        "async handlers: no 503: {:?}",
+        asy.outcomes
+    );
+    let peak = col(&ats, THREADS).into_iter().fold(0.0, f64::max);
+    assert!(peak <= 16.0, "async handlers need few threads, got {peak}");
+}
+
+#[test]
+fn starvation_injection_slows_down_at_high_cpu() {
+    // 300 items blocking 10 s on 16 CPUs: nothing completes for 10 s, so only the gate
+    // thread adds threads. With other threads keeping the CPU above 80 %, it waits
+    // goal × 1 s (16 s) without a dequeue before adding one.
+    let quiet = w3sim::scenario::load::load_str(
+        "starve.toml",
+        r#"
+duration = "11s"
+sample_interval = "500ms"
+[load]
+rate = "0/s"
+bursts = [ { at = "0s", count = 300 } ]
+[[classes]]
+name = "blocked"
+steps = [ { wait = "10s" } ]
+[cpu]
+logical_processors = 16
+[http_sys]
+queue_length = 65535
+"#,
+        &[],
+    )
+    .unwrap();
+    let mut busy = quiet.clone();
+    busy.cpu.noise = vec![w3sim::scenario::CpuNoise {
+        at: w3sim::scenario::units::Duration(0),
+        duration: w3sim::scenario::units::Duration(20_000_000_000),
+        threads: 14,
+        priority: 13,
+    }];
+    let (_, q) = run_series(&quiet);
+    let (_, b) = run_series(&busy);
+    let grown_quiet = at(&q, THREADS, 9.5) - 16.0;
+    let grown_busy = at(&b, THREADS, 9.5) - 16.0;
+    assert!(at(&b, "Processor(_Total)\\% Processor Time", 5.0) >= 80.0);
+    assert!(
+        grown_quiet >= 6.0,
+        "below 80 % CPU the gate thread adds ~1 thread/s: +{grown_quiet}"
+    );
+    assert!(
+        grown_busy <= 1.0,
+        "at >= 80 % CPU it needs goal × 1 s without a dequeue: +{grown_busy}"
+    );
+}
+
+#[test]
+fn hill_climbing_settles_on_cpu_bound_work_and_does_not_run_away() {
+    let scn = w3sim::scenario::load::load_str(
+        "cpu-bound.toml",
+        r#"
+duration = "180s"
+warmup = "60s"
+[load]
+rate = "450/s"
+[[classes]]
+name = "cpu"
+service = "exp(10ms)"
+[cpu]
+logical_processors = 4
+[http_sys]
+queue_length = 65535
+[aspnet]
+request_queue_limit = 100000
+[iis]
+app_concurrent_request_limit = 100000
+[thread_pool]
+min_worker_threads = 4
+"#,
+        &[],
+    )
+    .unwrap();
+    let (s, ts) = run_series(&scn);
+    // Capacity is 4 CPUs / 10 ms = 400/s; offered 450/s keeps the queue busy.
+    assert!(
+        s.measured.throughput_per_s > 0.9 * 400.0,
+        "throughput {}",
+        s.measured.throughput_per_s
+    );
+    let goal = col(&ts, "w3sim\\ThreadPool Goal");
+    let final_goal = *goal.last().unwrap();
+    assert!(
+        final_goal <= 20.0,
+        "hill climbing ran away to {final_goal} threads on 4 CPUs"
+    );
+    assert!(s.gauges["thread_pool.Thread Count"].peak <= 40);
+}
+
+#[test]
+fn max_concurrent_requests_per_cpu_12_caps_active_requests_and_5000_removes_the_cap() {
+    let (s, _) = run_series(&load("aspnet-concurrency-12.toml", &[]));
+    assert!(
+        s.gauges["aspnet.Requests Executing"].peak <= 192,
+        "12 × 16 CPUs = 192 active at most"
+    );
+    assert!(
+        s.gauges["aspnet.Requests In Native Queue"].peak > 1000,
+        "the native queue fills"
+    );
+    assert!(
+        outcome(&s, "503_server_too_busy") > 0,
+        "requestQueueLimit overflow: {:?}",
+        s.outcomes
+    );
+    assert_eq!(outcome(&s, "503_queue_full"), 0);
+
+    let (f, _) = run_series(&load(
+        "aspnet-concurrency-12.toml",
+        &["aspnet.max_concurrent_requests_per_cpu=5000"],
+    ));
+    assert_eq!(f.measured.failed, 0, "{:?}", f.outcomes);
+    assert_eq!(f.gauges["aspnet.Requests In Native Queue"].peak, 0);
+    assert!(f.gauges["aspnet.Requests Executing"].peak > 192);
+}
+
+#[test]
+fn each_503_reason_is_counted_separately() {
+    let text = r#"
+duration = "10s"
+[load]
+rate = "1000/s"
+[[classes]]
+name = "slow"
+steps = [ { wait = "1s" } ]
+[cpu]
+logical_processors = 4
+[thread_pool]
+min_worker_threads = 400
+max_worker_threads = 400
+"#;
+    let iis = w3sim::scenario::load::load_str(
+        "x.toml",
+        text,
+        &["iis.app_concurrent_request_limit=300".into()],
+    )
+    .unwrap();
+    let (s, _) = run_series(&iis);
+    assert!(outcome(&s, "503_2_concurrent_request_limit") > 0);
+    assert_eq!(outcome(&s, "503_server_too_busy"), 0);
+    let asp =
+        w3sim::scenario::load::load_str("x.toml", text, &["aspnet.request_queue_limit=300".into()])
+            .unwrap();
+    let (s, _) = run_series(&asp);
+    assert!(outcome(&s, "503_server_too_busy") > 0);
+    assert_eq!(outcome(&s, "503_2_concurrent_request_limit"), 0);
+    let http = w3sim::scenario::load::load_str(
+        "x.toml",
+        text,
+        &[
+            "http_sys.queue_length=300".into(),
+            "http_sys.queue_counts_in_flight=true".into(),
+        ],
+    )
+    .unwrap();
+    let (s, _) = run_series(&http);
+    assert!(outcome(&s, "503_queue_full") > 0);
+    assert_eq!(
+        outcome(&s, "503_server_too_busy") + outcome(&s, "503_2_concurrent_request_limit"),
+        0
+    );
+}
+
+#[test]
+fn cache_reload_with_blocking_server_gc_stops_managed_threads_and_queues_requests() {
+    use w3sim_models::gc::{Gc, GcConfig, GcFlavor};
+    let scn = load("gc-cache-reload.toml", &[]);
+    let (s, ts) = run_series(&scn);
+    // The pause follows the calibrated model for the live objects at the reload.
+    let cfg = GcConfig::new(GcFlavor::Server, false, 16);
+    let live_objects = (4u64 << 30) / cfg.avg_object_bytes;
+    let expected_ms = Gc::blocking_gen2_pause_ns(&cfg, live_objects) as f64 * 1e-6;
+    let got = s.gc.max_pause_ms;
+    assert!(
+        (got - expected_ms).abs() / expected_ms < 0.15,
+        "max pause {got:.1} ms vs the model's {expected_ms:.1} ms for {live_objects} live objects"
+    );
+    assert!(s.gc.gen2_collections >= 1);
+    // Every managed thread stops: no request completes in an interval that lies wholly
+    // inside the pause.
+    let t = col(&ts, "time_s");
+    let susp = col(&ts, "w3sim\\GC Suspended");
+    let done = col(&ts, "ASP.NET Applications\\Requests/Sec");
+    let mut inside = 0;
+    for i in 1..t.len() {
+        if susp[i] == 1.0 && susp[i - 1] == 1.0 {
+            inside += 1;
+            assert_eq!(
+                done[i], 0.0,
+                "requests completed at t = {} during a blocking GC",
+                t[i]
+            );
+        }
+    }
+    assert!(
+        inside >= 3,
+        "the pause spans several 100 ms samples ({inside})"
+    );
+    // Meanwhile native code keeps accepting requests: they pile up (seed 003: ~1000).
+    let queued = s.gauges["aspnet.Requests Queued"].peak as f64;
+    assert!(
+        queued >= 0.6 * 1000.0 * got * 1e-3,
+        "only {queued} requests queued during a {got:.0} ms pause"
+    );
+
+    // Background GC: the gen2 runs concurrently; suspensions are short, little queues.
+    let (b, _) = run_series(&load("gc-cache-reload-background.toml", &[]));
+    assert!(
+        b.gc.max_pause_ms < 0.1 * got,
+        "background GC pause {} ms vs blocking {got} ms",
+        b.gc.max_pause_ms
+    );
+    assert!((b.gauges["aspnet.Requests Queued"].peak as f64) < 0.3 * queued);
+    assert!(b.latency_ms.all.max < s.latency_ms.all.max);
+}
