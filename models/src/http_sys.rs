@@ -50,6 +50,9 @@ pub struct AppPoolQueue {
     handed_out: u64,
     /// `CurrentQueueSize`.
     pub current_queue_size: Gauge,
+    /// Requests of the pool not yet completely served: queued plus handed to the
+    /// worker process (what KB 816995 says `queueLength` limits).
+    pub outstanding: Gauge,
     /// Requests arrived (`ArrivalRate` is its per-second rate).
     pub arrivals: Counter,
     /// `RejectedRequests` (`RejectionRate` is its per-second rate).
@@ -64,6 +67,7 @@ impl AppPoolQueue {
             queue: VecDeque::with_capacity(cap),
             handed_out: 0,
             current_queue_size: Gauge::new(),
+            outstanding: Gauge::new(),
             arrivals: Counter::default(),
             rejected: Counter::default(),
         }
@@ -93,6 +97,7 @@ impl AppPoolQueue {
         }
         self.queue.push_back((req, now));
         self.current_queue_size.set(now, self.queue.len() as u64);
+        self.outstanding.inc(now);
         Ok(())
     }
 
@@ -107,8 +112,9 @@ impl AppPoolQueue {
 
     /// A request that was dequeued has been completely served (its response sent).
     #[inline]
-    pub fn finished(&mut self, _now: SimTime) {
+    pub fn finished(&mut self, now: SimTime) {
         self.handed_out = self.handed_out.saturating_sub(1);
+        self.outstanding.dec(now);
     }
 
     /// Takes the *newest* request instead of the oldest. HTTP.SYS never does this: it

@@ -28,6 +28,10 @@ pub fn mm16_scenario(rho: f64, requests: u64, seed: u64) -> Scenario {
         ..Class::default()
     }];
     s.cpu.logical_processors = c;
+    // The reduction: processors are not a bottleneck (each thread has its own), the pool
+    // never grows (min = max) and its threads never retire.
+    s.cpu.scheduler = crate::scenario::Scheduler::Dedicated;
+    s.thread_pool.thread_idle_timeout = Duration(0);
     s.http_sys.queue_length = 1000;
     s.thread_pool.min_worker_threads = c;
     s.thread_pool.max_worker_threads = c;

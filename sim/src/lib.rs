@@ -10,14 +10,20 @@
 //! - [`output`]: time-series sinks and run-directory files.
 //! - [`analytic`]: textbook queueing results the validation suite checks against.
 //! - [`bench`]: the M/M/16/1000 benchmark behind `w3sim bench`.
+//! - [`fidelity`]: thread-pool trajectories against the real CLR (`w3sim compare-clr`).
+//! - [`sweep`]: batch sweeps with replications and confidence intervals, capacity search, shards and merge.
+//! - [`plot`]: pictures with plotters (SVG/PNG, embedded font).
 
 pub mod analytic;
 pub mod bench;
 pub mod engine;
+pub mod fidelity;
 pub mod output;
 pub mod pipeline;
+pub mod plot;
 pub mod scenario;
 pub mod stats;
+pub mod sweep;
 
 pub use pipeline::{RunError, run};
 pub use scenario::Scenario;

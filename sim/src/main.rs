@@ -78,8 +78,31 @@ enum Cmd {
         #[command(flatten)]
         args: ScenarioArgs,
     },
+    /// Run a sweep file: every point × replication in parallel; runs.csv, points.csv, sweep.json.
+    Sweep(w3sim::sweep::SweepArgs),
+    /// Find the highest value of a setting at which every SLO holds.
+    Capacity(w3sim::sweep::CapacityArgs),
+    /// Merge the output directories of sweep shards into one.
+    Merge(w3sim::sweep::MergeArgs),
     /// Print every setting with its default, unit and the Windows setting it models.
     ShowDefaults,
+    /// Compare a thread-pool trajectory with real CLR measurements (t_s,threads,pending,completed).
+    ///
+    /// RUN is a run directory (with timeseries.csv) or a scenario file, which is then run
+    /// for --seeds seeds. Prints the error per second of thread count and pending items.
+    CompareClr {
+        /// Run directory or scenario (.toml).
+        run: PathBuf,
+        /// Reference CSVs (repeats of one measurement form a band).
+        #[arg(required = true)]
+        reference: Vec<PathBuf>,
+        /// Seeds to run when RUN is a scenario.
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
+        /// Also draw the curves into this file (.svg or .png).
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// Benchmark: M/M/16/1000 at rho = 0.9 on one core; prints requests/s and events/s.
     Bench {
         /// Requests to simulate.
@@ -99,6 +122,9 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Run { args, out, quiet } => cmd_run(&args, out, quiet),
         Cmd::Check { args } => cmd_check(&args),
+        Cmd::Sweep(a) => w3sim::sweep::cmd_sweep(&a),
+        Cmd::Capacity(a) => w3sim::sweep::cmd_capacity(&a),
+        Cmd::Merge(a) => w3sim::sweep::cmd_merge(&a),
         Cmd::ShowDefaults => {
             print!("{}", settings::render());
             ExitCode::SUCCESS
@@ -108,6 +134,12 @@ fn main() -> ExitCode {
             rho,
             repeat,
         } => cmd_bench(requests, rho, repeat),
+        Cmd::CompareClr {
+            run,
+            reference,
+            seeds,
+            plot,
+        } => cmd_compare_clr(&run, &reference, seeds, plot.as_deref()),
     }
 }
 
@@ -297,5 +329,75 @@ fn cmd_bench(requests: u64, rho: f64, repeat: u32) -> ExitCode {
         b.requests_per_second / 134_000.0,
         b.requests_per_second / 46_000.0
     );
+    ExitCode::SUCCESS
+}
+
+fn cmd_compare_clr(
+    run: &Path,
+    references: &[PathBuf],
+    seeds: u64,
+    plot: Option<&Path>,
+) -> ExitCode {
+    use w3sim::fidelity;
+    let mut refs = Vec::new();
+    for p in references {
+        match fidelity::read_reference(p) {
+            Ok(t) => refs.push((
+                p.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                t,
+            )),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut sims = Vec::new();
+    if run.extension().is_some_and(|e| e == "toml") {
+        let base = match load_file(run, &[]) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        };
+        for k in 0..seeds.max(1) {
+            let mut scn = base.clone();
+            scn.seed = base.seed + k;
+            let mut sink = w3sim::output::MemorySink::default();
+            if let Err(e) = w3sim::run(&scn, &mut sink) {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+            let t = fidelity::from_sink(&sink).expect("w3sim's own time series has the columns");
+            sims.push((format!("w3sim seed {}", scn.seed), t));
+        }
+    } else {
+        match fidelity::from_run_dir(run) {
+            Ok(t) => sims.push(("w3sim".to_string(), t)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let ref_only: Vec<_> = refs.iter().map(|(_, t)| t.clone()).collect();
+    for (name, sim) in &sims {
+        println!("{name} vs {} reference run(s):", refs.len());
+        print!("{}", fidelity::render(&fidelity::compare(&ref_only, sim)));
+    }
+    if let Some(p) = plot {
+        let title = format!(
+            "{}: real CLR vs w3sim",
+            run.file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+        );
+        if let Err(e) = fidelity::plot(p, &title, &refs, &sims) {
+            eprintln!("error: cannot draw {}: {e}", p.display());
+            return ExitCode::from(1);
+        }
+        println!("wrote {}", p.display());
+    }
     ExitCode::SUCCESS
 }

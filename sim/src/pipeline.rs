@@ -157,6 +157,7 @@ pub const COLUMNS: &[&str] = &[
     "HTTP Service Request Queues\\CurrentQueueSize",
     "HTTP Service Request Queues\\RejectionRate",
     "HTTP Service Request Queues\\MaxQueueItemAge",
+    "w3sim\\HTTP.SYS Outstanding Requests",
     "W3SVC_W3WP\\Active Requests",
     "ASP.NET\\Requests Current",
     "ASP.NET\\Requests Queued",
@@ -167,6 +168,7 @@ pub const COLUMNS: &[&str] = &[
     "System.Runtime\\ThreadPool Thread Count",
     "System.Runtime\\ThreadPool Queue Length",
     "System.Runtime\\ThreadPool Completed Work Item Count/sec",
+    "w3sim\\ThreadPool Completed Work Items",
     "w3sim\\ThreadPool Goal",
     "w3sim\\ThreadPool Injections On Demand",
     "w3sim\\ThreadPool Injections Starvation",
@@ -656,6 +658,7 @@ impl<'a> Simulation<'a> {
         self.in_system.reset_window(now);
         let s = &mut self.server;
         s.http.current_queue_size.reset_window(now);
+        s.http.outstanding.reset_window(now);
         s.iis.active_requests.reset_window(now);
         s.aspnet.requests_current.reset_window(now);
         s.aspnet.requests_queued.reset_window(now);
@@ -1300,6 +1303,7 @@ impl<'a> Simulation<'a> {
             http.current_queue_size.get() as f64,
             per_s(http.rejected.since_mark()),
             round6(http.max_queue_item_age(now) as f64 * 1e-6),
+            http.outstanding.get() as f64,
             s.iis.active_requests.get() as f64,
             a.requests_current.get() as f64,
             a.requests_queued.get() as f64,
@@ -1310,6 +1314,7 @@ impl<'a> Simulation<'a> {
             tp.thread_count() as f64,
             tp.queue_length() as f64,
             per_s(tp.completions.since_mark()),
+            tp.completions.total() as f64,
             tp.goal() as f64,
             tp.injections_on_demand.total() as f64,
             tp.injections_starvation.total() as f64,
@@ -1370,6 +1375,7 @@ impl<'a> Simulation<'a> {
                 "HTTP Service Request Queues\\CurrentQueueSize",
                 &s.http.current_queue_size,
             ),
+            ("w3sim\\HTTP.SYS Outstanding Requests", &s.http.outstanding),
             ("W3SVC_W3WP\\Active Requests", &s.iis.active_requests),
             ("ASP.NET\\Requests Current", &s.aspnet.requests_current),
             ("ASP.NET\\Requests Queued", &s.aspnet.requests_queued),
@@ -1475,12 +1481,17 @@ impl<'a> Simulation<'a> {
         };
         let aspnet_limit = s.aspnet.concurrency_limit();
         let mut gauges = std::collections::BTreeMap::new();
+        // The limit applies to what HTTP.SYS counts: kernel-queued requests (the docs) or
+        // every outstanding request of the pool (KB 816995).
+        let counts_all = scn.http_sys.queue_counts_in_flight;
+        let qlen = scn.http_sys.queue_length as u64;
         gauges.insert(
             "http_sys.CurrentQueueSize".to_string(),
-            g(
-                &s.http.current_queue_size,
-                Some(scn.http_sys.queue_length as u64),
-            ),
+            g(&s.http.current_queue_size, (!counts_all).then_some(qlen)),
+        );
+        gauges.insert(
+            "http_sys.Outstanding Requests".to_string(),
+            g(&s.http.outstanding, counts_all.then_some(qlen)),
         );
         gauges.insert(
             "iis.Active Requests".to_string(),

@@ -1,0 +1,247 @@
+//! The `sweep`, `capacity` and `merge` subcommands: clap argument structs and entry
+//! points returning the process exit code (0 ok, 2 bad input, 1 internal failure).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::SweepError;
+use super::capacity::{CapacityConfig, Slo, search, write_report};
+use super::merge::merge;
+use super::run::{RunOptions, Shard, SweepStatus, run_sweep};
+use super::spec::load_sweep_file;
+
+/// `w3sim sweep FILE --out DIR [--jobs N] [--resume] [--shard K/N] [-q]`
+#[derive(clap::Args, Clone, Debug)]
+pub struct SweepArgs {
+    /// Sweep file (`*.sweep.toml`; see experiments/SWEEPS.md).
+    pub file: PathBuf,
+    /// Output directory: runs.csv, points.csv, sweep.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Worker threads (default: every logical processor).
+    #[arg(long, short, default_value_t = 0)]
+    pub jobs: usize,
+    /// Go on with a stopped sweep: skip the runs already in DIR/runs.csv.
+    #[arg(long)]
+    pub resume: bool,
+    /// Run only slice K (0-based) of N; combine the slices with `w3sim merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// No progress bar, no report.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Stop after starting this many new runs (for testing --resume).
+    #[arg(long, hide = true)]
+    pub stop_after: Option<usize>,
+}
+
+/// `w3sim capacity SCENARIO --vary PATH --slo "…" […]`
+#[derive(clap::Args, Clone, Debug)]
+pub struct CapacityArgs {
+    /// Scenario file (TOML).
+    pub scenario: PathBuf,
+    /// The numeric setting to vary, e.g. load.rate, load.users, http_sys.queue_length.
+    #[arg(long)]
+    pub vary: String,
+    /// Low end of the first bracket, with its unit (e.g. 100/s); default half the scenario's value.
+    #[arg(long)]
+    pub lo: Option<String>,
+    /// High end of the first bracket (e.g. 2000/s); default twice the scenario's value.
+    #[arg(long)]
+    pub hi: Option<String>,
+    /// Service-level objective, repeatable: "503_rate<0.1%", "p99<500ms", "failure_rate<=1%".
+    #[arg(long = "slo", required = true)]
+    pub slo: Vec<String>,
+    /// Replications per value tried (seeds seed..seed+R-1).
+    #[arg(long, short = 'r', default_value_t = 5)]
+    pub replications: u32,
+    /// Worker threads (default: every logical processor).
+    #[arg(long, short, default_value_t = 0)]
+    pub jobs: usize,
+    /// Stop bisecting when the bracket is narrower than this fraction of its high end.
+    #[arg(long, default_value_t = 0.01)]
+    pub tolerance: f64,
+    /// At most this many values tried.
+    #[arg(long, default_value_t = 40)]
+    pub max_evaluations: usize,
+    /// Override the master seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override the simulated duration, e.g. 5m.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Override any setting: --set http_sys.queue_length=5000 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Write capacity.json into this directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print only the result line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `w3sim merge DIR... --out DIR`
+#[derive(clap::Args, Clone, Debug)]
+pub struct MergeArgs {
+    /// Output directories of the shards (`w3sim sweep … --shard K/N --out DIR`).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the merged runs.csv, points.csv and sweep.json.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn fail(e: &SweepError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// Runs a sweep.
+pub fn cmd_sweep(args: &SweepArgs) -> ExitCode {
+    let sweep = match load_sweep_file(&args.file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{} problem(s) found; nothing was run.", e.diagnostics.len());
+            return ExitCode::from(2);
+        }
+    };
+    let m = &sweep.manifest;
+    if !args.quiet {
+        eprintln!(
+            "{}: {} point(s) × {} replication(s){}{}, {} job(s)",
+            args.file.display(),
+            m.points.len(),
+            m.replications,
+            m.precision.as_ref().map_or(String::new(), |p| format!(
+                " (up to {} until the 95 % CI of {} is within ±{} %)",
+                p.max_replications,
+                p.metric,
+                p.relative_half_width * 100.0
+            )),
+            args.shard.map_or(String::new(), |s| format!(", shard {s}")),
+            super::run::effective_jobs(args.jobs)
+        );
+    }
+    let opts = RunOptions {
+        jobs: args.jobs,
+        resume: args.resume,
+        shard: args.shard,
+        quiet: args.quiet,
+        stop_after: args.stop_after,
+    };
+    let t0 = std::time::Instant::now();
+    match run_sweep(&sweep, &args.out, &opts) {
+        Ok(SweepStatus::Complete { runs, new_runs }) => {
+            if !args.quiet {
+                let secs = t0.elapsed().as_secs_f64();
+                println!(
+                    "{} runs ({} new) in {:.1} s ({:.1} runs/s); wrote {}/runs.csv{}, sweep.json",
+                    runs,
+                    new_runs,
+                    secs,
+                    new_runs as f64 / secs.max(1e-9),
+                    args.out.display(),
+                    if args.shard.is_some() {
+                        ", shard.json"
+                    } else {
+                        ", points.csv"
+                    }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(SweepStatus::Stopped { runs }) => {
+            eprintln!(
+                "stopped with {runs} run(s) in {}/runs.csv; go on with --resume",
+                args.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// Runs a capacity search.
+pub fn cmd_capacity(args: &CapacityArgs) -> ExitCode {
+    let slos: Result<Vec<Slo>, String> = args.slo.iter().map(|s| Slo::parse(s)).collect();
+    let slos = match slos {
+        Ok(s) => s,
+        Err(m) => {
+            eprintln!("error: {m}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut overrides = Vec::new();
+    if let Some(s) = args.seed {
+        overrides.push(format!("seed={s}"));
+    }
+    if let Some(d) = &args.duration {
+        overrides.push(format!("duration=\"{d}\""));
+    }
+    overrides.extend(args.set.iter().cloned());
+    let cfg = CapacityConfig {
+        scenario: args.scenario.clone(),
+        overrides,
+        vary: args.vary.clone(),
+        lo: args.lo.clone(),
+        hi: args.hi.clone(),
+        slos,
+        replications: args.replications,
+        jobs: args.jobs,
+        tolerance: args.tolerance,
+        max_evaluations: args.max_evaluations,
+    };
+    let quiet = args.quiet;
+    let mut progress = |e: &super::capacity::Evaluation| {
+        if !quiet {
+            eprintln!(
+                "  tried {}: {}",
+                e.setting,
+                if e.pass { "pass" } else { "fail" }
+            );
+        }
+    };
+    match search(&cfg, &mut progress) {
+        Ok(r) => {
+            if quiet {
+                println!(
+                    "{}",
+                    r.capacity_setting
+                        .as_deref()
+                        .unwrap_or("no value meets every SLO")
+                );
+            } else {
+                print!("{}", r.human());
+            }
+            if let Some(dir) = &args.out {
+                if let Err(e) = write_report(dir, &r) {
+                    eprintln!("error: cannot write {}/capacity.json: {e}", dir.display());
+                    return ExitCode::from(1);
+                }
+                if !quiet {
+                    println!("wrote {}/capacity.json", dir.display());
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// Merges shard outputs.
+pub fn cmd_merge(args: &MergeArgs) -> ExitCode {
+    match merge(&args.dirs, &args.out) {
+        Ok(r) => {
+            println!(
+                "merged {} runs of {} points into {}/runs.csv, points.csv, sweep.json",
+                r.runs,
+                r.points,
+                args.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
