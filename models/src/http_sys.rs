@@ -13,7 +13,8 @@
 //! **Switch** (DOMAIN §3.1 ⚠): `queue_counts_in_flight`. The docs say the limit counts
 //! requests queued in the kernel; KB 816995 (IIS 6) says it counts every outstanding
 //! request of the pool, including those handed to user mode and still being served.
-//! Default `false` (the documented behaviour).
+//! The engine's default is `true` (KB 816995): it reproduces seed 003, where raising
+//! `queueLength` from 1000 to 10,000 made no difference.
 //!
 //! **Leaves out** (later issues): the kernel response cache, `Timer_AppPool` expiry of
 //! requests that wait longer than `connectionTimeout`, AppOffline while the pool is

@@ -49,7 +49,7 @@ use crate::scenario::{
 };
 use crate::stats::{
     GaugeSummary, GcSummary, Latency, LatencyByClass, LittlesLaw, MeasuredSummary, OutcomeCounts,
-    RequestTotals, Summary, Window, round6,
+    PauseBucket, RequestTotals, Summary, Window, round6,
 };
 
 /// Every event of the simulation.
@@ -1552,6 +1552,17 @@ impl<'a> Simulation<'a> {
             }),
             time_in_gc_pct: round6(gc.time_in_gc_ns(end) as f64 / end.max(1) as f64 * 100.0),
             allocated_bytes: gc.allocated_bytes.total(),
+            pause_histogram: gc
+                .pause_histogram
+                .iter()
+                .enumerate()
+                .map(|(i, &count)| PauseBucket {
+                    le_ms: w3sim_models::gc::PAUSE_BUCKET_UPPER_NS
+                        .get(i)
+                        .map(|&ns| ns as f64 * 1e-6),
+                    count,
+                })
+                .collect(),
         };
         let busy = self.busy_ns(end);
         let window_busy = busy.saturating_sub(self.window_busy_start);

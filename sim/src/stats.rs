@@ -260,6 +260,16 @@ pub struct GcSummary {
     /// Share of the run spent with managed threads suspended, percent.
     pub time_in_gc_pct: f64,
     pub allocated_bytes: u64,
+    /// Suspensions by length: `{ "le_ms": upper bound, "count": n }`, the last bucket open-ended.
+    pub pause_histogram: Vec<PauseBucket>,
+}
+
+/// One bucket of the GC pause histogram.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PauseBucket {
+    /// Upper bound in ms (`null` for the last, open bucket).
+    pub le_ms: Option<f64>,
+    pub count: u64,
 }
 
 /// Latency of successful requests overall and per class.

@@ -241,11 +241,12 @@ max_worker_threads = 400
 #[test]
 fn cache_reload_with_blocking_server_gc_stops_managed_threads_and_queues_requests() {
     use w3sim_models::gc::{Gc, GcConfig, GcFlavor};
-    let scn = load("gc-cache-reload.toml", &[]);
+    // The case: a 2 GB reload (the shipped scenario rebuilds 4 GB).
+    let scn = load("gc-cache-reload.toml", &["gc.cache_reload.size=2GB"]);
     let (s, ts) = run_series(&scn);
     // The pause follows the calibrated model for the live objects at the reload.
     let cfg = GcConfig::new(GcFlavor::Server, false, 16);
-    let live_objects = (4u64 << 30) / cfg.avg_object_bytes;
+    let live_objects = (2u64 << 30) / cfg.avg_object_bytes;
     let expected_ms = Gc::blocking_gen2_pause_ns(&cfg, live_objects) as f64 * 1e-6;
     let got = s.gc.max_pause_ms;
     assert!(
@@ -281,7 +282,10 @@ fn cache_reload_with_blocking_server_gc_stops_managed_threads_and_queues_request
     );
 
     // Background GC: the gen2 runs concurrently; suspensions are short, little queues.
-    let (b, _) = run_series(&load("gc-cache-reload-background.toml", &[]));
+    let (b, _) = run_series(&load(
+        "gc-cache-reload-background.toml",
+        &["gc.cache_reload.size=2GB"],
+    ));
     assert!(
         b.gc.max_pause_ms < 0.1 * got,
         "background GC pause {} ms vs blocking {got} ms",

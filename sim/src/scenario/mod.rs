@@ -279,7 +279,7 @@ pub struct HttpSys {
     /// `queueLength` (applicationPools/add): 10–65535, default 1000.
     pub queue_length: u32,
     /// Count requests already handed to the worker process against `queue_length`
-    /// (KB 816995) instead of kernel-queued requests only (the docs). DOMAIN §3.1 ⚠.
+    /// (KB 816995, default) instead of kernel-queued requests only (the docs). DOMAIN §3.1 ⚠.
     pub queue_counts_in_flight: bool,
 }
 
@@ -287,7 +287,7 @@ impl Default for HttpSys {
     fn default() -> Self {
         Self {
             queue_length: 1000,
-            queue_counts_in_flight: false,
+            queue_counts_in_flight: true,
         }
     }
 }

@@ -170,7 +170,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "http_sys.queue_counts_in_flight",
         "true | false",
         "KB 816995 accounting (DOMAIN §3.1 ⚠)",
-        "Count requests already handed to the worker process against queueLength (KB 816995, IIS 6) instead of kernel-queued requests only (the docs, default)."
+        "true (default): every outstanding request of the pool counts against queueLength until it is completely served (KB 816995). false: only requests still queued in the kernel (the IIS docs). Sources disagree (DOMAIN §3.1 ⚠); the default is KB 816995's because it reproduces seed 003: raising queueLength from 1000 to 10,000 had no effect, since ASP.NET's and IIS's limits of 5000 then answer the 503s. With false, a worker process that dequeues at once never lets the kernel queue fill."
     ),
     s!(
         "iis.app_concurrent_request_limit",
