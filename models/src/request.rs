@@ -18,15 +18,29 @@ pub enum Outcome {
     ConcurrentRequestLimit503_2,
     /// ASP.NET `requestQueueLimit` exceeded: 503 "Server Too Busy".
     ServerTooBusy503,
+    /// An outgoing call could not connect: no ephemeral port free, `SocketException`
+    /// 10055 WSAENOBUFS ("…lacked sufficient buffer space or because a queue was full").
+    Wsaenobufs,
+    /// An outgoing call could not connect: the local port's 4-tuple is still in TIME_WAIT,
+    /// 10048 WSAEADDRINUSE (event 4227).
+    Wsaeaddrinuse,
+    /// An outgoing call was cancelled at its timeout (or waited too long for a connection).
+    OutgoingTimeout,
+    /// An outgoing call was answered with an error.
+    OutgoingError,
 }
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 4] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Ok,
         Outcome::QueueFull503,
         Outcome::ConcurrentRequestLimit503_2,
         Outcome::ServerTooBusy503,
+        Outcome::Wsaenobufs,
+        Outcome::Wsaeaddrinuse,
+        Outcome::OutgoingTimeout,
+        Outcome::OutgoingError,
     ];
 
     /// The stable name used in outputs.
@@ -36,6 +50,10 @@ impl Outcome {
             Outcome::QueueFull503 => "503_queue_full",
             Outcome::ConcurrentRequestLimit503_2 => "503_2_concurrent_request_limit",
             Outcome::ServerTooBusy503 => "503_server_too_busy",
+            Outcome::Wsaenobufs => "wsaenobufs",
+            Outcome::Wsaeaddrinuse => "wsaeaddrinuse",
+            Outcome::OutgoingTimeout => "outgoing_timeout",
+            Outcome::OutgoingError => "outgoing_error",
         }
     }
 

@@ -188,11 +188,19 @@ pub const COLUMNS: &[&str] = &[
     "w3sim\\Response Time p50 (ms)",
     "w3sim\\Response Time p95 (ms)",
     "w3sim\\Response Time p99 (ms)",
-    "w3sim\\Outcome ok/sec",
-    "w3sim\\Outcome 503_queue_full/sec",
-    "w3sim\\Outcome 503_2_concurrent_request_limit/sec",
-    "w3sim\\Outcome 503_server_too_busy/sec",
 ];
+
+/// Every column of `timeseries.csv`: [`COLUMNS`], then one `w3sim\Outcome <name>/sec`
+/// per outcome in [`Outcome::ALL`] order.
+pub fn columns() -> Vec<String> {
+    let mut c: Vec<String> = COLUMNS.iter().map(|s| s.to_string()).collect();
+    c.extend(
+        Outcome::ALL
+            .iter()
+            .map(|o| format!("w3sim\\Outcome {}/sec", o.name())),
+    );
+    c
+}
 
 /// The processors: the shared scheduler model, or one processor per thread.
 enum Processors {
@@ -510,7 +518,9 @@ impl<'a> Simulation<'a> {
     pub fn run(&mut self, sink: &mut dyn SampleSink) -> Result<Summary, RunError> {
         let wall = Instant::now();
         let end = self.scn.duration.0;
-        sink.columns(COLUMNS)?;
+        let names = columns();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        sink.columns(&names)?;
         if let Some(open) = self.open.as_mut() {
             open.start(
                 0,
@@ -1334,12 +1344,10 @@ impl<'a> Simulation<'a> {
             round6(self.interval.latency.quantile_ms(0.50)),
             round6(self.interval.latency.quantile_ms(0.95)),
             round6(self.interval.latency.quantile_ms(0.99)),
-            per_s(io.get(Outcome::Ok)),
-            per_s(io.get(Outcome::QueueFull503)),
-            per_s(io.get(Outcome::ConcurrentRequestLimit503_2)),
-            per_s(io.get(Outcome::ServerTooBusy503)),
         ];
-        debug_assert_eq!(row.len(), COLUMNS.len());
+        let mut row = row.to_vec();
+        row.extend(Outcome::ALL.iter().map(|&o| per_s(io.get(o))));
+        debug_assert_eq!(row.len(), COLUMNS.len() + Outcome::ALL.len());
         http.arrivals.mark();
         http.rejected.mark();
         tp.completions.mark();

@@ -13,7 +13,7 @@ pub mod units;
 use serde::{Deserialize, Serialize};
 use w3sim_models::dist::Dist;
 
-use self::units::{Duration, DurationDist, Rate, Size, SizeDist};
+use self::units::{CountDist, Duration, DurationDist, Rate, Size, SizeDist};
 
 /// A whole scenario, as written in a `.toml` file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +47,12 @@ pub struct Scenario {
     pub thread_pool: ThreadPool,
     /// .NET garbage collector.
     pub gc: Gc,
+    /// Outgoing connection management (ServicePointManager).
+    pub connections: Connections,
+    /// Downstream services the handlers call.
+    pub backends: Vec<BackendSpec>,
+    /// TCP: ephemeral ports, TIME_WAIT, incoming connections.
+    pub tcp: Tcp,
 }
 
 impl Default for Scenario {
@@ -66,6 +72,9 @@ impl Default for Scenario {
             aspnet: AspNet::default(),
             thread_pool: ThreadPool::default(),
             gc: Gc::default(),
+            connections: Connections::default(),
+            backends: Vec::new(),
+            tcp: Tcp::default(),
         }
     }
 }
@@ -175,6 +184,19 @@ pub struct Class {
     /// The handler's steps, run in order: `[{ cpu = "2ms" }, { wait = "exp(20ms)" }]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepSpec>,
+    /// What a failed outgoing call (timeout, error, WSAENOBUFS) does to the request.
+    pub on_call_failure: OnCallFailure,
+}
+
+/// What a failed outgoing call does to the request that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCallFailure {
+    /// The request fails with the call's outcome (`outgoing_timeout`, `wsaenobufs`, …).
+    Fail,
+    /// The request goes on without the call's result (a degraded page); the call's
+    /// failure is still counted under `outgoing`.
+    Degrade,
 }
 
 impl Default for Class {
@@ -187,6 +209,7 @@ impl Default for Class {
             handler: HandlerKind::Sync,
             service: None,
             steps: Vec::new(),
+            on_call_failure: OnCallFailure::Fail,
         }
     }
 }
@@ -219,6 +242,19 @@ pub struct StepSpec {
     /// the request is in flight). Default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain: Option<SizeDist>,
+    /// An outgoing HTTP call to the named backend (`[[backends]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
+    /// With `call`: the cancel timeout of each call (seed 003: 120 ms); default
+    /// `connections.request_timeout` (HttpWebRequest.Timeout, 100 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// With `call`: how many calls (fan-out), a count distribution; default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<CountDist>,
+    /// With `call`: the fan-out's calls run in parallel (true, default) or one after another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<bool>,
 }
 
 /// How processors are shared.
@@ -464,6 +500,113 @@ pub struct CacheReload {
     pub size: Size,
 }
 
+/// `[connections]`: `ServicePointManager` defaults for outgoing HTTP calls (.NET Framework).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Connections {
+    /// `ServicePointManager.DefaultConnectionLimit` / `<connectionManagement maxconnection>`:
+    /// connections per backend endpoint. 0 = unlimited (Int32.MaxValue: .NET 4.5+ under
+    /// processModel autoConfig, seed 003); 2 outside ASP.NET; 10 under ASP.NET without
+    /// autoConfig; 12 × CPUs under autoConfig on .NET 2.0–4.0 (DOMAIN §6.1).
+    pub default_connection_limit: u32,
+    /// `ServicePointManager.MaxServicePointIdleTime`: idle pooled connections are closed by
+    /// this side after it (their ports go to TIME_WAIT).
+    pub max_service_point_idle_time: Duration,
+    /// `ServicePoint.ConnectionLeaseTimeout`; "0s" = -1 (never).
+    pub connection_lease_timeout: Duration,
+    /// `HttpWebRequest.Timeout`: the longest a call waits (for a connection, then for the
+    /// response) when its step gives no `timeout`.
+    pub request_timeout: Duration,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            default_connection_limit: 0,
+            max_service_point_idle_time: Duration(100_000_000_000),
+            connection_lease_timeout: Duration(0),
+            request_timeout: Duration(100_000_000_000),
+        }
+    }
+}
+
+/// `[[backends]]`: a downstream service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendSpec {
+    pub name: String,
+    /// Time the backend takes to answer once it serves the call.
+    pub latency: DurationDist,
+    /// Calls it serves at once; the rest queue there (0 = unlimited).
+    pub capacity: u32,
+    /// Fraction of calls answered with an error.
+    pub error_rate: f64,
+    /// TCP handshake time of a new connection to it.
+    pub connect_time: DurationDist,
+    /// Connections to it from this server; 0 = `connections.default_connection_limit`
+    /// (unlimited if the backend is on this machine: `loopback`).
+    pub max_connections: u32,
+    /// Keep-alive connection reuse; false = a new connection per call that this side closes
+    /// (`new HttpClient()` per request, `Connection: close`).
+    pub keep_alive: bool,
+    /// The backend is on this machine (127.0.0.1 or a local IP): no connection limit
+    /// unless set explicitly (`ServicePoint.LoopbackConnectionLimit`).
+    pub loopback: bool,
+}
+
+impl Default for BackendSpec {
+    fn default() -> Self {
+        Self {
+            name: "backend".into(),
+            latency: DurationDist(Dist::Exp { mean: 20e6 }),
+            capacity: 0,
+            error_rate: 0.0,
+            connect_time: DurationDist(Dist::Const(500_000.0)),
+            max_connections: 0,
+            keep_alive: true,
+            loopback: false,
+        }
+    }
+}
+
+/// `[tcp]`: the TCP/IP stack's port and connection settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tcp {
+    /// First dynamic (ephemeral) port: 49152 on Vista/2008+, 1025 on 2003.
+    pub dynamic_port_start: u32,
+    /// Number of dynamic ports: 16384 on Vista/2008+ (`netsh int ipv4 set dynamicport tcp
+    /// num=`); 3976 with the 2003 `MaxUserPort = 5000` profile.
+    pub dynamic_port_count: u32,
+    /// `TcpTimedWaitDelay`: how long the side that closed first keeps the port in TIME_WAIT.
+    pub tcp_timed_wait_delay: Duration,
+    /// When no port is free, reuse a port in TIME_WAIT to another remote endpoint
+    /// (Windows 10/2016+ behaviour; the same endpoint gives WSAEADDRINUSE 10048).
+    pub reuse_time_wait_ports: bool,
+    /// Clients reuse their connections (keep-alive) instead of one per request.
+    pub incoming_keep_alive: bool,
+    /// With keep-alive: client connections held open to this server (they count in
+    /// `TCPv4\Connections Established`; seed 003 saw 2–3k normally).
+    pub incoming_keep_alive_connections: u32,
+    /// Without keep-alive: the server closes each connection first (its TCB then stays in
+    /// TIME_WAIT); false = the client does.
+    pub incoming_server_closes: bool,
+}
+
+impl Default for Tcp {
+    fn default() -> Self {
+        Self {
+            dynamic_port_start: 49152,
+            dynamic_port_count: 16384,
+            tcp_timed_wait_delay: Duration(240_000_000_000),
+            reuse_time_wait_ports: false,
+            incoming_keep_alive: true,
+            incoming_keep_alive_connections: 0,
+            incoming_server_closes: false,
+        }
+    }
+}
+
 /// A problem found after the file parsed: the key path and a message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Invalid {
@@ -527,16 +670,44 @@ impl Scenario {
                 _ => {}
             }
             for (j, s) in c.steps.iter().enumerate() {
-                let n = s.cpu.is_some() as u8 + s.wait.is_some() as u8 + s.alloc.is_some() as u8;
+                let n = s.cpu.is_some() as u8
+                    + s.wait.is_some() as u8
+                    + s.alloc.is_some() as u8
+                    + s.call.is_some() as u8;
                 if n != 1 {
                     bad(
                         format!("classes[{i}].steps[{j}]"),
-                        "a step has exactly one of `cpu`, `wait` or `alloc`, e.g. { cpu = \"2ms\" }".into(),
+                        "a step has exactly one of `cpu`, `wait`, `alloc` or `call`, e.g. { cpu = \"2ms\" }".into(),
                     );
                 } else if s.retain.is_some() && s.alloc.is_none() {
                     bad(
                         format!("classes[{i}].steps[{j}].retain"),
                         "`retain` goes with `alloc`".into(),
+                    );
+                } else if let Some(b) = &s.call {
+                    if !self.backends.iter().any(|x| &x.name == b) {
+                        let known: Vec<&str> =
+                            self.backends.iter().map(|x| x.name.as_str()).collect();
+                        let help = match crate::scenario::load::nearest(b, known.iter().copied()) {
+                            Some(n) => format!("; did you mean \"{n}\"?"),
+                            None => String::new(),
+                        };
+                        bad(
+                            format!("classes[{i}].steps[{j}].call"),
+                            format!(
+                                "no backend named \"{b}\" (backends: {}){help}",
+                                if known.is_empty() {
+                                    "none; add a [[backends]] table".into()
+                                } else {
+                                    known.join(", ")
+                                }
+                            ),
+                        );
+                    }
+                } else if s.timeout.is_some() || s.fanout.is_some() || s.parallel.is_some() {
+                    bad(
+                        format!("classes[{i}].steps[{j}]"),
+                        "`timeout`, `fanout` and `parallel` go with `call`".into(),
                     );
                 }
             }
@@ -631,6 +802,43 @@ impl Scenario {
                     "must be longer than 0s".into(),
                 );
             }
+        }
+        let mut bnames = std::collections::HashSet::new();
+        for (i, b) in self.backends.iter().enumerate() {
+            if !bnames.insert(b.name.as_str()) {
+                bad(
+                    format!("backends[{i}].name"),
+                    format!("backend name \"{}\" is used twice", b.name),
+                );
+            }
+            if !(0.0..=1.0).contains(&b.error_rate) {
+                bad(
+                    format!("backends[{i}].error_rate"),
+                    format!("must be 0–1, got {}", b.error_rate),
+                );
+            }
+        }
+        let t = &self.tcp;
+        if t.dynamic_port_count < 255
+            || t.dynamic_port_start < 1025
+            || t.dynamic_port_start + t.dynamic_port_count > 65536
+        {
+            bad(
+                "tcp.dynamic_port_count".into(),
+                format!(
+                    "netsh accepts a range of at least 255 ports from 1025 up to 65535, got {} ports from {}",
+                    t.dynamic_port_count, t.dynamic_port_start
+                ),
+            );
+        }
+        if t.tcp_timed_wait_delay.0 < 2_000_000_000 || t.tcp_timed_wait_delay.0 > 300_000_000_000 {
+            bad(
+                "tcp.tcp_timed_wait_delay".into(),
+                format!(
+                    "TcpTimedWaitDelay is 2–300 s (30–300 s before 2012 R2), got {}",
+                    t.tcp_timed_wait_delay
+                ),
+            );
         }
         if tp.min_threads(cpus) > tp.max_threads(cpus) {
             bad(

@@ -298,6 +298,127 @@ pub const SETTINGS: &[SettingDoc] = &[
         "-",
         "A periodic in-memory cache rebuild that allocates `size` of long-lived objects (seed 003: GC during the reload queued ~1000 requests)."
     ),
+    s!(
+        "classes[].on_call_failure",
+        "fail | degrade",
+        "-",
+        "fail: a failed outgoing call (timeout, error, WSAENOBUFS) fails the request with that outcome. degrade: the request goes on without the call's result; the failure still counts under `outgoing`."
+    ),
+    s!(
+        "connections.default_connection_limit",
+        "integer (0 = unlimited)",
+        "ServicePointManager.DefaultConnectionLimit, <connectionManagement maxconnection>",
+        "Connections per backend endpoint; calls above it wait in the ServicePoint's queue. 0 = Int32.MaxValue, the .NET 4.5+ autoConfig value (seed 003); 2 outside ASP.NET, 10 under ASP.NET without autoConfig, 12 × CPUs under autoConfig on .NET 2.0–4.0 (DOMAIN §6.1)."
+    ),
+    s!(
+        "connections.max_service_point_idle_time",
+        "duration",
+        "ServicePointManager.MaxServicePointIdleTime",
+        "Idle pooled connections are closed by this side after it, so their ports go to TIME_WAIT. Default 100 s (DOMAIN §6.1)."
+    ),
+    s!(
+        "connections.connection_lease_timeout",
+        "duration (0s = -1, never)",
+        "ServicePoint.ConnectionLeaseTimeout",
+        "A connection older than this is closed after its current call. Default -1 (DOMAIN §6.1)."
+    ),
+    s!(
+        "connections.request_timeout",
+        "duration",
+        "HttpWebRequest.Timeout",
+        "How long a call waits for a connection and its response when its step gives no `timeout`. Default 100 s (DOMAIN §6.1)."
+    ),
+    s!(
+        "backends",
+        "list of [[backends]] tables",
+        "-",
+        "Downstream services that `call` steps reach (none by default)."
+    ),
+    s!("backends[].name", "text", "-", "The name `call` steps use."),
+    s!(
+        "backends[].latency",
+        "duration distribution",
+        "-",
+        "Time the backend takes to answer once it serves the call."
+    ),
+    s!(
+        "backends[].capacity",
+        "integer (0 = unlimited)",
+        "-",
+        "Calls the backend serves at once; the rest queue there, so its latency grows with load."
+    ),
+    s!(
+        "backends[].error_rate",
+        "number 0–1",
+        "-",
+        "Fraction of calls answered with an error (outgoing_error)."
+    ),
+    s!(
+        "backends[].connect_time",
+        "duration distribution",
+        "-",
+        "TCP handshake of a new connection (default 0.5 ms, a LAN round trip)."
+    ),
+    s!(
+        "backends[].max_connections",
+        "integer (0 = connections.default_connection_limit)",
+        "<connectionManagement><add address=… maxconnection=…>",
+        "Connections to this backend; loopback backends are unlimited unless set."
+    ),
+    s!(
+        "backends[].keep_alive",
+        "true | false",
+        "HttpWebRequest.KeepAlive",
+        "Reuse pooled connections. false: a new connection per call that this side closes (new HttpClient() per request), so every call leaves a port in TIME_WAIT."
+    ),
+    s!(
+        "backends[].loopback",
+        "true | false",
+        "ServicePoint.LoopbackConnectionLimit",
+        "The backend is on this machine: no connection limit unless `max_connections` is set."
+    ),
+    s!(
+        "tcp.dynamic_port_start",
+        "port 1025–65535",
+        "netsh int ipv4 set dynamicport tcp start=",
+        "First ephemeral port: 49152 on Vista/2008+ (DOMAIN §7)."
+    ),
+    s!(
+        "tcp.dynamic_port_count",
+        "integer ≥ 255",
+        "netsh int ipv4 set dynamicport tcp num=",
+        "Ephemeral ports: 16384 on Vista/2008+; 3976 for the 2003 MaxUserPort = 5000 profile (DOMAIN §7). When none is free a connect fails with WSAENOBUFS (10055)."
+    ),
+    s!(
+        "tcp.tcp_timed_wait_delay",
+        "duration 2–300 s",
+        "HKLM\\…\\Tcpip\\Parameters\\TcpTimedWaitDelay",
+        "How long the side that closed first keeps a connection in TIME_WAIT. Default 240 s (seed 003; DOMAIN §7 ⚠: 120 s in some docs)."
+    ),
+    s!(
+        "tcp.reuse_time_wait_ports",
+        "true | false",
+        "SO_REUSE_UNICASTPORT (Windows 10/2016+)",
+        "When no port is free, reuse one in TIME_WAIT to another endpoint; the same endpoint still in TIME_WAIT gives WSAEADDRINUSE (10048, event 4227). Default false (2008 R2)."
+    ),
+    s!(
+        "tcp.incoming_keep_alive",
+        "true | false",
+        "HTTP keep-alive",
+        "Clients keep their connections open between requests (default) instead of one per request."
+    ),
+    s!(
+        "tcp.incoming_keep_alive_connections",
+        "integer",
+        "-",
+        "Client connections held open to this server; they count in TCPv4\\Connections Established (seed 003: 2–3k normally). Default 0."
+    ),
+    s!(
+        "tcp.incoming_server_closes",
+        "true | false",
+        "-",
+        "Without keep-alive: the server closes each connection first, so its TCB stays in TIME_WAIT on this machine. Default false."
+    ),
 ];
 
 /// Flattens a TOML value into (path, value) rows; list elements use `[]`.
@@ -331,6 +452,7 @@ fn is_inline_list(path: &str) -> bool {
         "load.bursts",
         "classes[].steps",
         "cpu.noise",
+        "backends",
     ]
     .contains(&path)
 }
@@ -352,7 +474,17 @@ pub fn default_of(path: &str) -> String {
         .find(|(p, _)| p == path)
         .map(|(_, v)| v)
         .unwrap_or_else(|| match path {
-            "load.schedule" | "load.bursts" | "cpu.noise" => "[]".into(),
+            "load.schedule" | "load.bursts" | "cpu.noise" | "backends" => "[]".into(),
+            p if p.starts_with("backends[]") => match p {
+                "backends[].name" => "\"backend\"".into(),
+                _ => {
+                    // Defaults of a [[backends]] table as the file starts one.
+                    let v =
+                        toml::Value::try_from(super::BackendSpec::default()).expect("serialises");
+                    v.get(p.trim_start_matches("backends[]."))
+                        .map_or_else(|| "(none)".into(), |x| x.to_string())
+                }
+            },
             "gc.cache_reload" => "(none)".into(),
             "classes[].steps" => "[] (uses service)".into(),
             _ => "(none)".into(),
@@ -396,7 +528,8 @@ mod tests {
                 "cpu.noise",
                 "gc.cache_reload",
             ]
-            .contains(&d.path);
+            .contains(&d.path)
+                || d.path.starts_with("backends[]");
             assert!(
                 optional || keys.contains(d.path),
                 "SETTINGS documents `{}` which the scenario does not have",
