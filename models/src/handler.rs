@@ -21,7 +21,8 @@
 //!
 //! **Seed**: 003 (sync requests of 0–32 ms, async requests up to 120 ms).
 //!
-//! **Leaves out** (issue 4): outgoing calls through connection pools and ports.
+//! A `call` step waits like a `wait` step, for as long as its outgoing calls take (the
+//! engine runs them through the connection pool, the ports and the backend).
 
 use rand::Rng;
 
@@ -44,6 +45,15 @@ pub enum Step {
     Wait(Sampler),
     /// Allocation: bytes allocated, bytes retained until the request ends.
     Alloc { bytes: Sampler, retained: Sampler },
+    /// Outgoing calls to backend `backend`: `fanout` of them, in parallel or in sequence,
+    /// each cancelled after `timeout_ns`. The calls themselves are run by the engine
+    /// through the connection pool, the TCP ports and the backend models.
+    Call {
+        backend: u16,
+        timeout_ns: u64,
+        fanout: Sampler,
+        parallel: bool,
+    },
 }
 
 /// A drawn step, ready to run.
@@ -51,7 +61,16 @@ pub enum Step {
 pub enum Drawn {
     Cpu(u64),
     Wait(u64),
-    Alloc { bytes: u64, retained: u64 },
+    Alloc {
+        bytes: u64,
+        retained: u64,
+    },
+    Call {
+        backend: u16,
+        timeout_ns: u64,
+        fanout: u32,
+        parallel: bool,
+    },
 }
 
 /// A handler: its kind and its steps, run in order.
@@ -85,6 +104,17 @@ impl Handler {
                     retained: r,
                 }
             }
+            Step::Call {
+                backend,
+                timeout_ns,
+                fanout,
+                parallel,
+            } => Drawn::Call {
+                backend: *backend,
+                timeout_ns: *timeout_ns,
+                fanout: fanout.sample(rng).max(0.0).round() as u32,
+                parallel: *parallel,
+            },
         })
     }
 }

@@ -22,10 +22,15 @@
 //! | [`handler`] | a request class's handler as cpu / wait / alloc steps; sync, async, sync-over-async | 003 |
 //! | [`cpu`] | logical processors: strict priorities, processor sharing, context switches | 000, 003 |
 //! | [`gc`] | the .NET GC: generations, workstation/server, blocking/background, pause model | 003 |
+//! | [`backends`] | downstream services: latency, capacity, errors | 003 |
+//! | [`connections`] | the client connection pool per endpoint (ServicePoint): limit, keep-alive, idle close, aborts | 003 |
+//! | [`tcp`] | ephemeral ports, TIME_WAIT, WSAENOBUFS / WSAEADDRINUSE, connection counts | 003 |
 
 pub mod aspnet;
+pub mod backends;
 pub mod clients;
 pub mod clr_reference;
+pub mod connections;
 pub mod cpu;
 pub mod dist;
 pub mod effects;
@@ -35,5 +40,6 @@ pub mod http_sys;
 pub mod iis;
 pub mod request;
 pub mod stat;
+pub mod tcp;
 pub mod thread_pool;
 pub mod time;

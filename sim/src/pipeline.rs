@@ -26,15 +26,18 @@
 use std::time::Instant;
 
 use w3sim_models::aspnet::{Admission, AspNet, AspNetConfig};
+use w3sim_models::backends::{Backend, BackendConfig, BackendEvent, BackendTimer};
 use w3sim_models::clients::{
     ArrivalProcess, Burst, ClassPicker, ClosedLoop, OpenLoop, OpenTimer, RateSchedule, UserTimer,
 };
+use w3sim_models::connections::{CallId, ConnId, ConnectionPool, PoolConfig, PoolEvent, PoolTimer};
 use w3sim_models::cpu::{Cpu, CpuConfig, CpuTimer, JobId, Priority};
 use w3sim_models::gc::{Collection, Gc, GcConfig, GcFlavor as MGcFlavor, GcTimer};
 use w3sim_models::handler::{Drawn, Handler, HandlerKind as MHandlerKind, Step};
 use w3sim_models::http_sys::{AppPoolQueue, AppPoolQueueConfig};
 use w3sim_models::iis::{Iis, IisConfig};
 use w3sim_models::request::{ClassId, Outcome, RequestId};
+use w3sim_models::tcp::{ConnectError, Tcp, TcpConfig};
 use w3sim_models::thread_pool::{
     GateTimer as MGateTimer, Probe, Runtime as MRuntime, ThreadId, ThreadPool, ThreadPoolConfig,
     TpEvent, TpTimer, WorkItem,
@@ -48,15 +51,16 @@ use crate::scenario::{
     Scheduler,
 };
 use crate::stats::{
-    GaugeSummary, GcSummary, Latency, LatencyByClass, LittlesLaw, MeasuredSummary, OutcomeCounts,
-    PauseBucket, RequestTotals, Summary, Window, round6,
+    BackendCalls, GaugeSummary, GcSummary, Latency, LatencyByClass, LimitHit, LittlesLaw,
+    MeasuredSummary, OutcomeCounts, OutgoingSummary, PauseBucket, RequestTotals, Summary, Window,
+    round6,
 };
 
 /// Every event of the simulation.
 #[derive(Clone, Copy, Debug)]
 pub enum Ev {
-    /// The open-loop source's timer.
-    Open(OpenTimer),
+    /// Timer of open-loop source `i` (0: `[load]`; then classes with their own rate).
+    Open(u16, OpenTimer),
     /// A closed-loop user finished thinking.
     User(UserTimer),
     /// A request's `wait` step ended.
@@ -77,6 +81,14 @@ pub enum Ev {
     Sample,
     /// End of warm-up: statistics restart.
     WarmupEnd,
+    /// Connection-pool timer of backend `b`.
+    Pool(u16, PoolTimer),
+    /// Backend `b`'s timer.
+    Backend(u16, BackendTimer),
+    /// The TCP handshake of connection `conn` to backend `b` completed.
+    Connected(u16, ConnId),
+    /// An outgoing call's cancel timeout: (call slot, generation).
+    CallTimeout(u32, u32),
 }
 
 /// What a request is doing, for GC suspension and thread bookkeeping.
@@ -115,6 +127,12 @@ struct Request {
     retained: u64,
     /// Reached ASP.NET (counts in its accounting).
     in_aspnet: bool,
+    /// Outgoing calls of the current `call` step still running.
+    calls_pending: u16,
+    /// Calls of a sequential fan-out not started yet.
+    calls_left: u16,
+    /// The first outgoing-call failure of the request, if any.
+    call_failure: Option<Outcome>,
 }
 
 const NO_USER: u32 = u32::MAX;
@@ -184,6 +202,15 @@ pub const COLUMNS: &[&str] = &[
     ".NET CLR Memory\\# Gen 2 Collections",
     ".NET CLR Memory\\Allocated Bytes/sec",
     "w3sim\\GC Suspended",
+    "TCPv4\\Connections Established",
+    "TCPv4\\Connection Failures",
+    "w3sim\\Ports In Use",
+    "w3sim\\Ports In TIME_WAIT",
+    "w3sim\\Incoming Connections In TIME_WAIT",
+    "w3sim\\WSAENOBUFS/sec",
+    "w3sim\\Outgoing Calls In Flight",
+    "w3sim\\Outgoing Calls Waiting For A Connection",
+    "w3sim\\Outgoing Connections Opened/sec",
     "w3sim\\Requests In Flight",
     "w3sim\\Response Time p50 (ms)",
     "w3sim\\Response Time p95 (ms)",
@@ -220,6 +247,60 @@ enum Deferred {
 }
 
 /// One server's components.
+/// An outgoing call in progress.
+#[derive(Clone, Copy, Debug)]
+struct Call {
+    req: RequestId,
+    backend: u16,
+    generation: u32,
+    conn: Option<ConnId>,
+    state: CallState,
+    started: SimTime,
+    timeout_ns: u64,
+    /// Cancelled, but its connection waits for the late response (`abort_on_cancel = false`).
+    abandoned: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallState {
+    /// Waiting in the ServicePoint's queue, or for a new connection to be opened.
+    WaitingConn,
+    /// TCP handshake of a new connection.
+    Connecting,
+    /// Sent; the backend serves it.
+    AtBackend,
+}
+
+/// The outgoing side: ports, a connection pool and a model per backend, calls in flight.
+struct Outgoing {
+    tcp: Tcp,
+    pools: Vec<ConnectionPool>,
+    backends: Vec<Backend<Stream>>,
+    connect_time: Vec<w3sim_models::dist::Sampler>,
+    connect_rng: Stream,
+    calls: Slab<Call>,
+    next_generation: u32,
+    /// Connections with a bound port, per backend (a `Close` of one releases its port).
+    bound: Vec<std::collections::HashSet<ConnId>>,
+    stats: OutgoingCounts,
+}
+
+/// Counts of outgoing calls by result.
+#[derive(Clone, Debug, Default)]
+struct OutgoingCounts {
+    calls: u64,
+    ok: u64,
+    timeouts: u64,
+    errors: u64,
+    wsaenobufs: u64,
+    wsaeaddrinuse: u64,
+    latency: Latency,
+    per_backend: Vec<[u64; 6]>,
+    peak_ports_used: u64,
+    first_wsaenobufs_s: Option<f64>,
+    first_conn_wait_s: Option<f64>,
+}
+
 struct Server {
     http: AppPoolQueue,
     iis: Iis,
@@ -245,6 +326,9 @@ struct Server {
     alloc_snapshot: u64,
     switches_snapshot: u64,
     cache_generation: u64,
+    out: Outgoing,
+    /// First time each limit was reached: (time, limit, what happened).
+    limits: Vec<(SimTime, &'static str, String)>,
 }
 
 /// A simulation in progress.
@@ -252,7 +336,8 @@ pub struct Simulation<'a> {
     scn: &'a Scenario,
     cal: Calendar<Ev>,
     reqs: Slab<Request>,
-    open: Option<OpenLoop<Stream>>,
+    /// Open-loop sources: `[load]`'s weighted classes, then one per class with its own rate.
+    open: Vec<OpenLoop<Stream>>,
     closed: Option<ClosedLoop<Stream>>,
     server: Server,
     handlers: Vec<Handler>,
@@ -286,7 +371,15 @@ struct IntervalStats {
     outcomes: OutcomeCounts,
 }
 
-fn handler_of(c: &crate::scenario::Class) -> Handler {
+fn handler_of(scn: &Scenario, c: &crate::scenario::Class) -> Handler {
+    let backend_index = |name: &str| {
+        scn.backends
+            .iter()
+            .position(|b| b.name == name)
+            .unwrap_or(0)
+    };
+    let request_timeout = scn.connections.request_timeout.0;
+    let one = || w3sim_models::dist::Dist::Const(1.0).sampler();
     let kind = match c.handler {
         HandlerKind::Sync => MHandlerKind::Sync,
         HandlerKind::Async => MHandlerKind::Async,
@@ -303,6 +396,13 @@ fn handler_of(c: &crate::scenario::Class) -> Handler {
                     Step::Cpu(d.0.sampler())
                 } else if let Some(d) = &s.wait {
                     Step::Wait(d.0.sampler())
+                } else if let Some(b) = &s.call {
+                    Step::Call {
+                        backend: backend_index(b) as u16,
+                        timeout_ns: s.timeout.map_or(request_timeout, |t| t.0),
+                        fanout: s.fanout.as_ref().map_or_else(one, |f| f.0.sampler()),
+                        parallel: s.parallel.unwrap_or(true),
+                    }
                 } else if let Some(a) = &s.alloc {
                     Step::Alloc {
                         bytes: a.0.sampler(),
@@ -353,6 +453,143 @@ fn thread_pool_config(scn: &Scenario) -> ThreadPoolConfig {
     c
 }
 
+/// The open-loop sources: `[load]` for the classes that take a weighted share of it
+/// (with its bursts), then one source per class with its own `rate` or `schedule`.
+fn open_sources(scn: &Scenario) -> Vec<OpenLoop<Stream>> {
+    let own = |c: &crate::scenario::Class| c.rate.is_some() || !c.schedule.is_empty();
+    let process = match scn.load.arrivals {
+        Arrivals::Poisson => ArrivalProcess::Poisson,
+        Arrivals::Constant => ArrivalProcess::Constant,
+    };
+    let linear = scn.load.schedule_shape == ScheduleShape::Linear;
+    let schedule_of = |rate: f64, points: &[crate::scenario::RatePoint]| {
+        if points.is_empty() {
+            RateSchedule::constant(rate)
+        } else {
+            RateSchedule {
+                points: points.iter().map(|p| (p.at.0, p.rate.0)).collect(),
+                linear,
+            }
+        }
+    };
+    let shared: Vec<f64> = scn
+        .classes
+        .iter()
+        .map(|c| if own(c) { 0.0 } else { c.weight })
+        .collect();
+    let bursts: Vec<Burst> = scn
+        .load
+        .bursts
+        .iter()
+        .map(|b| Burst {
+            at: b.at.0,
+            count: b.count,
+            class: b
+                .class
+                .as_ref()
+                .and_then(|n| scn.classes.iter().position(|c| &c.name == n))
+                .map(|i| i as ClassId),
+        })
+        .collect();
+    let mut sources = Vec::new();
+    let any_shared = shared.iter().any(|&w| w > 0.0);
+    let main_schedule = if any_shared {
+        schedule_of(scn.load.rate.0, &scn.load.schedule)
+    } else {
+        RateSchedule::constant(0.0)
+    };
+    // With no class sharing [load], its picker still needs a positive weight; bursts then
+    // name their class or go to the first class.
+    let weights = if any_shared { shared } else { vec![1.0] };
+    sources.push(OpenLoop::new(
+        process,
+        main_schedule,
+        bursts,
+        ClassPicker::new(&weights),
+        stream(scn.seed, "load/arrivals"),
+    ));
+    for (i, c) in scn.classes.iter().enumerate() {
+        if !own(c) {
+            continue;
+        }
+        let mut w = vec![0.0; scn.classes.len()];
+        w[i] = 1.0;
+        sources.push(OpenLoop::new(
+            process,
+            schedule_of(c.rate.map_or(0.0, |r| r.0), &c.schedule),
+            Vec::new(),
+            ClassPicker::new(&w),
+            stream(scn.seed, &format!("load/arrivals/{}", c.name)),
+        ));
+    }
+    sources
+}
+
+/// Builds the outgoing side from the scenario.
+fn outgoing(scn: &Scenario) -> Outgoing {
+    let t = &scn.tcp;
+    let tcp = Tcp::new(TcpConfig {
+        dynamic_port_start: t.dynamic_port_start,
+        dynamic_port_count: t.dynamic_port_count,
+        tcp_timed_wait_delay_ns: t.tcp_timed_wait_delay.0,
+        reuse_time_wait_ports: t.reuse_time_wait_ports,
+    });
+    let c = &scn.connections;
+    let pools = scn
+        .backends
+        .iter()
+        .map(|b| {
+            let limit = if b.max_connections > 0 {
+                b.max_connections
+            } else if b.loopback || c.default_connection_limit == 0 {
+                u32::MAX
+            } else {
+                c.default_connection_limit
+            };
+            let mut p = PoolConfig::new(limit);
+            p.keep_alive = b.keep_alive;
+            p.idle_timeout_ns = c.max_service_point_idle_time.0;
+            p.lease_timeout_ns =
+                (c.connection_lease_timeout.0 > 0).then_some(c.connection_lease_timeout.0);
+            p.queue_timeout_ns = c.request_timeout.0;
+            ConnectionPool::new(p)
+        })
+        .collect();
+    let backends = scn
+        .backends
+        .iter()
+        .map(|b| {
+            Backend::new(
+                BackendConfig {
+                    name: b.name.clone(),
+                    latency: b.latency.0.sampler(),
+                    capacity: (b.capacity > 0).then_some(b.capacity),
+                    error_rate: b.error_rate,
+                },
+                stream(scn.seed, &format!("backend/{}", b.name)),
+            )
+        })
+        .collect();
+    Outgoing {
+        tcp,
+        pools,
+        backends,
+        connect_time: scn
+            .backends
+            .iter()
+            .map(|b| b.connect_time.0.sampler())
+            .collect(),
+        connect_rng: stream(scn.seed, "tcp/connect"),
+        calls: Slab::default(),
+        next_generation: 0,
+        bound: scn.backends.iter().map(|_| Default::default()).collect(),
+        stats: OutgoingCounts {
+            per_backend: vec![[0; 6]; scn.backends.len()],
+            ..Default::default()
+        },
+    }
+}
+
 fn gc_config(scn: &Scenario) -> GcConfig {
     let flavor = match scn.gc.flavor {
         GcFlavor::Server => MGcFlavor::Server,
@@ -372,51 +609,9 @@ impl<'a> Simulation<'a> {
         let weights: Vec<f64> = scn.classes.iter().map(|c| c.weight).collect();
         let picker = ClassPicker::new(&weights);
         let (open, closed) = match scn.load.mode {
-            LoadMode::Open => {
-                let schedule = if scn.load.schedule.is_empty() {
-                    RateSchedule::constant(scn.load.rate.0)
-                } else {
-                    RateSchedule {
-                        points: scn
-                            .load
-                            .schedule
-                            .iter()
-                            .map(|p| (p.at.0, p.rate.0))
-                            .collect(),
-                        linear: scn.load.schedule_shape == ScheduleShape::Linear,
-                    }
-                };
-                let bursts = scn
-                    .load
-                    .bursts
-                    .iter()
-                    .map(|b| Burst {
-                        at: b.at.0,
-                        count: b.count,
-                        class: b
-                            .class
-                            .as_ref()
-                            .and_then(|n| scn.classes.iter().position(|c| &c.name == n))
-                            .map(|i| i as ClassId),
-                    })
-                    .collect();
-                let process = match scn.load.arrivals {
-                    Arrivals::Poisson => ArrivalProcess::Poisson,
-                    Arrivals::Constant => ArrivalProcess::Constant,
-                };
-                (
-                    Some(OpenLoop::new(
-                        process,
-                        schedule,
-                        bursts,
-                        picker,
-                        stream(seed, "load/arrivals"),
-                    )),
-                    None,
-                )
-            }
+            LoadMode::Open => (open_sources(scn), None),
             LoadMode::Closed => (
-                None,
+                Vec::new(),
                 Some(ClosedLoop::new(
                     scn.load.users,
                     scn.load.think_time.0.sampler(),
@@ -471,8 +666,10 @@ impl<'a> Simulation<'a> {
             alloc_snapshot: 0,
             switches_snapshot: 0,
             cache_generation: 0,
+            out: outgoing(scn),
+            limits: Vec::new(),
         };
-        let handlers = scn.classes.iter().map(handler_of).collect();
+        let handlers = scn.classes.iter().map(|c| handler_of(scn, c)).collect();
         let class_rngs = scn
             .classes
             .iter()
@@ -521,12 +718,13 @@ impl<'a> Simulation<'a> {
         let names = columns();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         sink.columns(&names)?;
-        if let Some(open) = self.open.as_mut() {
+        for (i, open) in self.open.iter_mut().enumerate() {
+            let i = i as u16;
             open.start(
                 0,
                 &mut Fx {
                     cal: &mut self.cal,
-                    wrap: Ev::Open,
+                    wrap: move |t| Ev::Open(i, t),
                 },
             );
         }
@@ -549,6 +747,11 @@ impl<'a> Simulation<'a> {
         if self.scn.warmup.0 > 0 {
             self.cal.schedule(self.scn.warmup.0, Ev::WarmupEnd);
         }
+        if self.scn.tcp.incoming_keep_alive {
+            for _ in 0..self.scn.tcp.incoming_keep_alive_connections {
+                self.server.out.tcp.incoming_open(0);
+            }
+        }
         if let Some(r) = &self.scn.gc.cache_reload {
             self.cal.schedule(r.at.0, Ev::CacheReload);
         }
@@ -564,23 +767,20 @@ impl<'a> Simulation<'a> {
             }
             let (now, ev) = self.cal.pop().expect("peeked");
             match ev {
-                Ev::Open(timer) => {
-                    let open = self
-                        .open
-                        .as_mut()
-                        .expect("open-loop timer without a source");
+                Ev::Open(src, timer) => {
+                    let open = &mut self.open[src as usize];
                     let batch = open.on_timer(
                         now,
                         timer,
                         &mut Fx {
                             cal: &mut self.cal,
-                            wrap: Ev::Open,
+                            wrap: move |t| Ev::Open(src, t),
                         },
                     );
                     for _ in 0..batch.count {
                         let class = match batch.class {
                             Some(c) => c,
-                            None => self.open.as_mut().expect("source").pick_class(),
+                            None => self.open[src as usize].pick_class(),
                         };
                         self.arrive(now, class, NO_USER);
                     }
@@ -654,6 +854,40 @@ impl<'a> Simulation<'a> {
                     }
                 }
                 Ev::WarmupEnd => self.start_window(now),
+                Ev::Pool(b, timer) => {
+                    self.server.out.pools[b as usize].on_timer(
+                        now,
+                        timer,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: move |t| Ev::Pool(b, t),
+                        },
+                    );
+                    self.drain_pool(now, b);
+                }
+                Ev::Backend(b, timer) => {
+                    self.server.out.backends[b as usize].on_timer(
+                        now,
+                        timer,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: move |t| Ev::Backend(b, t),
+                        },
+                    );
+                    self.drain_backend(now, b);
+                }
+                Ev::Connected(b, conn) => {
+                    self.server.out.pools[b as usize].connected(
+                        now,
+                        conn,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: move |t| Ev::Pool(b, t),
+                        },
+                    );
+                    self.drain_pool(now, b);
+                }
+                Ev::CallTimeout(slot, generation) => self.call_timeout(now, slot, generation),
             }
         }
         sink.finish()?;
@@ -721,12 +955,26 @@ impl<'a> Simulation<'a> {
             phase: Phase::Queued,
             retained: 0,
             in_aspnet: false,
+            calls_pending: 0,
+            calls_left: 0,
+            call_failure: None,
         });
         self.arrived += 1;
         self.window.arrived += 1;
         self.in_system.inc(now);
+        if !self.scn.tcp.incoming_keep_alive {
+            self.server.out.tcp.incoming_open(now);
+        }
         match self.server.http.enqueue(now, id) {
-            Err(_) => self.finish(now, id, Outcome::QueueFull503),
+            Err(_) => {
+                let q = self.scn.http_sys.queue_length;
+                self.limit_reached(
+                    now,
+                    "http_sys.queue_length",
+                    format!("HTTP.SYS holds {q} requests of the pool: 503 QueueFull"),
+                );
+                self.finish(now, id, Outcome::QueueFull503)
+            }
             Ok(()) => {
                 let counted = self.server.http.counted();
                 if counted > self.peak_counted {
@@ -748,6 +996,12 @@ impl<'a> Simulation<'a> {
             let Some(id) = next else { break };
             if self.server.iis.enter(now).is_err() {
                 self.server.http.finished(now);
+                let l = self.scn.iis.app_concurrent_request_limit;
+                self.limit_reached(
+                    now,
+                    "iis.app_concurrent_request_limit",
+                    format!("{l} requests in IIS: 503.2"),
+                );
                 self.finish(now, id, Outcome::ConcurrentRequestLimit503_2);
                 continue;
             }
@@ -756,10 +1010,24 @@ impl<'a> Simulation<'a> {
                 Admission::ServerTooBusy => {
                     self.server.iis.leave(now);
                     self.server.http.finished(now);
+                    let l = self.scn.aspnet.request_queue_limit;
+                    self.limit_reached(
+                        now,
+                        "aspnet.request_queue_limit",
+                        format!("{l} requests in ASP.NET: 503 Server Too Busy"),
+                    );
                     self.finish(now, id, Outcome::ServerTooBusy503);
                 }
                 Admission::NativeQueue => {
                     self.reqs.get_mut(id).expect("live").in_aspnet = true;
+                    let cap = self.server.aspnet.concurrency_limit();
+                    self.limit_reached(
+                        now,
+                        "aspnet.max_concurrent_requests_per_cpu",
+                        format!(
+                            "{cap} requests active in ASP.NET: the rest wait in the native queue"
+                        ),
+                    );
                 }
                 Admission::ToThreadPool => {
                     self.reqs.get_mut(id).expect("live").in_aspnet = true;
@@ -843,6 +1111,15 @@ impl<'a> Simulation<'a> {
         loop {
             let r = *self.reqs.get(id).expect("live request");
             let c = r.class as usize;
+            if let Some(o) = r.call_failure {
+                if self.scn.classes[c].on_call_failure == crate::scenario::OnCallFailure::Fail {
+                    // The handler sees the call's exception and the request ends with it.
+                    self.item_done(now, r.thread);
+                    self.leave_front_end(now, id);
+                    self.finish(now, id, o);
+                    return;
+                }
+            }
             let drawn = self.handlers[c].draw(r.step as usize, &mut self.class_rngs[c]);
             match drawn {
                 None => {
@@ -864,31 +1141,57 @@ impl<'a> Simulation<'a> {
                     return;
                 }
                 Some(Drawn::Wait(d)) => {
-                    let kind = self.handlers[c].kind;
-                    let rr = self.reqs.get_mut(id).expect("live");
-                    rr.phase = Phase::Waiting;
-                    let thread = rr.thread;
-                    match kind {
-                        MHandlerKind::Sync => {}
-                        MHandlerKind::Async => {
-                            rr.thread = NO_THREAD;
-                            self.item_done(now, thread);
-                        }
-                        MHandlerKind::SyncOverAsync => {
-                            self.server.tp.begin_blocking(
-                                now,
-                                thread,
-                                &mut Fx {
-                                    cal: &mut self.cal,
-                                    wrap: Ev::Tp,
-                                },
-                            );
-                            self.drain_tp(now);
-                        }
-                    }
+                    self.begin_wait(now, id);
                     self.cal.schedule(now.saturating_add(d), Ev::WaitDone(id));
                     return;
                 }
+                Some(Drawn::Call {
+                    backend,
+                    timeout_ns,
+                    fanout,
+                    parallel,
+                }) => {
+                    if fanout == 0 || self.server.out.pools.is_empty() {
+                        self.reqs.get_mut(id).expect("live").step += 1;
+                        continue;
+                    }
+                    self.begin_wait(now, id);
+                    let started = if parallel { fanout } else { 1 };
+                    let rr = self.reqs.get_mut(id).expect("live");
+                    rr.calls_pending = started as u16;
+                    rr.calls_left = (fanout - started) as u16;
+                    for _ in 0..started {
+                        self.start_call(now, id, backend, timeout_ns);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The request starts waiting (a `wait` step or outgoing calls): a sync handler keeps
+    /// its thread, an async one gives it back, a sync-over-async one blocks it.
+    fn begin_wait(&mut self, now: SimTime, id: RequestId) {
+        let rr = self.reqs.get_mut(id).expect("live");
+        let kind = self.handlers[rr.class as usize].kind;
+        rr.phase = Phase::Waiting;
+        let thread = rr.thread;
+        match kind {
+            MHandlerKind::Sync => {}
+            MHandlerKind::Async => {
+                rr.thread = NO_THREAD;
+                self.item_done(now, thread);
+            }
+            MHandlerKind::SyncOverAsync => {
+                self.server.tp.begin_blocking(
+                    now,
+                    thread,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: Ev::Tp,
+                    },
+                );
+                self.drain_tp(now);
             }
         }
     }
@@ -1065,6 +1368,12 @@ impl<'a> Simulation<'a> {
     #[inline]
     fn finish(&mut self, now: SimTime, id: RequestId, outcome: Outcome) {
         let r = self.reqs.remove(id).expect("live request");
+        if !self.scn.tcp.incoming_keep_alive {
+            self.server
+                .out
+                .tcp
+                .incoming_close(now, self.scn.tcp.incoming_server_closes);
+        }
         if r.retained > 0 {
             self.server.gc.release(now, r.retained);
         }
@@ -1276,6 +1585,15 @@ impl<'a> Simulation<'a> {
         let secs = self.scn.sample_interval.as_secs_f64();
         let busy = self.busy_ns(now);
         let s = &mut self.server;
+        s.out.tcp.advance(now);
+        let ports = s.out.tcp.ports_in_use.get() + s.out.tcp.ports_time_wait.get();
+        if ports > self.scn.tcp.dynamic_port_count as u64 {
+            self.violations.push(format!(
+                "{ports} ports in use or in TIME_WAIT at {:.3} s, above the range of {}",
+                as_secs(now),
+                self.scn.tcp.dynamic_port_count
+            ));
+        }
         let (t0, b0) = s.sample_snapshot;
         let span = now.saturating_sub(t0);
         s.cpu_pct_sample = if span == 0 {
@@ -1340,6 +1658,21 @@ impl<'a> Simulation<'a> {
             s.gc.gen2_collections.total() as f64,
             round6(alloc_rate),
             if s.suspended { 1.0 } else { 0.0 },
+            s.out.tcp.established.get() as f64,
+            s.out.tcp.connection_failures.total() as f64,
+            s.out.tcp.ports_in_use.get() as f64,
+            s.out.tcp.ports_time_wait.get() as f64,
+            s.out.tcp.incoming_time_wait.get() as f64,
+            per_s(s.out.tcp.wsaenobufs.since_mark()),
+            s.out.calls.len() as f64,
+            s.out.pools.iter().map(|p| p.waiting.get()).sum::<u64>() as f64,
+            per_s(
+                s.out
+                    .pools
+                    .iter()
+                    .map(|p| p.opened.since_mark())
+                    .sum::<u64>(),
+            ),
             self.in_system.get() as f64,
             round6(self.interval.latency.quantile_ms(0.50)),
             round6(self.interval.latency.quantile_ms(0.95)),
@@ -1350,7 +1683,12 @@ impl<'a> Simulation<'a> {
         debug_assert_eq!(row.len(), COLUMNS.len() + Outcome::ALL.len());
         http.arrivals.mark();
         http.rejected.mark();
+
         tp.completions.mark();
+        self.server.out.tcp.wsaenobufs.mark();
+        for p in &mut self.server.out.pools {
+            p.opened.mark();
+        }
         self.interval.latency.reset();
         self.interval.outcomes = OutcomeCounts::default();
         sink.row(&row)?;
@@ -1577,6 +1915,49 @@ impl<'a> Simulation<'a> {
         let cpu_utilization_pct = round6(
             window_busy as f64 / (cpus as f64 * end.saturating_sub(w.start).max(1) as f64) * 100.0,
         );
+        let o = &s.out;
+        let outgoing = OutgoingSummary {
+            calls: o.stats.calls,
+            ok: o.stats.ok,
+            timeouts: o.stats.timeouts,
+            errors: o.stats.errors,
+            wsaenobufs: o.stats.wsaenobufs,
+            wsaeaddrinuse: o.stats.wsaeaddrinuse,
+            latency_ms: o.stats.latency.summary(),
+            backends: scn
+                .backends
+                .iter()
+                .zip(&o.stats.per_backend)
+                .map(|(b, k)| {
+                    (
+                        b.name.clone(),
+                        BackendCalls {
+                            ok: k[0],
+                            timeouts: k[1],
+                            errors: k[2],
+                            wsaenobufs: k[3],
+                            wsaeaddrinuse: k[4],
+                        },
+                    )
+                })
+                .collect(),
+            connections_opened: o.pools.iter().map(|p| p.opened.total()).sum(),
+            peak_ports_used: o.stats.peak_ports_used,
+            port_range: scn.tcp.dynamic_port_count as u64,
+            peak_ports_time_wait: o.tcp.ports_time_wait.peak(),
+            peak_connections_established: o.tcp.established.peak(),
+            first_wsaenobufs_s: o.stats.first_wsaenobufs_s.map(round6),
+            first_connection_wait_s: o.stats.first_conn_wait_s.map(round6),
+        };
+        let limits: Vec<LimitHit> = s
+            .limits
+            .iter()
+            .map(|(t, l, d)| LimitHit {
+                at_s: round6(as_secs(*t)),
+                limit: l.to_string(),
+                detail: d.clone(),
+            })
+            .collect();
         Summary {
             w3sim_version: env!("CARGO_PKG_VERSION"),
             scenario: scn.name.clone(),
@@ -1590,6 +1971,9 @@ impl<'a> Simulation<'a> {
             littles_law,
             gc: gc_summary,
             cpu_utilization_pct,
+            outgoing,
+            first_limit: limits.first().cloned(),
+            limits,
             events: self.cal.delivered(),
             simulated_seconds: round6(as_secs(end)),
             peak_request_slots: self.reqs.capacity_used() as u64,
@@ -1600,6 +1984,330 @@ impl<'a> Simulation<'a> {
     /// Invariant violations found at the end of the run (empty when all hold).
     pub fn violations(&self) -> &[String] {
         &self.violations
+    }
+}
+
+// ---- outgoing calls: connection pools, ports, backends -----------------------------
+
+impl Simulation<'_> {
+    fn call_id(slot: u32, generation: u32) -> CallId {
+        ((generation as u64) << 32) | slot as u64
+    }
+
+    /// The live call a pool or backend event refers to, if it is still running.
+    fn live_call(&self, call: CallId) -> Option<(u32, Call)> {
+        let slot = call as u32;
+        let c = *self.server.out.calls.get(slot)?;
+        (c.generation == (call >> 32) as u32).then_some((slot, c))
+    }
+
+    /// Records the first time a limit is reached.
+    fn limit_reached(&mut self, now: SimTime, limit: &'static str, detail: String) {
+        if !self.server.limits.iter().any(|(_, l, _)| *l == limit) {
+            self.server.limits.push((now, limit, detail));
+        }
+    }
+
+    fn start_call(&mut self, now: SimTime, req: RequestId, backend: u16, timeout_ns: u64) {
+        let out = &mut self.server.out;
+        let generation = out.next_generation;
+        out.next_generation = out.next_generation.wrapping_add(1);
+        let slot = out.calls.insert(Call {
+            req,
+            backend,
+            generation,
+            conn: None,
+            state: CallState::WaitingConn,
+            started: now,
+            timeout_ns,
+            abandoned: false,
+        });
+        out.stats.calls += 1;
+        self.cal.schedule(
+            now.saturating_add(timeout_ns),
+            Ev::CallTimeout(slot, generation),
+        );
+        let id = Self::call_id(slot, generation);
+        let b = backend;
+        self.server.out.pools[b as usize].acquire(
+            now,
+            id,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: move |t| Ev::Pool(b, t),
+            },
+        );
+        self.drain_pool(now, b);
+        if self.server.out.live_waiting(slot) {
+            let limit = self.server.out.pools[b as usize].config().max_connections;
+            let name = self.scn.backends[b as usize].name.clone();
+            self.server
+                .out
+                .stats
+                .first_conn_wait_s
+                .get_or_insert(as_secs(now));
+            self.limit_reached(
+                now,
+                "connections.max_connections",
+                format!("calls to {name} wait for one of its {limit} connections"),
+            );
+        }
+    }
+
+    /// Carries out what a connection pool asked for.
+    fn drain_pool(&mut self, now: SimTime, b: u16) {
+        while let Some(ev) = self.server.out.pools[b as usize].poll() {
+            match ev {
+                PoolEvent::Connect { call, conn } => {
+                    let Some((slot, _)) = self.live_call(call) else {
+                        // The call is gone: give the slot back.
+                        self.server.out.pools[b as usize].connect_failed(
+                            now,
+                            conn,
+                            &mut Fx {
+                                cal: &mut self.cal,
+                                wrap: move |t| Ev::Pool(b, t),
+                            },
+                        );
+                        continue;
+                    };
+                    match self.server.out.tcp.connect(now, b as u32) {
+                        Ok(()) => {
+                            self.server.out.bound[b as usize].insert(conn);
+                            let used = self.server.out.tcp.ports_in_use.get()
+                                + self.server.out.tcp.ports_time_wait.get();
+                            let st = &mut self.server.out.stats;
+                            st.peak_ports_used = st.peak_ports_used.max(used);
+                            let c = self.server.out.calls.get_mut(slot).expect("live call");
+                            c.conn = Some(conn);
+                            c.state = CallState::Connecting;
+                            let d = self.server.out.connect_time[b as usize]
+                                .sample_ns(&mut self.server.out.connect_rng);
+                            self.cal
+                                .schedule(now.saturating_add(d), Ev::Connected(b, conn));
+                        }
+                        Err(e) => {
+                            self.server.out.pools[b as usize].connect_failed(
+                                now,
+                                conn,
+                                &mut Fx {
+                                    cal: &mut self.cal,
+                                    wrap: move |t| Ev::Pool(b, t),
+                                },
+                            );
+                            let outcome = match e {
+                                ConnectError::NoBufs => Outcome::Wsaenobufs,
+                                ConnectError::AddrInUse => Outcome::Wsaeaddrinuse,
+                            };
+                            if outcome == Outcome::Wsaenobufs {
+                                self.server
+                                    .out
+                                    .stats
+                                    .first_wsaenobufs_s
+                                    .get_or_insert(as_secs(now));
+                            }
+                            let ports = self.scn.tcp.dynamic_port_count;
+                            self.limit_reached(
+                                now,
+                                "tcp.dynamic_port_count",
+                                format!(
+                                    "all {ports} ephemeral ports in use or in TIME_WAIT: connect fails with {}",
+                                    if outcome == Outcome::Wsaenobufs { "WSAENOBUFS (10055)" } else { "WSAEADDRINUSE (10048)" }
+                                ),
+                            );
+                            self.call_done(now, slot, Some(outcome));
+                        }
+                    }
+                }
+                PoolEvent::Ready { call, conn } => {
+                    let Some((slot, _)) = self.live_call(call) else {
+                        continue;
+                    };
+                    let c = self.server.out.calls.get_mut(slot).expect("live call");
+                    c.conn = Some(conn);
+                    c.state = CallState::AtBackend;
+                    self.server.out.backends[b as usize].request(
+                        now,
+                        call,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: move |t| Ev::Backend(b, t),
+                        },
+                    );
+                    self.drain_backend(now, b);
+                }
+                PoolEvent::Close { conn } => {
+                    if self.server.out.bound[b as usize].remove(&conn) {
+                        // This side closes (idle timeout, abort, no keep-alive): TIME_WAIT.
+                        self.server.out.tcp.close(now, b as u32, true);
+                    }
+                }
+                PoolEvent::QueueTimeout { call } => {
+                    if let Some((slot, _)) = self.live_call(call) {
+                        self.call_done(now, slot, Some(Outcome::OutgoingTimeout));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carries out what a backend answered.
+    fn drain_backend(&mut self, now: SimTime, b: u16) {
+        while let Some(BackendEvent::Responded { call, error }) =
+            self.server.out.backends[b as usize].poll()
+        {
+            let Some((slot, c)) = self.live_call(call) else {
+                continue;
+            };
+            if let Some(conn) = c.conn {
+                self.server.out.pools[b as usize].release(
+                    now,
+                    conn,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: move |t| Ev::Pool(b, t),
+                    },
+                );
+                self.drain_pool(now, b);
+            }
+            if c.abandoned {
+                // The request gave up long ago; the connection is back in the pool.
+                self.server.out.calls.remove(slot);
+                continue;
+            }
+            self.call_done(now, slot, error.then_some(Outcome::OutgoingError));
+        }
+    }
+
+    /// The call's cancel timeout: the request gives up on it and aborts its connection.
+    fn call_timeout(&mut self, now: SimTime, slot: u32, generation: u32) {
+        let Some(c) = self.server.out.calls.get(slot).copied() else {
+            return;
+        };
+        if c.generation != generation || c.abandoned {
+            return;
+        }
+        let b = c.backend;
+        let id = Self::call_id(slot, generation);
+        let fx_pool = move |t| Ev::Pool(b, t);
+        match c.state {
+            CallState::WaitingConn => {
+                self.server.out.pools[b as usize].cancel_waiting(now, id);
+            }
+            CallState::Connecting => {
+                if let Some(conn) = c.conn {
+                    self.server.out.pools[b as usize].abort(
+                        now,
+                        conn,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: fx_pool,
+                        },
+                    );
+                }
+            }
+            CallState::AtBackend if !self.scn.backends[b as usize].abort_on_cancel => {
+                // Keep the connection: its late response is read, then it goes back to the pool.
+                self.server
+                    .out
+                    .calls
+                    .get_mut(slot)
+                    .expect("live call")
+                    .abandoned = true;
+                self.request_call_ended(now, c, Some(Outcome::OutgoingTimeout));
+                return;
+            }
+            CallState::AtBackend => {
+                self.server.out.backends[b as usize].cancel(
+                    now,
+                    id,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: move |t| Ev::Backend(b, t),
+                    },
+                );
+                if let Some(conn) = c.conn {
+                    self.server.out.pools[b as usize].abort(
+                        now,
+                        conn,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: fx_pool,
+                        },
+                    );
+                }
+            }
+        }
+        self.drain_pool(now, b);
+        self.call_done(now, slot, Some(Outcome::OutgoingTimeout));
+    }
+
+    /// A call ended (`None`: answered). Its request goes on when its calls are done.
+    fn call_done(&mut self, now: SimTime, slot: u32, failure: Option<Outcome>) {
+        let Some(c) = self.server.out.calls.remove(slot) else {
+            return;
+        };
+        self.request_call_ended(now, c, failure);
+    }
+
+    /// Counts a call's result and lets its request go on when its calls are done.
+    fn request_call_ended(&mut self, now: SimTime, c: Call, failure: Option<Outcome>) {
+        let st = &mut self.server.out.stats;
+        let k = match failure {
+            None => {
+                st.ok += 1;
+                st.latency.record(now - c.started);
+                0
+            }
+            Some(Outcome::OutgoingTimeout) => {
+                st.timeouts += 1;
+                1
+            }
+            Some(Outcome::OutgoingError) => {
+                st.errors += 1;
+                2
+            }
+            Some(Outcome::Wsaenobufs) => {
+                st.wsaenobufs += 1;
+                3
+            }
+            Some(Outcome::Wsaeaddrinuse) => {
+                st.wsaeaddrinuse += 1;
+                4
+            }
+            Some(_) => 5,
+        };
+        st.per_backend[c.backend as usize][k] += 1;
+        let Some(r) = self.reqs.get_mut(c.req) else {
+            return;
+        };
+        if let Some(f) = failure {
+            r.call_failure.get_or_insert(f);
+        }
+        r.calls_pending = r.calls_pending.saturating_sub(1);
+        let class = r.class as usize;
+        let stop = r.call_failure.is_some()
+            && self.scn.classes[class].on_call_failure == crate::scenario::OnCallFailure::Fail;
+        if r.calls_left > 0 && !stop {
+            r.calls_left -= 1;
+            r.calls_pending += 1;
+            let req = c.req;
+            self.start_call(now, req, c.backend, c.timeout_ns);
+            return;
+        }
+        if r.calls_pending == 0 {
+            r.calls_left = 0;
+            self.wait_done(now, c.req);
+        }
+    }
+}
+
+impl Outgoing {
+    /// Whether the call in `slot` is still waiting for a connection.
+    fn live_waiting(&self, slot: u32) -> bool {
+        self.calls
+            .get(slot)
+            .is_some_and(|c| c.state == CallState::WaitingConn)
     }
 }
 

@@ -240,11 +240,58 @@ pub struct Summary {
     pub gc: GcSummary,
     /// Processor utilisation over the measurement window, percent of all logical processors.
     pub cpu_utilization_pct: f64,
+    /// Outgoing calls, connections and ports over the whole run.
+    pub outgoing: OutgoingSummary,
+    /// The first limit the run reached, if any: the headline of what went wrong.
+    pub first_limit: Option<LimitHit>,
+    /// Every limit reached, in the order they were first reached.
+    pub limits: Vec<LimitHit>,
     pub events: u64,
     pub simulated_seconds: f64,
     /// Peak number of request slots allocated (memory follows requests in flight).
     pub peak_request_slots: u64,
     pub wall_seconds: f64,
+}
+
+/// A limit reached during the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LimitHit {
+    pub at_s: f64,
+    /// The setting whose limit was reached, by its scenario path (`http_sys.queue_length`).
+    pub limit: String,
+    pub detail: String,
+}
+
+/// Outgoing calls by result, connections and ports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct OutgoingSummary {
+    pub calls: u64,
+    pub ok: u64,
+    pub timeouts: u64,
+    pub errors: u64,
+    pub wsaenobufs: u64,
+    pub wsaeaddrinuse: u64,
+    /// Duration of answered calls, ms.
+    pub latency_ms: LatencySummary,
+    pub backends: std::collections::BTreeMap<String, BackendCalls>,
+    pub connections_opened: u64,
+    /// Peak of ports in use plus ports in TIME_WAIT, and the range they come from.
+    pub peak_ports_used: u64,
+    pub port_range: u64,
+    pub peak_ports_time_wait: u64,
+    pub peak_connections_established: u64,
+    pub first_wsaenobufs_s: Option<f64>,
+    pub first_connection_wait_s: Option<f64>,
+}
+
+/// Calls to one backend by result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BackendCalls {
+    pub ok: u64,
+    pub timeouts: u64,
+    pub errors: u64,
+    pub wsaenobufs: u64,
+    pub wsaeaddrinuse: u64,
 }
 
 /// `.NET CLR Memory` figures of the run.

@@ -175,8 +175,15 @@ pub enum HandlerKind {
 #[serde(deny_unknown_fields, default)]
 pub struct Class {
     pub name: String,
-    /// Share of arrivals (relative to the other classes' weights).
+    /// Share of the `[load]` arrivals (relative to the other classes' weights).
     pub weight: f64,
+    /// Open loop: this class arrives on its own at this rate instead of taking a share of
+    /// `[load]` (e.g. seed 003's forwarding requests ramping while the rest stays flat).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
+    /// Open loop: this class's own rate over time (like `load.schedule`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<RatePoint>,
     pub handler: HandlerKind,
     /// Shorthand for a single `cpu` step: the handler's service time.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -206,6 +213,8 @@ impl Default for Class {
         Self {
             name: "default".into(),
             weight: 1.0,
+            rate: None,
+            schedule: Vec::new(),
             handler: HandlerKind::Sync,
             service: None,
             steps: Vec::new(),
@@ -552,6 +561,10 @@ pub struct BackendSpec {
     /// The backend is on this machine (127.0.0.1 or a local IP): no connection limit
     /// unless set explicitly (`ServicePoint.LoopbackConnectionLimit`).
     pub loopback: bool,
+    /// A call cancelled at its timeout aborts its connection (`HttpWebRequest.Abort`: this
+    /// side closes it, its port goes to TIME_WAIT). false: the late response is read and
+    /// the connection goes back to the pool (a client that keeps its pooled connections).
+    pub abort_on_cancel: bool,
 }
 
 impl Default for BackendSpec {
@@ -565,6 +578,7 @@ impl Default for BackendSpec {
             max_connections: 0,
             keep_alive: true,
             loopback: false,
+            abort_on_cancel: true,
         }
     }
 }

@@ -113,6 +113,18 @@ pub const SETTINGS: &[SettingDoc] = &[
         "Share of arrivals relative to the other classes."
     ),
     s!(
+        "classes[].rate",
+        "rate",
+        "-",
+        "Open loop: the class arrives on its own at this rate (its own Poisson or constant stream) instead of taking a weighted share of [load]."
+    ),
+    s!(
+        "classes[].schedule",
+        "list of { at = duration, rate = rate }",
+        "-",
+        "Open loop: the class's own rate over time, shaped by load.schedule_shape (e.g. seed 003's outgoing-call traffic ramping from 300/s to 600/s)."
+    ),
+    s!(
         "classes[].handler",
         "sync | async | sync_over_async",
         "-",
@@ -378,6 +390,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "The backend is on this machine: no connection limit unless `max_connections` is set."
     ),
     s!(
+        "backends[].abort_on_cancel",
+        "true | false",
+        "HttpWebRequest.Abort on cancellation",
+        "true (default): a call cancelled at its timeout aborts its connection; this side closes it, its port stays in TIME_WAIT and the next call needs a new connection (seed 003's churn). false: the late response is read and the connection returns to the pool."
+    ),
+    s!(
         "tcp.dynamic_port_start",
         "port 1025–65535",
         "netsh int ipv4 set dynamicport tcp start=",
@@ -487,6 +505,8 @@ pub fn default_of(path: &str) -> String {
             },
             "gc.cache_reload" => "(none)".into(),
             "classes[].steps" => "[] (uses service)".into(),
+            "classes[].rate" => "(none: a share of [load])".into(),
+            "classes[].schedule" => "[]".into(),
             _ => "(none)".into(),
         })
 }
@@ -527,6 +547,8 @@ mod tests {
                 "classes[].steps",
                 "cpu.noise",
                 "gc.cache_reload",
+                "classes[].rate",
+                "classes[].schedule",
             ]
             .contains(&d.path)
                 || d.path.starts_with("backends[]");
