@@ -40,7 +40,7 @@ use w3sim_models::request::{ClassId, Outcome, RequestId};
 use w3sim_models::tcp::{ConnectError, Tcp, TcpConfig};
 use w3sim_models::thread_pool::{
     GateTimer as MGateTimer, Probe, Runtime as MRuntime, ThreadId, ThreadPool, ThreadPoolConfig,
-    TpEvent, TpTimer, WorkItem,
+    TieredCompilation, TpEvent, TpTimer, WorkItem,
 };
 use w3sim_models::time::{SimTime, as_secs};
 
@@ -450,6 +450,23 @@ fn thread_pool_config(scn: &Scenario) -> ThreadPoolConfig {
     } else {
         Some(t.thread_idle_timeout.0)
     };
+    c.tiered_compilation = t.tiered_compilation.then(|| {
+        let cb = t.tiering_callback_time.0;
+        TieredCompilation {
+            delay_ns: t.tiering_delay.0,
+            delay_extensions: t.tiering_delay_extensions,
+            callback_ns: (cb / 2, cb + cb / 2),
+            promotion_gaps_ns: (0..t.tiering_promotions)
+                .map(|i| t.tiering_promotion_gap.0.saturating_mul(1u64 << i.min(32)))
+                .collect(),
+            optimize_ns: (
+                t.tiering_optimize_time_min.0,
+                t.tiering_optimize_time_max
+                    .0
+                    .max(t.tiering_optimize_time_min.0),
+            ),
+        }
+    });
     c
 }
 

@@ -424,11 +424,28 @@ pub struct ThreadPool {
     pub io_completion_cpu: Duration,
     /// CPU a worker thread spends running a sync-over-async continuation that releases a blocked thread.
     pub continuation_cpu: Duration,
+    /// .NET Core 3.x tiered compilation: the runtime's own work items on the pool (the
+    /// tiering-delay callbacks and the tier-1 `OptimizeMethods` items). Off for .NET Framework.
+    pub tiered_compilation: bool,
+    /// `TC_CallCountingDelayMs`: first work → first callback, and re-arming callback → next.
+    pub tiering_delay: Duration,
+    /// Callbacks that find fresh tier-0 activity and re-arm the delay.
+    pub tiering_delay_extensions: u32,
+    /// Mean run time of a re-arming callback (uniform over ±50 %).
+    pub tiering_callback_time: Duration,
+    /// `OptimizeMethods` items queued after the delay ended.
+    pub tiering_promotions: u32,
+    /// Gap from the delay-ending callback to the first `OptimizeMethods` item; doubles for each next one.
+    pub tiering_promotion_gap: Duration,
+    /// Run time of the delay-ending callback and of each `OptimizeMethods` item: uniform in [min, max].
+    pub tiering_optimize_time_min: Duration,
+    pub tiering_optimize_time_max: Duration,
 }
 
 impl Default for ThreadPool {
     fn default() -> Self {
         let d = w3sim_models::thread_pool::ThreadPoolConfig::new(16);
+        let tc = w3sim_models::thread_pool::TieredCompilation::default();
         Self {
             runtime: Runtime::Net48,
             min_worker_threads: 0,
@@ -442,6 +459,14 @@ impl Default for ThreadPool {
             thread_idle_timeout: Duration(d.thread_idle_timeout_ns.unwrap_or(0)),
             io_completion_cpu: Duration(20_000),
             continuation_cpu: Duration(20_000),
+            tiered_compilation: false,
+            tiering_delay: Duration(tc.delay_ns),
+            tiering_delay_extensions: tc.delay_extensions,
+            tiering_callback_time: Duration((tc.callback_ns.0 + tc.callback_ns.1) / 2),
+            tiering_promotions: tc.promotion_gaps_ns.len() as u32,
+            tiering_promotion_gap: Duration(tc.promotion_gaps_ns.first().copied().unwrap_or(0)),
+            tiering_optimize_time_min: Duration(tc.optimize_ns.0),
+            tiering_optimize_time_max: Duration(tc.optimize_ns.1),
         }
     }
 }

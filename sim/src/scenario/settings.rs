@@ -287,6 +287,54 @@ pub const SETTINGS: &[SettingDoc] = &[
         "CPU a worker thread spends on the continuation that releases a thread blocked in sync-over-async."
     ),
     s!(
+        "thread_pool.tiered_compilation",
+        "true | false",
+        "TieredCompilation (.NET Core 3.0+; DOTNET_TieredCompilation)",
+        "The runtime queues its own work items on the pool during warm-up: the tiering-delay timer callbacks and the tier-1 OptimizeMethods items (tieredcompilation.cpp). They are served before the next request, count in the queue length and completions, and delay the thread that runs them. Default false (.NET Framework has no tiered compilation); the clr-reference scenarios (.NET Core 3.1) turn it on."
+    ),
+    s!(
+        "thread_pool.tiering_delay",
+        "duration",
+        "TC_CallCountingDelayMs",
+        "From the first work item to the first tiering-delay callback, and from a re-arming callback to the next. Default 100 ms (the runtime's)."
+    ),
+    s!(
+        "thread_pool.tiering_delay_extensions",
+        "integer",
+        "-",
+        "Callbacks that still find new methods being called and re-arm the delay before it ends. Default 2: the items seen 0.1 s and 1.1 s after the burst in every reference capture."
+    ),
+    s!(
+        "thread_pool.tiering_callback_time",
+        "duration",
+        "-",
+        "Mean run time of a re-arming callback (uniform ±50 %): it only resets a timer. Default 100 µs."
+    ),
+    s!(
+        "thread_pool.tiering_promotions",
+        "integer",
+        "-",
+        "OptimizeMethods items queued after the delay ended (methods reaching the 30-call threshold). Default 2: five runtime items in all, as in every reference capture."
+    ),
+    s!(
+        "thread_pool.tiering_promotion_gap",
+        "duration",
+        "-",
+        "Time from the delay-ending callback to the first OptimizeMethods item; doubles for each next one. Default 400 ms (measured: 400 then 800 ms)."
+    ),
+    s!(
+        "thread_pool.tiering_optimize_time_min",
+        "duration",
+        "-",
+        "Shortest run time of the delay-ending callback and of an OptimizeMethods item (tier-1 jitting). Default 10 ms, calibrated on the reference captures."
+    ),
+    s!(
+        "thread_pool.tiering_optimize_time_max",
+        "duration",
+        "-",
+        "Longest such run time. Default 50 ms: the runtime's OptimizeMethods quantum."
+    ),
+    s!(
         "gc.flavor",
         "server | workstation",
         "<gcServer enabled>",
