@@ -110,6 +110,18 @@ pub enum Seg {
     Index(usize),
 }
 
+/// The key path of a deserialisation error as segments.
+pub fn error_path(p: &serde_path_to_error::Path) -> Vec<Seg> {
+    p.iter()
+        .filter_map(|s| match s {
+            serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+            serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+            serde_path_to_error::Segment::Enum { variant } => Some(Seg::Key(variant.clone())),
+            serde_path_to_error::Segment::Unknown => None,
+        })
+        .collect()
+}
+
 /// Formats a path as `a.b[0].c`.
 pub fn path_string(path: &[Seg]) -> String {
     let mut s = String::new();
@@ -447,18 +459,7 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
                 break;
             }
             Err(e) => {
-                let path: Vec<Seg> = e
-                    .path()
-                    .iter()
-                    .filter_map(|s| match s {
-                        serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
-                        serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
-                        serde_path_to_error::Segment::Enum { variant } => {
-                            Some(Seg::Key(variant.clone()))
-                        }
-                        serde_path_to_error::Segment::Unknown => None,
-                    })
-                    .collect();
+                let path = error_path(e.path());
                 let inner = e.into_inner();
                 let (message, help) = explain(inner.message());
                 let (file_name, line, column) = match origin_of(&path) {

@@ -355,18 +355,7 @@ pub fn load_sweep_str(
                 break;
             }
             Err(e) => {
-                let path: Vec<Seg> = e
-                    .path()
-                    .iter()
-                    .filter_map(|s| match s {
-                        serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
-                        serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
-                        serde_path_to_error::Segment::Enum { variant } => {
-                            Some(Seg::Key(variant.clone()))
-                        }
-                        serde_path_to_error::Segment::Unknown => None,
-                    })
-                    .collect();
+                let path = crate::scenario::load::error_path(e.path());
                 let inner = e.into_inner();
                 let (message, help) = explain(inner.message());
                 let span = inner.span().or_else(|| Some(locate(&table, &path)));
