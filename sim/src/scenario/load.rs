@@ -180,7 +180,7 @@ pub fn parse_path(s: &str) -> Result<Vec<Seg>, String> {
     Ok(out)
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -220,7 +220,7 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// Rewrites serde's message into ours and proposes help.
-fn explain(message: &str) -> (String, Option<String>) {
+pub(crate) fn explain(message: &str) -> (String, Option<String>) {
     let first = message.lines().next().unwrap_or("").trim().to_string();
     if let Some(rest) = first.strip_prefix("unknown field `") {
         let word = rest.split('`').next().unwrap_or("");
@@ -258,7 +258,7 @@ fn explain(message: &str) -> (String, Option<String>) {
 }
 
 /// Finds the span of the value at `path` in the parsed document.
-fn locate(table: &Spanned<DeTable<'_>>, path: &[Seg]) -> Option<Range<usize>> {
+pub(crate) fn locate(table: &Spanned<DeTable<'_>>, path: &[Seg]) -> Option<Range<usize>> {
     let mut span = table.span();
     let mut cur: Option<&DeValue<'_>> = None;
     let mut tbl: &DeTable<'_> = table.get_ref();
@@ -283,7 +283,7 @@ fn locate(table: &Spanned<DeTable<'_>>, path: &[Seg]) -> Option<Range<usize>> {
 
 /// Removes the value at `path` so that deserialisation can go on past an error.
 /// Returns false if nothing could be removed.
-fn remove_at(table: &mut DeTable<'_>, path: &[Seg]) -> bool {
+pub(crate) fn remove_at(table: &mut DeTable<'_>, path: &[Seg]) -> bool {
     match path {
         [] => false,
         [Seg::Key(k)] => table.remove(k.as_str()).is_some(),

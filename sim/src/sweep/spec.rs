@@ -11,8 +11,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 
 use crate::scenario::Scenario;
 use crate::scenario::load::{Diagnostic, LoadError, Seg, load_str, nearest, path_string};
@@ -181,97 +180,7 @@ pub struct Sweep {
     pub scenarios: Vec<Scenario>,
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text.as_bytes()[..offset];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
-    (line, column)
-}
-
-fn locate(table: &Spanned<DeTable<'_>>, path: &[Seg]) -> Range<usize> {
-    let mut span = table.span();
-    let mut cur: Option<&DeValue<'_>> = None;
-    for seg in path {
-        let next = match (seg, cur) {
-            (Seg::Key(k), None) => table.get_ref().get(k.as_str()),
-            (Seg::Key(k), Some(DeValue::Table(t))) => t.get(k.as_str()),
-            (Seg::Index(i), Some(DeValue::Array(a))) => a.get(*i),
-            _ => None,
-        };
-        let Some(next) = next else { return span };
-        span = next.span();
-        cur = Some(next.get_ref());
-    }
-    span
-}
-
-fn remove_at(table: &mut DeTable<'_>, path: &[Seg]) -> bool {
-    fn in_value(v: &mut DeValue<'_>, path: &[Seg]) -> bool {
-        match (v, path) {
-            (DeValue::Table(t), [Seg::Key(k)]) => t.remove(k.as_str()).is_some(),
-            (DeValue::Table(t), [Seg::Key(k), rest @ ..]) => match t.get_mut(k.as_str()) {
-                Some(x) => in_value(x.get_mut(), rest),
-                None => false,
-            },
-            (DeValue::Array(a), [Seg::Index(i), rest @ ..]) if !rest.is_empty() => {
-                match a.get_mut(*i) {
-                    Some(x) => in_value(x.get_mut(), rest),
-                    None => false,
-                }
-            }
-            _ => false,
-        }
-    }
-    match path {
-        [Seg::Key(k)] => table.remove(k.as_str()).is_some(),
-        [Seg::Key(k), rest @ ..] => match table.get_mut(k.as_str()) {
-            Some(x) => in_value(x.get_mut(), rest),
-            None => false,
-        },
-        _ => false,
-    }
-}
-
-fn expected_names(message: &str) -> Vec<String> {
-    let Some(i) = message.find("expected") else {
-        return Vec::new();
-    };
-    message[i..]
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect()
-}
-
-fn explain(message: &str) -> (String, Option<String>) {
-    let first = message.lines().next().unwrap_or("").trim().to_string();
-    for (prefix, what, quote) in [
-        ("unknown field `", "key", '`'),
-        ("unknown variant `", "value", '"'),
-    ] {
-        if let Some(rest) = first.strip_prefix(prefix) {
-            let word = rest.split('`').next().unwrap_or("");
-            let names = expected_names(&first);
-            let mut help = String::new();
-            if let Some(n) = nearest(word, names.iter().map(String::as_str)) {
-                help.push_str(&format!("did you mean {quote}{n}{quote}? "));
-            }
-            help.push_str(&format!("accepted {what}s: {}", names.join(", ")));
-            return (format!("unknown {what} {quote}{word}{quote}"), Some(help));
-        }
-    }
-    if let Some(rest) = first.strip_prefix("missing field `") {
-        let word = rest.split('`').next().unwrap_or("");
-        return (format!("missing key `{word}`"), None);
-    }
-    (first, None)
-}
+use crate::scenario::load::{explain, line_col, locate, remove_at};
 
 struct Ctx<'a> {
     file: &'a str,
@@ -358,7 +267,7 @@ pub fn load_sweep_str(
                 let path = crate::scenario::load::error_path(e.path());
                 let inner = e.into_inner();
                 let (message, help) = explain(inner.message());
-                let span = inner.span().or_else(|| Some(locate(&table, &path)));
+                let span = inner.span().or_else(|| locate(&table, &path));
                 cx.at(span, &path_string(&path), message, help);
                 if !remove_at(table.get_mut(), &path) {
                     break;
@@ -374,7 +283,7 @@ pub fn load_sweep_str(
             });
         }
     };
-    let key_span = |path: &[Seg]| Some(locate(&table, path));
+    let key_span = |path: &[Seg]| locate(&table, path);
     let k = |s: &str| Seg::Key(s.to_string());
 
     // Fixed overrides.
