@@ -24,8 +24,12 @@
 //! | [`gc`] | the .NET GC: generations, workstation/server, blocking/background, pause model | 003 |
 //! | [`backends`] | downstream services: latency, capacity, errors | 003 |
 //! | [`connections`] | the client connection pool per endpoint (ServicePoint): limit, keep-alive, idle close, aborts | 003 |
+//! | [`urls`] | a catalogue of URLs with Zipf popularity and stable sizes | 001 |
+//! | [`kernel_cache`] | the HTTP.SYS kernel response cache: frequent-hit admission, TTL, scavenger, flushes | 001 |
+//! | [`app_pool`] | the application pool's worker-process lifecycle: idle timeout, recycles, cold start, rapid-fail protection | 001 |
 //! | [`tcp`] | ephemeral ports, TIME_WAIT, WSAENOBUFS / WSAEADDRINUSE, connection counts | 003 |
 
+pub mod app_pool;
 pub mod aspnet;
 pub mod backends;
 pub mod clients;
@@ -38,8 +42,10 @@ pub mod gc;
 pub mod handler;
 pub mod http_sys;
 pub mod iis;
+pub mod kernel_cache;
 pub mod request;
 pub mod stat;
 pub mod tcp;
 pub mod thread_pool;
 pub mod time;
+pub mod urls;
