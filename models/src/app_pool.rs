@@ -302,6 +302,16 @@ impl AppPool {
         }
     }
 
+    /// Like [`AppPool::start`], but a worker process is already running at `now`, warm
+    /// (the simulated server was serving before the run began): it takes requests at once.
+    pub fn start_warm(&mut self, now: SimTime, fx: &mut impl Effects<AppPoolTimer>) {
+        let always = self.cfg.start_mode_always_running;
+        self.cfg.start_mode_always_running = false;
+        self.start(now, fx);
+        self.cfg.start_mode_always_running = always;
+        self.spawn_after(now, 0, fx);
+    }
+
     pub fn state(&self) -> PoolState {
         if self.rapid_fail_stopped {
             return PoolState::RapidFailStopped;
@@ -345,6 +355,16 @@ impl AppPool {
     }
 
     fn spawn(&mut self, now: SimTime, fx: &mut impl Effects<AppPoolTimer>) {
+        self.spawn_after(now, self.cfg.cold_start_ns, fx);
+    }
+
+    /// Starts a process that is ready after `cold_start_ns`.
+    fn spawn_after(
+        &mut self,
+        now: SimTime,
+        cold_start_ns: u64,
+        fx: &mut impl Effects<AppPoolTimer>,
+    ) {
         self.last_generation = self.last_generation.wrapping_add(1);
         let generation = self.last_generation;
         self.procs.push(Proc {
@@ -359,7 +379,7 @@ impl AppPool {
         self.events
             .push_back(AppPoolEvent::ProcessStarting { generation });
         fx.at(
-            now.saturating_add(self.cfg.cold_start_ns),
+            now.saturating_add(cold_start_ns),
             AppPoolTimer::Ready { generation },
         );
         if let Some(p) = self.cfg.periodic_restart_ns.filter(|&p| p > 0) {

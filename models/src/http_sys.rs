@@ -58,6 +58,8 @@ pub struct AppPoolQueue {
     pub arrivals: Counter,
     /// `RejectedRequests` (`RejectionRate` is its per-second rate).
     pub rejected: Counter,
+    /// Requests answered from the kernel response cache (`CacheHitRate` per second).
+    pub cache_hits: Counter,
 }
 
 impl AppPoolQueue {
@@ -71,6 +73,7 @@ impl AppPoolQueue {
             outstanding: Gauge::new(),
             arrivals: Counter::default(),
             rejected: Counter::default(),
+            cache_hits: Counter::default(),
         }
     }
 

@@ -28,11 +28,16 @@ pub enum Outcome {
     OutgoingTimeout,
     /// An outgoing call was answered with an error.
     OutgoingError,
+    /// The application pool is stopped (rapid-fail protection): HTTP.SYS answers 503,
+    /// HTTPERR `AppOffline`.
+    AppOffline503,
+    /// The worker process serving it crashed: HTTPERR `Connection_Abandoned_By_AppPool`.
+    ConnectionAbandoned,
 }
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Ok,
         Outcome::QueueFull503,
         Outcome::ConcurrentRequestLimit503_2,
@@ -41,6 +46,8 @@ impl Outcome {
         Outcome::Wsaeaddrinuse,
         Outcome::OutgoingTimeout,
         Outcome::OutgoingError,
+        Outcome::AppOffline503,
+        Outcome::ConnectionAbandoned,
     ];
 
     /// The stable name used in outputs.
@@ -54,6 +61,8 @@ impl Outcome {
             Outcome::Wsaeaddrinuse => "wsaeaddrinuse",
             Outcome::OutgoingTimeout => "outgoing_timeout",
             Outcome::OutgoingError => "outgoing_error",
+            Outcome::AppOffline503 => "503_app_offline",
+            Outcome::ConnectionAbandoned => "connection_abandoned_by_app_pool",
         }
     }
 

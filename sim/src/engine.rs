@@ -212,6 +212,14 @@ impl<T> Slab<T> {
             .filter_map(|(i, v)| v.as_ref().map(|v| (i as u32, v)))
     }
 
+    /// Live entries with their ids, mutable.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut T)> {
+        self.items
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, v)| v.as_mut().map(|v| (i as u32, v)))
+    }
+
     /// Live entries.
     pub fn len(&self) -> usize {
         self.len

@@ -25,6 +25,9 @@
 
 use std::time::Instant;
 
+use w3sim_models::app_pool::{
+    Admit, AppPool, AppPoolConfig, AppPoolEvent, AppPoolTimer, PoolState,
+};
 use w3sim_models::aspnet::{Admission, AspNet, AspNetConfig};
 use w3sim_models::backends::{Backend, BackendConfig, BackendEvent, BackendTimer};
 use w3sim_models::clients::{
@@ -36,6 +39,7 @@ use w3sim_models::gc::{Collection, Gc, GcConfig, GcFlavor as MGcFlavor, GcTimer}
 use w3sim_models::handler::{Drawn, Handler, HandlerKind as MHandlerKind, Step};
 use w3sim_models::http_sys::{AppPoolQueue, AppPoolQueueConfig};
 use w3sim_models::iis::{Iis, IisConfig};
+use w3sim_models::kernel_cache::{CacheTimer, KernelCache, KernelCacheConfig, Lookup};
 use w3sim_models::request::{ClassId, Outcome, RequestId};
 use w3sim_models::tcp::{ConnectError, Tcp, TcpConfig};
 use w3sim_models::thread_pool::{
@@ -43,6 +47,7 @@ use w3sim_models::thread_pool::{
     TieredCompilation, TpEvent, TpTimer, WorkItem,
 };
 use w3sim_models::time::{SimTime, as_secs};
+use w3sim_models::urls::UrlCatalogue;
 
 use crate::engine::{Calendar, Fx, Slab, Stream, stream};
 use crate::output::SampleSink;
@@ -51,9 +56,9 @@ use crate::scenario::{
     Scheduler,
 };
 use crate::stats::{
-    BackendCalls, GaugeSummary, GcSummary, Latency, LatencyByClass, LimitHit, LittlesLaw,
-    MeasuredSummary, OutcomeCounts, OutgoingSummary, PauseBucket, RequestTotals, Summary, Window,
-    round6,
+    AppPoolSummary, BackendCalls, GaugeSummary, GcSummary, KernelCacheSummary, Latency,
+    LatencyByClass, LimitHit, LittlesLaw, MeasuredSummary, OutcomeCounts, OutgoingSummary,
+    PauseBucket, RequestTotals, RunEvent, Summary, Window, round6,
 };
 
 /// Every event of the simulation.
@@ -89,6 +94,10 @@ pub enum Ev {
     Connected(u16, ConnId),
     /// An outgoing call's cancel timeout: (call slot, generation).
     CallTimeout(u32, u32),
+    /// The kernel cache's scavenger.
+    Cache(CacheTimer),
+    /// The application pool's lifecycle timers.
+    AppPool(AppPoolTimer),
 }
 
 /// What a request is doing, for GC suspension and thread bookkeeping.
@@ -133,9 +142,18 @@ struct Request {
     calls_left: u16,
     /// The first outgoing-call failure of the request, if any.
     call_failure: Option<Outcome>,
+    /// URL (catalogue rank) and response size, for the kernel cache; `NO_URL` if none.
+    url: u64,
+    bytes: u64,
+    /// Worker-process generation serving it, `NO_GENERATION` before a process took it.
+    generation: u32,
+    /// Its worker process crashed: the client's connection was dropped.
+    abandoned: bool,
 }
 
 const NO_USER: u32 = u32::MAX;
+const NO_URL: u64 = u64::MAX;
+const NO_GENERATION: u32 = u32::MAX;
 const NO_THREAD: ThreadId = ThreadId::MAX;
 const NOT_STARTED: SimTime = SimTime::MAX;
 
@@ -148,6 +166,8 @@ const JOB_IO: u64 = 1;
 const JOB_SIGNAL: u64 = 2;
 const JOB_GC: u64 = 3;
 const JOB_NOISE: u64 = 4;
+const JOB_HIT: u64 = 5;
+const JOB_COLD_START: u64 = 6;
 
 #[inline]
 fn tag(id: u32, kind: u64) -> u64 {
@@ -211,6 +231,12 @@ pub const COLUMNS: &[&str] = &[
     "w3sim\\Outgoing Calls In Flight",
     "w3sim\\Outgoing Calls Waiting For A Connection",
     "w3sim\\Outgoing Connections Opened/sec",
+    "w3sim\\Backend Calls In Service",
+    "Web Service Cache\\Kernel: Current URIs Cached",
+    "Web Service Cache\\Kernel: URI Cache Hits %",
+    "Web Service Cache\\Kernel: URI Cache Flushes",
+    "HTTP Service Request Queues\\CacheHitRate",
+    "APP_POOL_WAS\\Current Worker Processes",
     "w3sim\\Requests In Flight",
     "w3sim\\Response Time p50 (ms)",
     "w3sim\\Response Time p95 (ms)",
@@ -327,6 +353,14 @@ struct Server {
     switches_snapshot: u64,
     cache_generation: u64,
     out: Outgoing,
+    cache: KernelCache,
+    /// Per class: its URL catalogue and mean response size.
+    urls: Vec<Option<(UrlCatalogue, f64)>>,
+    url_rng: Stream,
+    pool_life: AppPool,
+    /// Marked moments of the run (recycles, crashes, flushes, rapid-fail): (time, kind, detail).
+    events: Vec<(SimTime, &'static str, String)>,
+    abandoned: u64,
     /// First time each limit was reached: (time, limit, what happened).
     limits: Vec<(SimTime, &'static str, String)>,
 }
@@ -542,6 +576,41 @@ fn open_sources(scn: &Scenario) -> Vec<OpenLoop<Stream>> {
     sources
 }
 
+fn kernel_cache_config(scn: &Scenario) -> KernelCacheConfig {
+    let k = &scn.kernel_cache;
+    KernelCacheConfig {
+        enabled: k.enabled,
+        frequent_hit_threshold: k.frequent_hit_threshold,
+        frequent_hit_time_period_ns: k.frequent_hit_time_period.0,
+        max_uri_bytes: k.uri_max_uri_bytes.0,
+        max_cache_bytes: k.uri_max_cache_bytes.0,
+        scavenger_period_ns: k.uri_scavenger_period.0,
+        ttl_ns: (k.time_to_live.0 > 0).then_some(k.time_to_live.0),
+        ..KernelCacheConfig::default()
+    }
+}
+
+fn app_pool_config(scn: &Scenario) -> AppPoolConfig {
+    let a = &scn.app_pool;
+    let nz = |d: u64| (d > 0).then_some(d);
+    AppPoolConfig {
+        idle_timeout_ns: nz(a.idle_timeout.0),
+        periodic_restart_ns: nz(a.periodic_restart.0),
+        scheduled_recycles_ns: a.recycle_at.iter().map(|d| d.0).collect(),
+        overlapped_recycle: !a.disallow_overlapping_rotation,
+        cold_start_ns: a.cold_start.0,
+        shutdown_time_limit_ns: a.shutdown_time_limit.0,
+        rapid_fail_max_crashes: if a.rapid_fail_protection {
+            a.rapid_fail_protection_max_crashes
+        } else {
+            0
+        },
+        rapid_fail_interval_ns: a.rapid_fail_protection_interval.0,
+        start_mode_always_running: a.start_mode == crate::scenario::StartMode::AlwaysRunning,
+        crashes_ns: a.crash_at.iter().map(|d| d.0).collect(),
+    }
+}
+
 /// Builds the outgoing side from the scenario.
 fn outgoing(scn: &Scenario) -> Outgoing {
     let t = &scn.tcp;
@@ -684,6 +753,20 @@ impl<'a> Simulation<'a> {
             switches_snapshot: 0,
             cache_generation: 0,
             out: outgoing(scn),
+            cache: KernelCache::new(kernel_cache_config(scn)),
+            urls: scn
+                .classes
+                .iter()
+                .map(|c| {
+                    c.urls
+                        .as_ref()
+                        .map(|u| (UrlCatalogue::new(u.count, u.zipf), u.mean_size.0 as f64))
+                })
+                .collect(),
+            url_rng: stream(seed, "load/urls"),
+            pool_life: AppPool::new(app_pool_config(scn)),
+            events: Vec::new(),
+            abandoned: 0,
             limits: Vec::new(),
         };
         let handlers = scn.classes.iter().map(|c| handler_of(scn, c)).collect();
@@ -735,6 +818,31 @@ impl<'a> Simulation<'a> {
         let names = columns();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         sink.columns(&names)?;
+        if self.scn.app_pool.running_at_start {
+            self.server.pool_life.start_warm(
+                0,
+                &mut Fx {
+                    cal: &mut self.cal,
+                    wrap: Ev::AppPool,
+                },
+            );
+        } else {
+            self.server.pool_life.start(
+                0,
+                &mut Fx {
+                    cal: &mut self.cal,
+                    wrap: Ev::AppPool,
+                },
+            );
+        }
+        self.drain_app_pool(0);
+        self.server.cache.start(
+            0,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::Cache,
+            },
+        );
         for (i, open) in self.open.iter_mut().enumerate() {
             let i = i as u16;
             open.start(
@@ -905,6 +1013,27 @@ impl<'a> Simulation<'a> {
                     self.drain_pool(now, b);
                 }
                 Ev::CallTimeout(slot, generation) => self.call_timeout(now, slot, generation),
+                Ev::Cache(timer) => {
+                    self.server.cache.on_timer(
+                        now,
+                        timer,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: Ev::Cache,
+                        },
+                    );
+                }
+                Ev::AppPool(timer) => {
+                    self.server.pool_life.on_timer(
+                        now,
+                        timer,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: Ev::AppPool,
+                        },
+                    );
+                    self.drain_app_pool(now);
+                }
             }
         }
         sink.finish()?;
@@ -975,6 +1104,10 @@ impl<'a> Simulation<'a> {
             calls_pending: 0,
             calls_left: 0,
             call_failure: None,
+            url: NO_URL,
+            bytes: 0,
+            generation: NO_GENERATION,
+            abandoned: false,
         });
         self.arrived += 1;
         self.window.arrived += 1;
@@ -982,8 +1115,61 @@ impl<'a> Simulation<'a> {
         if !self.scn.tcp.incoming_keep_alive {
             self.server.out.tcp.incoming_open(now);
         }
+        // HTTP.SYS's kernel response cache answers before the request reaches the pool.
+        if let Some((cat, mean)) = &self.server.urls[class as usize] {
+            let url = cat.sample(&mut self.server.url_rng);
+            let bytes = cat.size_of(url, *mean);
+            let r = self.reqs.get_mut(id).expect("live");
+            r.url = url;
+            r.bytes = bytes;
+            let cacheable = self.scn.classes[class as usize].cacheable;
+            if self.server.cache.lookup(now, url, bytes, cacheable) == Lookup::Hit {
+                self.server.http.cache_hits.inc();
+                let d = self.scn.kernel_cache.hit_cpu.0;
+                self.submit(now, tag(id, JOB_HIT), Priority::DPC, d);
+                return;
+            }
+        }
+        // The application pool: a running worker process takes it; otherwise it waits in
+        // HTTP.SYS for one to start, or HTTP.SYS answers 503 AppOffline.
+        let admit = self.server.pool_life.request_arrived(
+            now,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::AppPool,
+            },
+        );
+        match admit {
+            Admit::Offline => {
+                self.limit_reached(
+                    now,
+                    "app_pool.rapid_fail_protection",
+                    "the pool was stopped by rapid-fail protection: 503 AppOffline".into(),
+                );
+                self.finish(now, id, Outcome::AppOffline503);
+                return;
+            }
+            Admit::Take { generation } => {
+                self.reqs.get_mut(id).expect("live").generation = generation
+            }
+            Admit::Wait => {}
+        }
         match self.server.http.enqueue(now, id) {
             Err(_) => {
+                match admit {
+                    Admit::Take { generation } => {
+                        self.reqs.get_mut(id).expect("live").generation = NO_GENERATION;
+                        self.server.pool_life.request_finished(
+                            now,
+                            generation,
+                            &mut Fx {
+                                cal: &mut self.cal,
+                                wrap: Ev::AppPool,
+                            },
+                        );
+                    }
+                    _ => self.server.pool_life.wait_cancelled(now),
+                }
                 let q = self.scn.http_sys.queue_length;
                 self.limit_reached(
                     now,
@@ -1000,10 +1186,72 @@ impl<'a> Simulation<'a> {
                 self.iis_dequeue(now);
             }
         }
+        self.drain_app_pool(now);
     }
 
-    /// The worker process takes every request HTTP.SYS holds (IIS dequeues at once).
+    /// Carries out what the application pool's lifecycle asked for.
+    fn drain_app_pool(&mut self, now: SimTime) {
+        while let Some(ev) = self.server.pool_life.poll() {
+            match ev {
+                AppPoolEvent::ProcessStarting { generation } => {
+                    self.server.events.push((
+                        now,
+                        "process_start",
+                        format!("worker process {generation} starting"),
+                    ));
+                    let d = self.scn.app_pool.cold_start_cpu.0;
+                    if d > 0 && now > 0 {
+                        let job = tag(self.server.next_aux_job, JOB_COLD_START);
+                        self.server.next_aux_job = self.server.next_aux_job.wrapping_add(1);
+                        self.submit(now, job, Priority::NORMAL, d);
+                    }
+                }
+                AppPoolEvent::ProcessReady { .. } => self.iis_dequeue(now),
+                AppPoolEvent::ProcessExiting { generation, reason } => {
+                    self.server.events.push((
+                        now,
+                        "process_exit",
+                        format!("worker process {generation} exits: {reason:?}"),
+                    ));
+                    if self.scn.kernel_cache.flush_kernel_cache_on_recycle {
+                        self.server.cache.flush(now, reason.flush_reason());
+                    }
+                    if reason.abandons_requests() {
+                        for (_, r) in self.reqs.iter_mut() {
+                            if r.generation == generation {
+                                r.abandoned = true;
+                            }
+                        }
+                    }
+                }
+                AppPoolEvent::Offline => {
+                    self.server.events.push((
+                        now,
+                        "app_pool_offline",
+                        "rapid-fail protection stopped the pool".into(),
+                    ));
+                    // Requests waiting in HTTP.SYS for a process get 503 AppOffline.
+                    while let Some(id) = self.server.http.dequeue(now) {
+                        self.server.http.finished(now);
+                        self.finish(now, id, Outcome::AppOffline503);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The worker process takes every request HTTP.SYS holds (IIS dequeues at once), if a
+    /// process is running.
     fn iis_dequeue(&mut self, now: SimTime) {
+        let Some(generation) = self.server.pool_life.current_generation() else {
+            return;
+        };
+        if !matches!(
+            self.server.pool_life.state(),
+            PoolState::Running | PoolState::Recycling
+        ) {
+            return;
+        }
         loop {
             let next = if self.faults.lifo_queue {
                 self.server.http.dequeue_newest_for_fault_injection(now)
@@ -1011,6 +1259,10 @@ impl<'a> Simulation<'a> {
                 self.server.http.dequeue(now)
             };
             let Some(id) = next else { break };
+            let r = self.reqs.get_mut(id).expect("live");
+            if r.generation == NO_GENERATION {
+                r.generation = generation;
+            }
             if self.server.iis.enter(now).is_err() {
                 self.server.http.finished(now);
                 let l = self.scn.iis.app_concurrent_request_limit;
@@ -1356,13 +1608,21 @@ impl<'a> Simulation<'a> {
                 self.drain_tp(now);
                 self.run_steps(now, id);
             }
-            JOB_GC | JOB_NOISE => {}
+            JOB_HIT => self.finish(now, id, Outcome::Ok),
+            JOB_GC | JOB_NOISE | JOB_COLD_START => {}
             _ => unreachable!("unknown CPU job kind {kind}"),
         }
     }
 
     /// A successful request leaves ASP.NET, IIS and HTTP.SYS.
     fn complete(&mut self, now: SimTime, id: RequestId) {
+        if let Some(r) = self.reqs.get(id) {
+            if r.url != NO_URL {
+                // The response passes HTTP.SYS, which may now cache it.
+                let cacheable = self.scn.classes[r.class as usize].cacheable;
+                self.server.cache.response(now, r.url, r.bytes, cacheable);
+            }
+        }
         self.leave_front_end(now, id);
         self.finish(now, id, Outcome::Ok);
     }
@@ -1385,6 +1645,22 @@ impl<'a> Simulation<'a> {
     #[inline]
     fn finish(&mut self, now: SimTime, id: RequestId, outcome: Outcome) {
         let r = self.reqs.remove(id).expect("live request");
+        let outcome = if r.abandoned && outcome == Outcome::Ok {
+            self.server.abandoned += 1;
+            Outcome::ConnectionAbandoned
+        } else {
+            outcome
+        };
+        if r.generation != NO_GENERATION {
+            self.server.pool_life.request_finished(
+                now,
+                r.generation,
+                &mut Fx {
+                    cal: &mut self.cal,
+                    wrap: Ev::AppPool,
+                },
+            );
+        }
         if !self.scn.tcp.incoming_keep_alive {
             self.server
                 .out
@@ -1603,6 +1879,7 @@ impl<'a> Simulation<'a> {
         let busy = self.busy_ns(now);
         let s = &mut self.server;
         s.out.tcp.advance(now);
+        s.cache.advance(now);
         let ports = s.out.tcp.ports_in_use.get() + s.out.tcp.ports_time_wait.get();
         if ports > self.scn.tcp.dynamic_port_count as u64 {
             self.violations.push(format!(
@@ -1690,6 +1967,23 @@ impl<'a> Simulation<'a> {
                     .map(|p| p.opened.since_mark())
                     .sum::<u64>(),
             ),
+            s.out
+                .backends
+                .iter()
+                .map(|b| b.in_service.get())
+                .sum::<u64>() as f64,
+            s.cache.current_uris_cached.get() as f64,
+            {
+                let (h, m) = (s.cache.hits.since_mark(), s.cache.misses.since_mark());
+                if h + m == 0 {
+                    0.0
+                } else {
+                    round6(100.0 * h as f64 / (h + m) as f64)
+                }
+            },
+            s.cache.flushes.total() as f64,
+            per_s(http.cache_hits.since_mark()),
+            s.pool_life.current_worker_processes.get() as f64,
             self.in_system.get() as f64,
             round6(self.interval.latency.quantile_ms(0.50)),
             round6(self.interval.latency.quantile_ms(0.95)),
@@ -1703,6 +1997,9 @@ impl<'a> Simulation<'a> {
 
         tp.completions.mark();
         self.server.out.tcp.wsaenobufs.mark();
+        self.server.cache.hits.mark();
+        self.server.cache.misses.mark();
+        self.server.http.cache_hits.mark();
         for p in &mut self.server.out.pools {
             p.opened.mark();
         }
@@ -1975,6 +2272,46 @@ impl<'a> Simulation<'a> {
                 detail: d.clone(),
             })
             .collect();
+        let c = &s.cache;
+        let kernel_cache = KernelCacheSummary {
+            hits: c.hits.total(),
+            misses: c.misses.total(),
+            hit_ratio: round6(if c.hits.total() + c.misses.total() == 0 {
+                0.0
+            } else {
+                c.hits.total() as f64 / (c.hits.total() + c.misses.total()) as f64
+            }),
+            inserted: c.inserted.total(),
+            expired_ttl: c.expired_ttl.total(),
+            scavenged: c.scavenged.total(),
+            flushed_by_recycle: c.flushed_recycle.total(),
+            flushed_other: c.flushed_other.total(),
+            evicted_size: c.evicted_size.total(),
+            flushes: c.flushes.total(),
+            flushes_idle_timeout: c.flushes_idle_timeout.total(),
+            flushes_recycle: c.flushes_recycle.total(),
+            peak_uris_cached: c.current_uris_cached.peak(),
+        };
+        let p = &s.pool_life;
+        let app_pool = AppPoolSummary {
+            starts: p.starts.total(),
+            recycles_idle_timeout: p.recycles_idle_timeout.total(),
+            recycles_periodic: p.recycles_periodic.total(),
+            recycles_scheduled: p.recycles_scheduled.total(),
+            crashes: p.recycles_crash.total(),
+            rapid_fail_trips: p.rapid_fail_trips.total(),
+            offline_503: p.offline.total(),
+            abandoned_requests: s.abandoned,
+        };
+        let events = s
+            .events
+            .iter()
+            .map(|(t, k, d)| RunEvent {
+                at_s: round6(as_secs(*t)),
+                kind: k.to_string(),
+                detail: d.clone(),
+            })
+            .collect();
         Summary {
             w3sim_version: env!("CARGO_PKG_VERSION"),
             scenario: scn.name.clone(),
@@ -1991,6 +2328,9 @@ impl<'a> Simulation<'a> {
             outgoing,
             first_limit: limits.first().cloned(),
             limits,
+            kernel_cache,
+            app_pool,
+            marked_events: events,
             events: self.cal.delivered(),
             simulated_seconds: round6(as_secs(end)),
             peak_request_slots: self.reqs.capacity_used() as u64,

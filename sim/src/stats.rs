@@ -246,11 +246,61 @@ pub struct Summary {
     pub first_limit: Option<LimitHit>,
     /// Every limit reached, in the order they were first reached.
     pub limits: Vec<LimitHit>,
+    /// The HTTP.SYS kernel response cache (whole run).
+    pub kernel_cache: KernelCacheSummary,
+    /// The application pool's lifecycle (whole run).
+    pub app_pool: AppPoolSummary,
+    /// Marked moments: worker processes starting and exiting (recycles, idle timeouts,
+    /// crashes), the pool going offline.
+    pub marked_events: Vec<RunEvent>,
     pub events: u64,
     pub simulated_seconds: f64,
     /// Peak number of request slots allocated (memory follows requests in flight).
     pub peak_request_slots: u64,
     pub wall_seconds: f64,
+}
+
+/// Kernel-cache figures; removals are counted by cause.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct KernelCacheSummary {
+    pub hits: u64,
+    pub misses: u64,
+    pub hit_ratio: f64,
+    pub inserted: u64,
+    /// Entries removed at their time-to-live.
+    pub expired_ttl: u64,
+    /// Entries the scavenger removed (not hit between two passes).
+    pub scavenged: u64,
+    /// Entries flushed by recycles and idle-timeout exits of the worker process.
+    pub flushed_by_recycle: u64,
+    pub flushed_other: u64,
+    pub evicted_size: u64,
+    /// Flush events, all and by cause.
+    pub flushes: u64,
+    pub flushes_idle_timeout: u64,
+    pub flushes_recycle: u64,
+    pub peak_uris_cached: u64,
+}
+
+/// Application-pool lifecycle figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AppPoolSummary {
+    pub starts: u64,
+    pub recycles_idle_timeout: u64,
+    pub recycles_periodic: u64,
+    pub recycles_scheduled: u64,
+    pub crashes: u64,
+    pub rapid_fail_trips: u64,
+    pub offline_503: u64,
+    pub abandoned_requests: u64,
+}
+
+/// A marked moment of the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunEvent {
+    pub at_s: f64,
+    pub kind: String,
+    pub detail: String,
 }
 
 /// A limit reached during the run.

@@ -53,6 +53,10 @@ pub struct Scenario {
     pub backends: Vec<BackendSpec>,
     /// TCP: ephemeral ports, TIME_WAIT, incoming connections.
     pub tcp: Tcp,
+    /// HTTP.SYS kernel-mode response cache.
+    pub kernel_cache: KernelCache,
+    /// Application-pool lifecycle.
+    pub app_pool: AppPool,
 }
 
 impl Default for Scenario {
@@ -75,6 +79,8 @@ impl Default for Scenario {
             connections: Connections::default(),
             backends: Vec::new(),
             tcp: Tcp::default(),
+            kernel_cache: KernelCache::default(),
+            app_pool: AppPool::default(),
         }
     }
 }
@@ -193,6 +199,12 @@ pub struct Class {
     pub steps: Vec<StepSpec>,
     /// What a failed outgoing call (timeout, error, WSAENOBUFS) does to the request.
     pub on_call_failure: OnCallFailure,
+    /// The class requests URLs of a Zipf catalogue (for the kernel cache).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub urls: Option<UrlSpec>,
+    /// Responses may enter the HTTP.SYS kernel cache (static, anonymous, no query string:
+    /// KB 817445). Needs `urls`.
+    pub cacheable: bool,
 }
 
 /// What a failed outgoing call does to the request that made it.
@@ -219,6 +231,8 @@ impl Default for Class {
             service: None,
             steps: Vec::new(),
             on_call_failure: OnCallFailure::Fail,
+            urls: None,
+            cacheable: false,
         }
     }
 }
@@ -646,6 +660,119 @@ impl Default for Tcp {
     }
 }
 
+/// A class's URLs: a catalogue with Zipf popularity (`[[classes]] urls = { … }`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlSpec {
+    /// Distinct URLs.
+    pub count: u64,
+    /// Zipf exponent s (popularity of rank k ∝ 1/k^s).
+    pub zipf: f64,
+    /// Mean response size (sizes are lognormal per URL, stable across the run).
+    pub mean_size: Size,
+}
+
+/// `[kernel_cache]`: the HTTP.SYS kernel-mode response cache (`HKLM\…\Http\Parameters`,
+/// `system.webServer/serverRuntime`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelCache {
+    /// `UriEnableCache`.
+    pub enabled: bool,
+    /// `frequentHitThreshold`: responses within `frequent_hit_time_period` before a URL is cached.
+    pub frequent_hit_threshold: u32,
+    /// `frequentHitTimePeriod`.
+    pub frequent_hit_time_period: Duration,
+    /// `UriMaxUriBytes`: larger responses are not cached.
+    pub uri_max_uri_bytes: Size,
+    /// `UriMaxCacheMegabyteCount`; "0B" = auto (no cap modelled).
+    pub uri_max_cache_bytes: Size,
+    /// `UriScavengerPeriod`: entries not hit between two passes are evicted.
+    pub uri_scavenger_period: Duration,
+    /// `HttpCachePolicyTimeToLive` SecondsToLive (seed 001: 900 s); "0s" = user-invalidates (no TTL).
+    pub time_to_live: Duration,
+    /// A recycle (or idle-timeout exit) flushes the pool's kernel cache entries (DOMAIN §3.3 ⚠).
+    pub flush_kernel_cache_on_recycle: bool,
+    /// Kernel CPU to serve a hit (at DPC level).
+    pub hit_cpu: Duration,
+}
+
+impl Default for KernelCache {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            frequent_hit_threshold: 2,
+            frequent_hit_time_period: Duration(10_000_000_000),
+            uri_max_uri_bytes: Size(262_144),
+            uri_max_cache_bytes: Size(0),
+            uri_scavenger_period: Duration(120_000_000_000),
+            time_to_live: Duration(0),
+            flush_kernel_cache_on_recycle: true,
+            hit_cpu: Duration(20_000),
+        }
+    }
+}
+
+/// IIS `startMode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartMode {
+    OnDemand,
+    AlwaysRunning,
+}
+
+/// `[app_pool]`: the application pool's worker-process lifecycle (applicationPools/add).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppPool {
+    /// The worker process is running (warm) when the run begins; false: it starts with the
+    /// first request (or at once with `always_running`), paying the cold start.
+    pub running_at_start: bool,
+    /// `processModel/@idleTimeout`; "0s" = disabled.
+    pub idle_timeout: Duration,
+    /// `recycling/periodicRestart/@time`; "0s" = disabled.
+    pub periodic_restart: Duration,
+    /// Recycles on demand (or `periodicRestart/schedule`) at these times.
+    pub recycle_at: Vec<Duration>,
+    /// `disallowOverlappingRotation`: false = the new process starts while the old drains.
+    pub disallow_overlapping_rotation: bool,
+    /// Time from process start until it takes requests (JIT, application start).
+    pub cold_start: Duration,
+    /// Processor time the cold start uses (one thread).
+    pub cold_start_cpu: Duration,
+    /// `processModel/@shutdownTimeLimit`.
+    pub shutdown_time_limit: Duration,
+    /// `failure/@rapidFailProtection`.
+    pub rapid_fail_protection: bool,
+    /// `failure/@rapidFailProtectionMaxCrashes`.
+    pub rapid_fail_protection_max_crashes: u32,
+    /// `failure/@rapidFailProtectionInterval`.
+    pub rapid_fail_protection_interval: Duration,
+    pub start_mode: StartMode,
+    /// Worker-process crashes injected at these times.
+    pub crash_at: Vec<Duration>,
+}
+
+impl Default for AppPool {
+    fn default() -> Self {
+        Self {
+            running_at_start: true,
+            idle_timeout: Duration(20 * 60 * 1_000_000_000),
+            periodic_restart: Duration(1740 * 60 * 1_000_000_000),
+            recycle_at: Vec::new(),
+            disallow_overlapping_rotation: false,
+            cold_start: Duration(5_000_000_000),
+            cold_start_cpu: Duration(3_000_000_000),
+            shutdown_time_limit: Duration(90_000_000_000),
+            rapid_fail_protection: true,
+            rapid_fail_protection_max_crashes: 5,
+            rapid_fail_protection_interval: Duration(300_000_000_000),
+            start_mode: StartMode::OnDemand,
+            crash_at: Vec::new(),
+        }
+    }
+}
+
 /// A problem found after the file parsed: the key path and a message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Invalid {
@@ -839,6 +966,25 @@ impl Scenario {
                 bad(
                     "gc.cache_reload.every".into(),
                     "must be longer than 0s".into(),
+                );
+            }
+        }
+        for (i, c) in self.classes.iter().enumerate() {
+            if let Some(u) = &c.urls {
+                if u.count == 0 || !(u.zipf.is_finite() && u.zipf >= 0.0) {
+                    bad(
+                        format!("classes[{i}].urls"),
+                        format!(
+                            "needs count >= 1 and zipf >= 0, got count {} zipf {}",
+                            u.count, u.zipf
+                        ),
+                    );
+                }
+            } else if c.cacheable {
+                bad(
+                    format!("classes[{i}].cacheable"),
+                    "a cacheable class needs `urls = { count = …, zipf = …, mean_size = … }`"
+                        .into(),
                 );
             }
         }

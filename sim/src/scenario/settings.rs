@@ -485,6 +485,150 @@ pub const SETTINGS: &[SettingDoc] = &[
         "-",
         "Without keep-alive: the server closes each connection first, so its TCB stays in TIME_WAIT on this machine. Default false."
     ),
+    s!(
+        "classes[].urls",
+        "{ count = integer, zipf = number, mean_size = size }",
+        "-",
+        "The class requests URLs of a catalogue with Zipf popularity (rank k has probability ∝ 1/k^zipf) and stable lognormal sizes, so kernel-cache hit ratios come out of the workload (seed 001: millions of images)."
+    ),
+    s!(
+        "classes[].cacheable",
+        "true | false",
+        "KB 817445 (what HTTP.SYS does not cache)",
+        "Responses may enter the HTTP.SYS kernel cache: static, anonymous, no query string. Default false."
+    ),
+    s!(
+        "kernel_cache.enabled",
+        "true | false",
+        "HKLM\\…\\Http\\Parameters\\UriEnableCache",
+        "The HTTP.SYS kernel-mode response cache. Default 1 (DOMAIN §3.3)."
+    ),
+    s!(
+        "kernel_cache.frequent_hit_threshold",
+        "integer",
+        "system.webServer/serverRuntime/@frequentHitThreshold",
+        "Responses of a URL within frequent_hit_time_period before IIS asks HTTP.SYS to cache it. Default 2."
+    ),
+    s!(
+        "kernel_cache.frequent_hit_time_period",
+        "duration",
+        "serverRuntime/@frequentHitTimePeriod",
+        "Default 10 s."
+    ),
+    s!(
+        "kernel_cache.uri_max_uri_bytes",
+        "size",
+        "UriMaxUriBytes",
+        "Larger responses are not cached. Default 256 KB."
+    ),
+    s!(
+        "kernel_cache.uri_max_cache_bytes",
+        "size (0B = auto)",
+        "UriMaxCacheMegabyteCount",
+        "Cache size cap; 0 = sized by HTTP.SYS from memory (no cap modelled). A full cache refuses new entries."
+    ),
+    s!(
+        "kernel_cache.uri_scavenger_period",
+        "duration",
+        "UriScavengerPeriod",
+        "The scavenger evicts entries not hit since its previous pass, so an unused entry lives 1–2 periods. Default 120 s."
+    ),
+    s!(
+        "kernel_cache.time_to_live",
+        "duration (0s = none)",
+        "HTTP_CACHE_POLICY HttpCachePolicyTimeToLive / SecondsToLive",
+        "Entries expire this long after they were cached. Seed 001: 900 s. Default 0 = user-invalidates (IIS static files)."
+    ),
+    s!(
+        "kernel_cache.flush_kernel_cache_on_recycle",
+        "true | false",
+        "- (DOMAIN §3.3 ⚠)",
+        "A recycle or idle-timeout exit of the worker process flushes the pool's kernel-cache entries. Commonly stated, not confirmed by an authoritative source; default true (seed 001)."
+    ),
+    s!(
+        "kernel_cache.hit_cpu",
+        "duration",
+        "-",
+        "Kernel CPU (DPC level) to send a cached response. Default 20 us."
+    ),
+    s!(
+        "app_pool.running_at_start",
+        "true | false",
+        "-",
+        "The worker process is already running, warm, when the run begins (default). false: it starts with the first request (OnDemand) and pays the cold start."
+    ),
+    s!(
+        "app_pool.idle_timeout",
+        "duration (0s = off)",
+        "applicationPools/add/processModel/@idleTimeout",
+        "The worker process exits after this long without a request; the next request waits for a cold start. Default 20 min (DOMAIN §3.4)."
+    ),
+    s!(
+        "app_pool.periodic_restart",
+        "duration (0s = off)",
+        "recycling/periodicRestart/@time",
+        "Recycle every this long from the process's start. Default 1740 min (29 h)."
+    ),
+    s!(
+        "app_pool.recycle_at",
+        "list of durations",
+        "recycling/periodicRestart/schedule, or an administrator's Recycle",
+        "Recycles at these times."
+    ),
+    s!(
+        "app_pool.disallow_overlapping_rotation",
+        "true | false",
+        "recycling/@disallowOverlappingRotation",
+        "false (default): the new process starts while the old one drains (overlapped recycle)."
+    ),
+    s!(
+        "app_pool.cold_start",
+        "duration",
+        "-",
+        "From process start until it takes requests (JIT, application start, caches refilled); requests wait in HTTP.SYS meanwhile. Default 5 s (an assumption: no documented value)."
+    ),
+    s!(
+        "app_pool.cold_start_cpu",
+        "duration",
+        "-",
+        "Processor time the cold start uses, on one thread. Default 3 s."
+    ),
+    s!(
+        "app_pool.shutdown_time_limit",
+        "duration",
+        "processModel/@shutdownTimeLimit",
+        "Drain limit of a recycled process before it is killed. Default 90 s."
+    ),
+    s!(
+        "app_pool.rapid_fail_protection",
+        "true | false",
+        "failure/@rapidFailProtection",
+        "Stop the pool after too many crashes: HTTP.SYS answers 503 AppOffline. Default true."
+    ),
+    s!(
+        "app_pool.rapid_fail_protection_max_crashes",
+        "integer",
+        "failure/@rapidFailProtectionMaxCrashes",
+        "Default 5."
+    ),
+    s!(
+        "app_pool.rapid_fail_protection_interval",
+        "duration",
+        "failure/@rapidFailProtectionInterval",
+        "Default 5 min."
+    ),
+    s!(
+        "app_pool.start_mode",
+        "on_demand | always_running",
+        "applicationPools/add/@startMode",
+        "OnDemand (default): a process starts with the first request; AlwaysRunning: at once and after every exit."
+    ),
+    s!(
+        "app_pool.crash_at",
+        "list of durations",
+        "-",
+        "Worker-process crashes injected at these times (the requests it was running are abandoned)."
+    ),
 ];
 
 /// Flattens a TOML value into (path, value) rows; list elements use `[]`.
@@ -555,6 +699,7 @@ pub fn default_of(path: &str) -> String {
             "classes[].steps" => "[] (uses service)".into(),
             "classes[].rate" => "(none: a share of [load])".into(),
             "classes[].schedule" => "[]".into(),
+            "classes[].urls" => "(none)".into(),
             _ => "(none)".into(),
         })
 }
@@ -597,6 +742,7 @@ mod tests {
                 "gc.cache_reload",
                 "classes[].rate",
                 "classes[].schedule",
+                "classes[].urls",
             ]
             .contains(&d.path)
                 || d.path.starts_with("backends[]");
