@@ -12,18 +12,22 @@
 //! - [`bench`]: the M/M/16/1000 benchmark behind `w3sim bench`.
 //! - [`fidelity`]: thread-pool trajectories against the real CLR (`w3sim compare-clr`).
 //! - [`sweep`]: batch sweeps with replications and confidence intervals, capacity search, shards and merge.
+//! - [`incidents`]: limits reached, what they caused and when they cleared (`w3sim explain`, `summary.json` → `incidents`).
+//! - [`viz`]: dashboards, sweep plots, the HTML report, perfmon CSV export and comparison.
 //! - [`plot`]: pictures with plotters (SVG/PNG, embedded font).
 
 pub mod analytic;
 pub mod bench;
 pub mod engine;
 pub mod fidelity;
+pub mod incidents;
 pub mod output;
 pub mod pipeline;
 pub mod plot;
 pub mod scenario;
 pub mod stats;
 pub mod sweep;
+pub mod viz;
 
 pub use pipeline::{RunError, run};
 pub use scenario::Scenario;

@@ -72,7 +72,25 @@ enum Cmd {
         /// Print nothing but errors.
         #[arg(long, short)]
         quiet: bool,
+        /// Also draw the run's dashboard (DIR/dashboard.svg, or .png with --plot-format png).
+        #[arg(long)]
+        plot: bool,
+        #[arg(long, value_enum, default_value = "svg")]
+        plot_format: w3sim::viz::Format,
+        /// Also write the time series as a perfmon CSV export (DIR/perfmon.csv).
+        #[arg(long)]
+        perfmon_csv: bool,
     },
+    /// Draw a run's dashboard, a sweep's curves or heat map, or a capacity search.
+    Plot(w3sim::viz::PlotArgs),
+    /// Print the timeline of incidents of a run: which limit was reached first, what it caused.
+    Explain(w3sim::viz::ExplainArgs),
+    /// Write one self-contained report.html for a run, a sweep or a capacity search.
+    Report(w3sim::viz::ReportArgs),
+    /// Write a run's time series as a perfmon CSV export (relog layout).
+    ExportPerfmon(w3sim::viz::ExportPerfmonArgs),
+    /// Line up a real perfmon CSV export with a simulated run: error per counter.
+    Compare(w3sim::viz::CompareArgs),
     /// Validate a scenario and explain what it will simulate.
     Check {
         #[command(flatten)]
@@ -120,7 +138,19 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { args, out, quiet } => cmd_run(&args, out, quiet),
+        Cmd::Run {
+            args,
+            out,
+            quiet,
+            plot,
+            plot_format,
+            perfmon_csv,
+        } => cmd_run(&args, out, quiet, plot.then_some(plot_format), perfmon_csv),
+        Cmd::Plot(a) => w3sim::viz::cmd_plot(&a),
+        Cmd::Explain(a) => w3sim::viz::cmd_explain(&a),
+        Cmd::Report(a) => w3sim::viz::cmd_report(&a),
+        Cmd::ExportPerfmon(a) => w3sim::viz::cmd_export_perfmon(&a),
+        Cmd::Compare(a) => w3sim::viz::cmd_compare(&a),
         Cmd::Check { args } => cmd_check(&args),
         Cmd::Sweep(a) => w3sim::sweep::cmd_sweep(&a),
         Cmd::Capacity(a) => w3sim::sweep::cmd_capacity(&a),
@@ -157,7 +187,13 @@ fn sanitize(name: &str) -> String {
     if s.is_empty() { "run".into() } else { s }
 }
 
-fn cmd_run(args: &ScenarioArgs, out: Option<PathBuf>, quiet: bool) -> ExitCode {
+fn cmd_run(
+    args: &ScenarioArgs,
+    out: Option<PathBuf>,
+    quiet: bool,
+    plot: Option<w3sim::viz::Format>,
+    perfmon_csv: bool,
+) -> ExitCode {
     let scn = match args.load() {
         Ok(s) => s,
         Err(code) => return code,
@@ -175,16 +211,51 @@ fn cmd_run(args: &ScenarioArgs, out: Option<PathBuf>, quiet: bool) -> ExitCode {
         let mut sink = CsvSink::create(&dir.join("timeseries.csv"))?;
         let summary = w3sim::run(&scn, &mut sink)?;
         write_summary(&dir, &summary)?;
+        // Marked moments (recycles, crashes, …) for the dashboard's vertical lines.
+        let mut ev = String::from("time_s,kind,detail\n");
+        for e in &summary.marked_events {
+            ev.push_str(&format!(
+                "{},{},\"{}\"\n",
+                e.at_s,
+                e.kind,
+                e.detail.replace('"', "'")
+            ));
+        }
+        write_atomic(&dir.join("events.csv"), &ev)?;
         Ok(summary)
     })();
     match result {
         Ok(summary) => {
             if !quiet {
                 print!("{}", summary.human());
+                if let Some(h) = w3sim::incidents::headline(&summary.incidents) {
+                    println!("{h}");
+                }
                 println!(
-                    "wrote {}/summary.json, timeseries.csv, scenario.toml",
+                    "wrote {}/summary.json, timeseries.csv, scenario.toml, events.csv",
                     dir.display()
                 );
+            }
+            if let Some(format) = plot {
+                match w3sim::viz::dashboard::plot_run_dir(&dir, format, None) {
+                    Ok(p) if !quiet => println!("wrote {}", p.display()),
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("error: cannot draw the dashboard: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            if perfmon_csv {
+                match w3sim::viz::cli::export_perfmon(&dir, None, w3sim::viz::perfmon::DEFAULT_BASE)
+                {
+                    Ok(p) if !quiet => println!("wrote {}", p.display()),
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("error: cannot write the perfmon CSV: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
             }
             ExitCode::SUCCESS
         }

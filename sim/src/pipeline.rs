@@ -1194,11 +1194,14 @@ impl<'a> Simulation<'a> {
         while let Some(ev) = self.server.pool_life.poll() {
             match ev {
                 AppPoolEvent::ProcessStarting { generation } => {
-                    self.server.events.push((
-                        now,
-                        "process_start",
-                        format!("worker process {generation} starting"),
-                    ));
+                    // The warm process the run begins with is the initial state, not an event.
+                    if !(now == 0 && self.scn.app_pool.running_at_start) {
+                        self.server.events.push((
+                            now,
+                            "process_start",
+                            format!("worker process {generation} starting"),
+                        ));
+                    }
                     let d = self.scn.app_pool.cold_start_cpu.0;
                     if d > 0 && now > 0 {
                         let job = tag(self.server.next_aux_job, JOB_COLD_START);
@@ -2335,6 +2338,7 @@ impl<'a> Simulation<'a> {
             simulated_seconds: round6(as_secs(end)),
             peak_request_slots: self.reqs.capacity_used() as u64,
             wall_seconds: 0.0,
+            incidents: Vec::new(),
         }
     }
 
@@ -2682,7 +2686,14 @@ pub fn run_with_faults(
     faults: Faults,
 ) -> Result<Summary, RunError> {
     let mut sim = Simulation::new(scn).with_faults(faults);
-    let summary = sim.run(sink)?;
+    let limits =
+        crate::incidents::Limits::from_scenario_with_ports(scn, scn.tcp.dynamic_port_count);
+    let mut detector = crate::incidents::Detector::new(sink, limits);
+    let mut summary = sim.run(&mut detector)?;
+    for e in &summary.marked_events {
+        detector.event(e.at_s, &e.kind, &e.detail);
+    }
+    summary.incidents = detector.finish_incidents();
     if sim.violations.is_empty() {
         Ok(summary)
     } else {

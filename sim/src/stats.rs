@@ -258,6 +258,8 @@ pub struct Summary {
     /// Peak number of request slots allocated (memory follows requests in flight).
     pub peak_request_slots: u64,
     pub wall_seconds: f64,
+    /// Incidents detected from the time series as the run went (`w3sim explain`).
+    pub incidents: Vec<crate::incidents::Incident>,
 }
 
 /// Kernel-cache figures; removals are counted by cause.

@@ -1,0 +1,876 @@
+//! The story of a run: incidents detected from the time series as it is produced.
+//!
+//! [`Detector`] is a [`SampleSink`] wrapper: it sees every row on its way to the real
+//! sink (or alone, over an existing `timeseries.csv`: [`detect_file`]) and keeps only a
+//! few numbers per condition, so `w3sim::run` can fill `summary.json`'s `incidents`
+//! without keeping the series. Each incident is a limit reached (HTTP.SYS queue full,
+//! ASP.NET requestQueueLimit, IIS appConcurrentRequestLimit, ASP.NET's concurrency
+//! limit, thread-pool starvation, CPU saturation, ports exhausted, a long GC pause), a
+//! failure outcome appearing (`503_queue_full` at N/s), or a marked event
+//! (`events.csv`: app-pool recycle, server removed, …), with when it began, its peak
+//! and when it cleared. The first limit reached is the *headline*; each later incident
+//! names the one that probably caused it (the latest limit still active when it began,
+//! or the limit that answers with its outcome).
+//!
+//! Conditions are read from perfmon-named columns; a missing column disables its
+//! condition, so the detector works on older and newer time series alike.
+
+use std::io;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::output::SampleSink;
+use crate::scenario::Scenario;
+
+/// Default ephemeral port range (`netsh int ipv4 show dynamicport tcp`: 49152–65535).
+pub const DEFAULT_DYNAMIC_PORT_COUNT: u32 = 16384;
+
+/// The limits the detector compares the counters with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// HTTP.SYS `queueLength`.
+    pub queue_length: f64,
+    /// ASP.NET `requestQueueLimit`.
+    pub request_queue_limit: f64,
+    /// IIS `appConcurrentRequestLimit`.
+    pub app_concurrent_request_limit: f64,
+    /// ASP.NET `maxConcurrentRequestsPerCPU` × logical processors.
+    pub aspnet_concurrency: f64,
+    /// Ephemeral ports available for outgoing connections.
+    pub dynamic_port_count: f64,
+    /// A blocking GC pause at least this long (ms) is an incident.
+    pub gc_pause_ms: f64,
+    /// CPU at or above this percentage for `persist` samples is an incident.
+    pub cpu_saturated_pct: f64,
+    /// A soft condition (starvation, CPU, native queue) must hold this many samples.
+    pub persist: u32,
+    /// An incident clears after its condition is false this many samples in a row.
+    pub clear_after: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            queue_length: 1000.0,
+            request_queue_limit: 5000.0,
+            app_concurrent_request_limit: 5000.0,
+            aspnet_concurrency: 5000.0 * 16.0,
+            dynamic_port_count: DEFAULT_DYNAMIC_PORT_COUNT as f64,
+            gc_pause_ms: 100.0,
+            cpu_saturated_pct: 95.0,
+            persist: 2,
+            clear_after: 3,
+        }
+    }
+}
+
+impl Limits {
+    /// The limits of a scenario, with the default port range (16384).
+    pub fn from_scenario(scn: &Scenario) -> Self {
+        Self::from_scenario_with_ports(scn, DEFAULT_DYNAMIC_PORT_COUNT)
+    }
+
+    /// The limits of a scenario with its port range (`scn.tcp.dynamic_port_count`).
+    pub fn from_scenario_with_ports(scn: &Scenario, dynamic_port_count: u32) -> Self {
+        Limits {
+            queue_length: scn.http_sys.queue_length as f64,
+            request_queue_limit: scn.aspnet.request_queue_limit as f64,
+            app_concurrent_request_limit: scn.iis.app_concurrent_request_limit as f64,
+            aspnet_concurrency: scn.aspnet.max_concurrent_requests_per_cpu as f64
+                * scn.cpu.logical_processors as f64,
+            dynamic_port_count: dynamic_port_count as f64,
+            ..Limits::default()
+        }
+    }
+
+    /// The limits written in a run directory's `scenario.toml`, read as a generic TOML
+    /// table (so it works for scenarios written by older or newer versions); defaults
+    /// for what is absent.
+    pub fn from_scenario_toml(text: &str) -> Self {
+        let mut l = Limits::default();
+        let Ok(t) = text.parse::<toml::Table>() else {
+            return l;
+        };
+        let num = |table: &str, key: &str| -> Option<f64> {
+            let v = t.get(table)?.get(key)?;
+            v.as_integer().map(|i| i as f64).or_else(|| v.as_float())
+        };
+        if let Some(v) = num("http_sys", "queue_length") {
+            l.queue_length = v;
+        }
+        if let Some(v) = num("aspnet", "request_queue_limit") {
+            l.request_queue_limit = v;
+        }
+        if let Some(v) = num("iis", "app_concurrent_request_limit") {
+            l.app_concurrent_request_limit = v;
+        }
+        let cpus = num("cpu", "logical_processors").unwrap_or(16.0);
+        l.aspnet_concurrency =
+            num("aspnet", "max_concurrent_requests_per_cpu").unwrap_or(5000.0) * cpus;
+        if let Some(v) = num("tcp", "dynamic_port_count") {
+            l.dynamic_port_count = v;
+        }
+        l
+    }
+
+    /// [`Limits::from_scenario_toml`] on `DIR/scenario.toml` (defaults when absent).
+    pub fn from_run_dir(dir: &Path) -> Self {
+        std::fs::read_to_string(dir.join("scenario.toml"))
+            .map(|t| Self::from_scenario_toml(&t))
+            .unwrap_or_default()
+    }
+}
+
+/// One incident of a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Incident {
+    /// When the condition was first seen (simulated seconds).
+    pub time_s: f64,
+    /// Stable name: `thread_pool_starvation`, `http_sys_queue_full`,
+    /// `aspnet_queue_full`, `iis_concurrent_request_limit`, `aspnet_concurrency_limit`,
+    /// `cpu_saturated`, `ports_exhausted`, `gc_pause`, `outcome:<name>`, `event:<kind>`.
+    pub kind: String,
+    /// One line for people: what was reached, with the figures at the time.
+    pub message: String,
+    /// When it cleared; `None`: still active at the end of the run (or an instant event).
+    pub cleared_s: Option<f64>,
+    /// The counter's value when the incident began, and its peak.
+    pub value: f64,
+    pub peak: f64,
+    /// The limit it reached, if it has one.
+    pub limit: Option<f64>,
+    /// Index (in the same list) of the incident that probably caused this one.
+    pub caused_by: Option<usize>,
+    /// The first limit reached in the run.
+    pub headline: bool,
+}
+
+impl Incident {
+    /// A limit (not an outcome or a marked event).
+    pub fn is_limit(&self) -> bool {
+        !self.kind.starts_with("outcome:") && !self.kind.starts_with("event:")
+    }
+}
+
+/// Columns the detector reads.
+mod col {
+    pub const TIME: &str = "time_s";
+    pub const REJECTION: &str = "HTTP Service Request Queues\\RejectionRate";
+    pub const QUEUE_SIZE: &str = "HTTP Service Request Queues\\CurrentQueueSize";
+    pub const OUTSTANDING: &str = "w3sim\\HTTP.SYS Outstanding Requests";
+    pub const ACTIVE: &str = "W3SVC_W3WP\\Active Requests";
+    pub const CURRENT: &str = "ASP.NET\\Requests Current";
+    pub const NATIVE: &str = "ASP.NET\\Requests In Native Queue";
+    pub const THREADS: &str = "System.Runtime\\ThreadPool Thread Count";
+    pub const TP_QUEUE: &str = "System.Runtime\\ThreadPool Queue Length";
+    pub const GOAL: &str = "w3sim\\ThreadPool Goal";
+    pub const CPU: &str = "Processor(_Total)\\% Processor Time";
+    pub const GC_PCT: &str = ".NET CLR Memory\\% Time in GC";
+    pub const GC_SUSPENDED: &str = "w3sim\\GC Suspended";
+    pub const PORTS_IN_USE: &str = "w3sim\\Ports In Use";
+    pub const PORTS_TIME_WAIT: &str = "w3sim\\Ports In TIME_WAIT";
+    pub const WSAENOBUFS: &str = "w3sim\\WSAENOBUFS/sec";
+    pub const OUTCOME_PREFIX: &str = "w3sim\\Outcome ";
+    pub const OUTCOME_SUFFIX: &str = "/sec";
+}
+
+/// The outcome name of an outcome column (`w3sim\Outcome 503_queue_full/sec` → `503_queue_full`).
+pub fn outcome_name(column: &str) -> Option<&str> {
+    column
+        .strip_prefix(col::OUTCOME_PREFIX)?
+        .strip_suffix(col::OUTCOME_SUFFIX)
+}
+
+/// A readable outcome name: `503_queue_full` → `503 QueueFull`.
+pub fn outcome_label(name: &str) -> String {
+    match name {
+        "503_queue_full" => "503 QueueFull".into(),
+        "503_2_concurrent_request_limit" => "503.2 (appConcurrentRequestLimit)".into(),
+        "503_server_too_busy" => "503 Server Too Busy".into(),
+        "wsaenobufs" => "WSAENOBUFS".into(),
+        n => n.to_string(),
+    }
+}
+
+/// Pipeline depth of a limit (deepest first) to order incidents that begin in the same
+/// sample: back-pressure travels from the deep components to the front.
+fn depth(kind: &str) -> u32 {
+    match kind {
+        k if k.starts_with("event:") => 0,
+        "gc_pause" => 1,
+        "cpu_saturated" => 2,
+        "ports_exhausted" => 3,
+        "thread_pool_starvation" => 4,
+        "aspnet_concurrency_limit" => 5,
+        "aspnet_queue_full" => 6,
+        "iis_concurrent_request_limit" => 7,
+        "http_sys_queue_full" => 8,
+        _ => 9,
+    }
+}
+
+/// The limit whose refusals carry this outcome.
+fn limit_of_outcome(outcome: &str) -> Option<&'static str> {
+    match outcome {
+        "503_queue_full" => Some("http_sys_queue_full"),
+        "503_server_too_busy" => Some("aspnet_queue_full"),
+        "503_2_concurrent_request_limit" => Some("iis_concurrent_request_limit"),
+        "wsaenobufs" | "wsaeaddrinuse" => Some("ports_exhausted"),
+        _ => None,
+    }
+}
+
+/// State of one condition across samples.
+#[derive(Clone, Debug, Default)]
+struct Cond {
+    /// Consecutive samples the condition held (before it became active).
+    on_run: u32,
+    /// The first of those samples: time and the row's figures.
+    pending: Option<(f64, f64, String)>,
+    /// Consecutive samples it did not hold while active.
+    off_run: u32,
+    off_since: f64,
+    /// Index of the open incident.
+    open: Option<usize>,
+    /// Extra state (thread count at onset for starvation).
+    start_aux: f64,
+}
+
+/// Hard conditions (a limit reached) take one sample; soft ones `persist`.
+struct Check {
+    kind: String,
+    holds: bool,
+    value: f64,
+    limit: Option<f64>,
+    message: String,
+    soft: bool,
+    aux: f64,
+}
+
+const MAX_PER_KIND: usize = 50;
+
+/// Streaming incident detector (see the module documentation).
+pub struct Detector<'a> {
+    inner: Option<&'a mut dyn SampleSink>,
+    limits: Limits,
+    idx: Vec<Option<usize>>,
+    names: Vec<String>,
+    outcome_cols: Vec<(usize, String)>,
+    conds: std::collections::BTreeMap<String, Cond>,
+    incidents: Vec<Incident>,
+    dropped: usize,
+    last_t: f64,
+    prev_t: f64,
+    last_threads: f64,
+    /// A blocking-GC episode in progress: start, suspended ms so far.
+    gc_episode: Option<(f64, f64)>,
+}
+
+impl<'a> Detector<'a> {
+    /// A detector passing every call on to `inner`.
+    pub fn new(inner: &'a mut dyn SampleSink, limits: Limits) -> Self {
+        let mut d = Self::standalone(limits);
+        d.inner = Some(inner);
+        d
+    }
+
+    /// A detector with no sink behind it.
+    pub fn standalone(limits: Limits) -> Self {
+        Detector {
+            inner: None,
+            limits,
+            idx: Vec::new(),
+            names: Vec::new(),
+            outcome_cols: Vec::new(),
+            conds: Default::default(),
+            incidents: Vec::new(),
+            dropped: 0,
+            last_t: 0.0,
+            prev_t: 0.0,
+            last_threads: 0.0,
+            gc_episode: None,
+        }
+    }
+
+    /// The limits in use.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A marked event (app-pool recycle, server removed, failover) from a component or
+    /// from `events.csv`.
+    pub fn event(&mut self, time_s: f64, kind: &str, detail: &str) {
+        let message = if detail.is_empty() {
+            kind.replace('_', " ")
+        } else {
+            format!("{}: {detail}", kind.replace('_', " "))
+        };
+        self.push(Incident {
+            time_s,
+            kind: format!("event:{kind}"),
+            message,
+            cleared_s: None,
+            value: 0.0,
+            peak: 0.0,
+            limit: None,
+            caused_by: None,
+            headline: false,
+        });
+    }
+
+    fn push(&mut self, i: Incident) -> Option<usize> {
+        if self.incidents.iter().filter(|x| x.kind == i.kind).count() >= MAX_PER_KIND {
+            self.dropped += 1;
+            return None;
+        }
+        self.incidents.push(i);
+        Some(self.incidents.len() - 1)
+    }
+
+    fn get(&self, row: &[f64], name: &str) -> Option<f64> {
+        let k = self.names.iter().position(|n| n == name)?;
+        self.idx[k].and_then(|i| row.get(i).copied())
+    }
+
+    fn observe(&mut self, row: &[f64]) {
+        let t = self.get(row, col::TIME).unwrap_or(self.last_t + 1.0);
+        let dt = (t - self.last_t).max(1e-9);
+        self.prev_t = self.last_t;
+        self.last_t = t;
+        let l = self.limits.clone();
+        let mut checks: Vec<Check> = Vec::new();
+
+        // GC: an episode is a run of samples taken during a blocking GC plus the
+        // interval in which it ended; its length is the suspended share of those intervals.
+        if let (Some(susp), Some(pct)) =
+            (self.get(row, col::GC_SUSPENDED), self.get(row, col::GC_PCT))
+        {
+            let ms = pct / 100.0 * dt * 1000.0;
+            match (&mut self.gc_episode, susp > 0.0) {
+                (None, true) => self.gc_episode = Some((t - ms / 1000.0, ms)),
+                (Some(e), true) => e.1 += ms,
+                (Some(e), false) => {
+                    let (start, total) = (e.0, e.1 + ms);
+                    self.gc_episode = None;
+                    if total >= l.gc_pause_ms {
+                        self.push(Incident {
+                            time_s: start,
+                            kind: "gc_pause".into(),
+                            message: format!(
+                                "blocking GC pause of {total:.0} ms: managed code suspended (threshold {:.0} ms)",
+                                l.gc_pause_ms
+                            ),
+                            cleared_s: Some(start + total / 1000.0),
+                            value: total,
+                            peak: total,
+                            limit: Some(l.gc_pause_ms),
+                            caused_by: None,
+                            headline: false,
+                        });
+                    }
+                }
+                (None, false) => {}
+            }
+        }
+
+        if let (Some(q), Some(th), Some(goal)) = (
+            self.get(row, col::TP_QUEUE),
+            self.get(row, col::THREADS),
+            self.get(row, col::GOAL),
+        ) {
+            checks.push(Check {
+                kind: "thread_pool_starvation".into(),
+                holds: q > 0.0 && th >= goal && q >= th.max(1.0),
+                value: q,
+                limit: None,
+                message: format!(
+                    "thread pool starved: {th:.0} threads at their goal of {goal:.0}, {q:.0} work items waiting"
+                ),
+                soft: true,
+                aux: th,
+            });
+            self.last_threads = th;
+        }
+        if let Some(cpu) = self.get(row, col::CPU) {
+            checks.push(Check {
+                kind: "cpu_saturated".into(),
+                holds: cpu >= l.cpu_saturated_pct,
+                value: cpu,
+                limit: Some(l.cpu_saturated_pct),
+                message: format!("processors saturated: {cpu:.0} % busy"),
+                soft: true,
+                aux: 0.0,
+            });
+        }
+        let out = |d: &Self, name: &str| -> f64 {
+            d.outcome_cols
+                .iter()
+                .find(|(_, n)| n == name)
+                .and_then(|(i, _)| row.get(*i).copied())
+                .unwrap_or(0.0)
+        };
+        let in_use = self.get(row, col::PORTS_IN_USE);
+        let tw = self.get(row, col::PORTS_TIME_WAIT);
+        let enobufs = out(self, "wsaenobufs")
+            + out(self, "wsaeaddrinuse")
+            + self.get(row, col::WSAENOBUFS).unwrap_or(0.0);
+        if in_use.is_some() || tw.is_some() || enobufs > 0.0 {
+            let (u, w) = (in_use.unwrap_or(0.0), tw.unwrap_or(0.0));
+            checks.push(Check {
+                kind: "ports_exhausted".into(),
+                holds: u + w >= l.dynamic_port_count || enobufs > 0.0,
+                value: u + w,
+                limit: Some(l.dynamic_port_count),
+                message: format!(
+                    "ephemeral ports exhausted: {u:.0} in use + {w:.0} in TIME_WAIT of {:.0}",
+                    l.dynamic_port_count
+                ),
+                soft: false,
+                aux: 0.0,
+            });
+        }
+        if let Some(native) = self.get(row, col::NATIVE) {
+            checks.push(Check {
+                kind: "aspnet_concurrency_limit".into(),
+                holds: native > 0.0,
+                value: native,
+                limit: Some(l.aspnet_concurrency),
+                message: format!(
+                    "ASP.NET concurrency limit reached ({:.0} = maxConcurrentRequestsPerCPU × CPUs): {native:.0} requests in the native queue",
+                    l.aspnet_concurrency
+                ),
+                soft: true,
+                aux: 0.0,
+            });
+        }
+        if let Some(cur) = self.get(row, col::CURRENT) {
+            let tb = out(self, "503_server_too_busy");
+            checks.push(Check {
+                kind: "aspnet_queue_full".into(),
+                holds: cur >= l.request_queue_limit || tb > 0.0,
+                value: cur,
+                limit: Some(l.request_queue_limit),
+                message: format!(
+                    "ASP.NET requestQueueLimit reached: {cur:.0} requests current of {:.0}",
+                    l.request_queue_limit
+                ),
+                soft: false,
+                aux: 0.0,
+            });
+        }
+        if let Some(act) = self.get(row, col::ACTIVE) {
+            let r = out(self, "503_2_concurrent_request_limit");
+            checks.push(Check {
+                kind: "iis_concurrent_request_limit".into(),
+                holds: act >= l.app_concurrent_request_limit || r > 0.0,
+                value: act,
+                limit: Some(l.app_concurrent_request_limit),
+                message: format!(
+                    "IIS appConcurrentRequestLimit reached: {act:.0} active requests of {:.0}",
+                    l.app_concurrent_request_limit
+                ),
+                soft: false,
+                aux: 0.0,
+            });
+        }
+        let outstanding = self
+            .get(row, col::OUTSTANDING)
+            .or_else(|| self.get(row, col::QUEUE_SIZE));
+        let rej = self.get(row, col::REJECTION);
+        if outstanding.is_some() || rej.is_some() {
+            let o = outstanding.unwrap_or(0.0);
+            checks.push(Check {
+                kind: "http_sys_queue_full".into(),
+                holds: o >= l.queue_length || rej.unwrap_or(0.0) > 0.0,
+                value: o,
+                limit: Some(l.queue_length),
+                message: if o >= l.queue_length {
+                    format!(
+                        "HTTP.SYS queue reached {o:.0} of queueLength {:.0}",
+                        l.queue_length
+                    )
+                } else {
+                    format!(
+                        "HTTP.SYS queue full (queueLength {:.0}): {:.0} rejected/s, {o:.0} outstanding at the sample",
+                        l.queue_length,
+                        rej.unwrap_or(0.0)
+                    )
+                },
+                soft: false,
+                aux: 0.0,
+            });
+        }
+        for (i, name) in self.outcome_cols.clone() {
+            if name == "ok" {
+                continue;
+            }
+            let v = row.get(i).copied().unwrap_or(0.0);
+            checks.push(Check {
+                kind: format!("outcome:{name}"),
+                holds: v > 0.0,
+                value: v,
+                limit: None,
+                message: format!("{} {v:.0}/s", outcome_label(&name)),
+                soft: false,
+                aux: 0.0,
+            });
+        }
+        for c in checks {
+            self.step(t, c);
+        }
+    }
+
+    fn step(&mut self, t: f64, c: Check) {
+        let need = if c.soft {
+            self.limits.persist.max(1)
+        } else {
+            1
+        };
+        let clear_after = self.limits.clear_after.max(1);
+        let mut st = self.conds.remove(&c.kind).unwrap_or_default();
+        if let Some(i) = st.open {
+            if c.holds {
+                st.off_run = 0;
+                let inc = &mut self.incidents[i];
+                inc.peak = inc.peak.max(c.value);
+            } else {
+                if st.off_run == 0 {
+                    st.off_since = t;
+                }
+                st.off_run += 1;
+                if st.off_run >= clear_after {
+                    self.close(i, st.off_since, st.start_aux, st.off_since);
+                    st = Cond::default();
+                }
+            }
+        } else if c.holds {
+            if st.on_run == 0 {
+                st.pending = Some((t, c.value, c.message.clone()));
+                st.start_aux = c.aux;
+            }
+            st.on_run += 1;
+            if st.on_run >= need {
+                let (t0, v0, msg) = st.pending.take().expect("set at the first sample");
+                st.open = self.push(Incident {
+                    time_s: t0,
+                    kind: c.kind.clone(),
+                    message: msg,
+                    cleared_s: None,
+                    value: v0,
+                    peak: v0.max(c.value),
+                    limit: c.limit,
+                    caused_by: None,
+                    headline: false,
+                });
+                st.on_run = 0;
+                if st.open.is_none() {
+                    st = Cond::default();
+                }
+            }
+        } else {
+            st.on_run = 0;
+            st.pending = None;
+        }
+        self.conds.insert(c.kind, st);
+    }
+
+    /// Completes an incident's message with what happened while it lasted.
+    fn close(&mut self, i: usize, cleared: f64, start_aux: f64, end_t: f64) {
+        let threads_now = self.last_threads;
+        let inc = &mut self.incidents[i];
+        if inc.kind == "thread_pool_starvation" {
+            let span = (end_t - inc.time_s).max(1e-9);
+            let rate = (threads_now - start_aux) / span;
+            inc.message.push_str(&format!(
+                "; threads {start_aux:.0} → {threads_now:.0} in {span:.0} s ({rate:+.1} threads/s), peak {:.0} waiting",
+                inc.peak
+            ));
+        } else if inc.kind.starts_with("outcome:") {
+            inc.message.push_str(&format!(" (peak {:.0}/s)", inc.peak));
+        } else if inc.kind != "gc_pause" && inc.peak > inc.value {
+            inc.message.push_str(&format!(" (peak {:.0})", inc.peak));
+        }
+        if cleared.is_finite() {
+            inc.cleared_s = Some(cleared);
+        }
+    }
+
+    /// Ends detection: closes what is still open (`cleared_s = None`), orders the
+    /// incidents by time (deepest component first within a sample), names causes and
+    /// the headline.
+    pub fn finish_incidents(&mut self) -> Vec<Incident> {
+        let end = self.last_t;
+        let open: Vec<(usize, f64)> = self
+            .conds
+            .values()
+            .filter_map(|c| c.open.map(|i| (i, c.start_aux)))
+            .collect();
+        for (i, aux) in open {
+            let cleared = f64::NAN;
+            self.close(i, cleared, aux, end);
+        }
+        if let Some((start, total)) = self.gc_episode.take()
+            && total >= self.limits.gc_pause_ms
+        {
+            self.push(Incident {
+                time_s: start,
+                kind: "gc_pause".into(),
+                message: format!(
+                    "blocking GC pause of at least {total:.0} ms, still going at the end"
+                ),
+                cleared_s: None,
+                value: total,
+                peak: total,
+                limit: Some(self.limits.gc_pause_ms),
+                caused_by: None,
+                headline: false,
+            });
+        }
+        self.conds.clear();
+        let mut v = std::mem::take(&mut self.incidents);
+        order_and_link(&mut v);
+        v
+    }
+
+    /// Incidents not recorded because a kind had more than 50 (flapping conditions).
+    pub fn dropped(&self) -> usize {
+        self.dropped
+    }
+}
+
+/// Sorts incidents by time (deepest component first on ties), then sets `caused_by`
+/// and `headline`. Idempotent; used after merging events into detected incidents.
+pub fn order_and_link(v: &mut [Incident]) {
+    v.sort_by(|a, b| {
+        a.time_s
+            .total_cmp(&b.time_s)
+            .then(depth(&a.kind).cmp(&depth(&b.kind)))
+    });
+    // Active at t, or cleared less than a second before (a sample interval's grace:
+    // a GC pause that ended at 30.7 s caused the queue seen at the 31 s sample).
+    let active_at =
+        |j: &Incident, t: f64| j.time_s <= t && j.cleared_s.is_none_or(|c| c >= t - 1.0);
+    for i in 0..v.len() {
+        v[i].headline = false;
+        let t = v[i].time_s;
+        let mut cause = None;
+        if let Some(name) = v[i].kind.strip_prefix("outcome:")
+            && let Some(lim) = limit_of_outcome(name)
+        {
+            cause = (0..v.len())
+                .filter(|&j| v[j].kind == lim && active_at(&v[j], t + 1e-9))
+                .max_by(|&a, &b| v[a].time_s.total_cmp(&v[b].time_s));
+        }
+        // GC pauses and marked events are roots: nothing upstream causes them here.
+        let root = v[i].kind.starts_with("event:") || v[i].kind == "gc_pause";
+        if cause.is_none() && !root {
+            cause = (0..i).rfind(|&j| {
+                j != i
+                    && (v[j].is_limit() || v[j].kind.starts_with("event:"))
+                    && v[j].kind != v[i].kind
+                    && active_at(&v[j], t)
+            });
+        }
+        v[i].caused_by = cause;
+    }
+    if let Some(h) = v
+        .iter()
+        .position(|x| x.is_limit())
+        .or_else(|| v.iter().position(|x| x.kind.starts_with("outcome:")))
+    {
+        v[h].headline = true;
+    }
+}
+
+impl SampleSink for Detector<'_> {
+    fn columns(&mut self, names: &[&str]) -> io::Result<()> {
+        self.names = names.iter().map(|s| s.to_string()).collect();
+        self.idx = (0..names.len()).map(Some).collect();
+        self.outcome_cols = names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| outcome_name(n).map(|o| (i, o.to_string())))
+            .collect();
+        match self.inner.as_mut() {
+            Some(s) => s.columns(names),
+            None => Ok(()),
+        }
+    }
+    fn row(&mut self, values: &[f64]) -> io::Result<()> {
+        self.observe(values);
+        match self.inner.as_mut() {
+            Some(s) => s.row(values),
+            None => Ok(()),
+        }
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        match self.inner.as_mut() {
+            Some(s) => s.finish(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A marked event of a run (`events.csv`: `time_s,kind,detail`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    pub time_s: f64,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// Reads `DIR/events.csv` (`time_s,kind,detail`, header required); empty when absent.
+pub fn read_events(dir: &Path) -> Result<Vec<Event>, String> {
+    let p = dir.join("events.csv");
+    if !p.exists() {
+        return Ok(Vec::new());
+    }
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(&p)
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    let mut out = Vec::new();
+    for (n, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| format!("{}: {e}", p.display()))?;
+        let t: f64 = rec.get(0).unwrap_or("").trim().parse().map_err(|_| {
+            format!(
+                "{}: row {}: time_s {:?} is not a number",
+                p.display(),
+                n + 2,
+                rec.get(0).unwrap_or("")
+            )
+        })?;
+        out.push(Event {
+            time_s: t,
+            kind: rec.get(1).unwrap_or("event").trim().to_string(),
+            detail: rec.get(2).unwrap_or("").trim().to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the detector over an existing `timeseries.csv`.
+pub fn detect_file(path: &Path, limits: Limits) -> Result<Vec<Incident>, String> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let headers: Vec<String> = r
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let names: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let mut d = Detector::standalone(limits);
+    d.columns(&names).map_err(|e| e.to_string())?;
+    let mut row = Vec::with_capacity(names.len());
+    for rec in r.records() {
+        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        row.clear();
+        row.extend(rec.iter().map(|s| s.trim().parse::<f64>().unwrap_or(0.0)));
+        d.row(&row).map_err(|e| e.to_string())?;
+    }
+    Ok(d.finish_incidents())
+}
+
+/// The incidents of a run directory: its `timeseries.csv` with the limits of its
+/// `scenario.toml`, and its `events.csv` when present.
+pub fn detect_run_dir(dir: &Path) -> Result<Vec<Incident>, String> {
+    let limits = Limits::from_run_dir(dir);
+    let mut v = detect_file(&dir.join("timeseries.csv"), limits.clone())?;
+    let mut d = Detector::standalone(limits);
+    for e in read_events(dir)? {
+        d.event(e.time_s, &e.kind, &e.detail);
+    }
+    v.extend(d.finish_incidents());
+    order_and_link(&mut v);
+    Ok(v)
+}
+
+/// `m:ss.s` (simulated time).
+pub fn fmt_time(t: f64) -> String {
+    let t = t.max(0.0);
+    let m = (t / 60.0).floor();
+    format!("{}:{:04.1}", m as u64, t - m * 60.0)
+}
+
+/// The headline: the first limit reached and the chain it started, in one line, e.g.
+/// `0:11.0 thread pool starved: … → 0:14.0 HTTP.SYS queue reached 1000 … → 503 QueueFull 272/s`.
+pub fn headline(v: &[Incident]) -> Option<String> {
+    let h = v.iter().position(|x| x.headline)?;
+    let mut chain = vec![h];
+    // Follow the incidents each one caused (the first of them), depth-first.
+    loop {
+        let last = *chain.last().expect("non-empty");
+        match (0..v.len()).find(|&j| v[j].caused_by == Some(last) && !chain.contains(&j)) {
+            Some(j) => chain.push(j),
+            None => break,
+        }
+    }
+    let mut s = String::new();
+    let mut prev_t = f64::NAN;
+    for (k, &i) in chain.iter().enumerate() {
+        if k > 0 {
+            s.push_str(" → ");
+        }
+        if v[i].time_s != prev_t {
+            s.push_str(&fmt_time(v[i].time_s));
+            s.push(' ');
+        }
+        prev_t = v[i].time_s;
+        s.push_str(&v[i].message);
+    }
+    Some(s)
+}
+
+/// The timeline for people (`w3sim explain`).
+pub fn render(v: &[Incident]) -> String {
+    let mut s = String::new();
+    if v.is_empty() {
+        s.push_str("No incident: no limit was reached and every request succeeded.\n");
+        return s;
+    }
+    if let Some(h) = headline(v) {
+        s.push_str(&format!("Headline: {h}\n\n"));
+    }
+    s.push_str("Timeline:\n");
+    for (i, x) in v.iter().enumerate() {
+        let until = match x.cleared_s {
+            Some(c) if x.kind.starts_with("event:") || c <= x.time_s => String::new(),
+            Some(c) => format!(" [cleared {}]", fmt_time(c)),
+            None if x.kind.starts_with("event:") => String::new(),
+            None => " [still active at the end]".to_string(),
+        };
+        let cause = x
+            .caused_by
+            .map(|c| format!(" ← {} at {}", kind_label(&v[c].kind), fmt_time(v[c].time_s)))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "{}{:>8} {}{}{}\n",
+            if x.headline { "* " } else { "  " },
+            fmt_time(x.time_s),
+            x.message,
+            until,
+            cause
+        ));
+        let _ = i;
+    }
+    s
+}
+
+/// A short label of an incident kind.
+pub fn kind_label(kind: &str) -> String {
+    match kind {
+        "thread_pool_starvation" => "thread-pool starvation".into(),
+        "http_sys_queue_full" => "HTTP.SYS queue full".into(),
+        "aspnet_queue_full" => "ASP.NET requestQueueLimit".into(),
+        "iis_concurrent_request_limit" => "IIS appConcurrentRequestLimit".into(),
+        "aspnet_concurrency_limit" => "ASP.NET concurrency limit".into(),
+        "cpu_saturated" => "CPU saturation".into(),
+        "ports_exhausted" => "port exhaustion".into(),
+        "gc_pause" => "GC pause".into(),
+        k => match k.strip_prefix("outcome:") {
+            Some(o) => outcome_label(o),
+            None => k.trim_start_matches("event:").replace('_', " "),
+        },
+    }
+}

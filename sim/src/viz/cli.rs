@@ -1,0 +1,259 @@
+//! The `plot`, `explain`, `report`, `export-perfmon` and `compare` subcommands: clap
+//! argument structs and entry points returning the exit code (0 ok, 2 bad input, 1
+//! internal failure).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::perfmon;
+use super::{DirKind, Format, dir_kind, read_timeseries};
+use crate::incidents::{detect_run_dir, render};
+use crate::sweep::capacity::Slo;
+
+/// `w3sim plot DIR [--format svg|png] [--out FILE] [--slo "503_rate<0.1%"] [--metric M]`
+#[derive(clap::Args, Clone, Debug)]
+pub struct PlotArgs {
+    /// A run directory (timeseries.csv), a sweep (points.csv) or a capacity search (capacity.json).
+    pub dir: PathBuf,
+    /// Picture format (default: from --out's extension, else svg).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Output file (default: DIR/dashboard.svg, DIR/sweep.svg or DIR/capacity.svg).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// SLO whose boundary a sweep's heat map draws (same syntax as `w3sim capacity`).
+    #[arg(long)]
+    pub slo: Option<String>,
+    /// The metric a two-axis sweep's heat map shows (default: the SLO's, else the first).
+    #[arg(long)]
+    pub metric: Option<String>,
+}
+
+/// `w3sim explain RUNDIR`
+#[derive(clap::Args, Clone, Debug)]
+pub struct ExplainArgs {
+    /// Run directory (timeseries.csv, scenario.toml, optional events.csv).
+    pub dir: PathBuf,
+    /// Print the incidents as JSON instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `w3sim report DIR [--out FILE] [--slo …]`
+#[derive(clap::Args, Clone, Debug)]
+pub struct ReportArgs {
+    /// A run, sweep or capacity directory.
+    pub dir: PathBuf,
+    /// Output file (default DIR/report.html).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// SLO drawn on a sweep's heat map.
+    #[arg(long)]
+    pub slo: Option<String>,
+}
+
+/// `w3sim export-perfmon RUNDIR [--out FILE] [--base "2026-01-01 00:00:00"]`
+#[derive(clap::Args, Clone, Debug)]
+pub struct ExportPerfmonArgs {
+    /// Run directory (timeseries.csv).
+    pub dir: PathBuf,
+    /// Output file (default DIR/perfmon.csv).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// UTC date and time of simulated time 0.
+    #[arg(long, default_value = perfmon::DEFAULT_BASE)]
+    pub base: String,
+}
+
+/// `w3sim compare RUNDIR perfmon.csv [--plot FILE]`
+#[derive(clap::Args, Clone, Debug)]
+pub struct CompareArgs {
+    /// Run directory (timeseries.csv).
+    pub run: PathBuf,
+    /// A perfmon CSV export (perfmon "Save data as" CSV, or relog -f csv).
+    pub perfmon: PathBuf,
+    /// Draw both curves of every matched counter into this file (.svg or .png).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Print the errors as JSON instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_slo(s: Option<&str>) -> Result<Option<Slo>, ExitCode> {
+    match s.map(Slo::parse).transpose() {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn bad(msg: String) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+/// The pictures of a directory, written next to its data (or to `out`); returns the
+/// files written.
+pub fn plot_dir(
+    dir: &Path,
+    format: Option<Format>,
+    out: Option<&Path>,
+    slo: Option<&Slo>,
+    metric: Option<&str>,
+) -> Result<Vec<PathBuf>, String> {
+    let format = format.unwrap_or_else(|| out.map_or(Format::Svg, Format::of_path));
+    let figs = match dir_kind(dir)? {
+        DirKind::Run => vec![(
+            "dashboard".to_string(),
+            super::dashboard::build_run_dir(dir)?,
+        )],
+        DirKind::Sweep | DirKind::Capacity => super::sweep_plot::figures_of_dir(dir, slo, metric)?,
+    };
+    let mut written = Vec::new();
+    for (k, (stem, fig)) in figs.iter().enumerate() {
+        let path = match out {
+            Some(o) if k == 0 => o.to_path_buf(),
+            Some(o) => {
+                let s = o
+                    .file_stem()
+                    .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+                o.with_file_name(format!("{s}-{stem}.{}", format.ext()))
+            }
+            None => dir.join(format!("{stem}.{}", format.ext())),
+        };
+        fig.write(&path, format)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+pub fn cmd_plot(a: &PlotArgs) -> ExitCode {
+    let slo = match parse_slo(a.slo.as_deref()) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    match plot_dir(
+        &a.dir,
+        a.format,
+        a.out.as_deref(),
+        slo.as_ref(),
+        a.metric.as_deref(),
+    ) {
+        Ok(files) => {
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => bad(e),
+    }
+}
+
+pub fn cmd_explain(a: &ExplainArgs) -> ExitCode {
+    match detect_run_dir(&a.dir) {
+        Ok(v) => {
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("incidents serialise")
+                );
+            } else {
+                print!("{}", render(&v));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => bad(e),
+    }
+}
+
+pub fn cmd_report(a: &ReportArgs) -> ExitCode {
+    let slo = match parse_slo(a.slo.as_deref()) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    if let Err(e) = dir_kind(&a.dir) {
+        return bad(e);
+    }
+    match super::report::write_report(&a.dir, a.out.as_deref(), slo.as_ref()) {
+        Ok(p) => {
+            println!("wrote {}", p.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Writes `DIR/timeseries.csv` as a perfmon CSV (default `DIR/perfmon.csv`); what
+/// `w3sim run --perfmon-csv` calls after the run.
+pub fn export_perfmon(dir: &Path, out: Option<&Path>, base: &str) -> Result<PathBuf, String> {
+    let base = perfmon::parse_base(base)?;
+    let ts = read_timeseries(&dir.join("timeseries.csv"))?;
+    let path = out.map_or_else(|| dir.join("perfmon.csv"), Path::to_path_buf);
+    crate::output::write_atomic(&path, &perfmon::to_perfmon_csv(&ts, base))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+pub fn cmd_export_perfmon(a: &ExportPerfmonArgs) -> ExitCode {
+    match export_perfmon(&a.dir, a.out.as_deref(), &a.base) {
+        Ok(p) => {
+            println!("wrote {}", p.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => bad(e),
+    }
+}
+
+pub fn cmd_compare(a: &CompareArgs) -> ExitCode {
+    let sim = match read_timeseries(&a.run.join("timeseries.csv")) {
+        Ok(s) => s,
+        Err(e) => return bad(e),
+    };
+    let real = match perfmon::read_perfmon_csv(&a.perfmon) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    let errors = perfmon::compare(&sim, &real);
+    if errors.is_empty() {
+        return bad(format!(
+            "no counter of {} matches a column of {}/timeseries.csv (matched by Object\\Counter)",
+            a.perfmon.display(),
+            a.run.display()
+        ));
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&errors).expect("errors serialise")
+        );
+    } else {
+        println!(
+            "{} counter(s) matched of {} in {}; time aligned on the first samples",
+            errors.len(),
+            real.counters.len(),
+            a.perfmon.display()
+        );
+        print!("{}", perfmon::render(&errors));
+    }
+    if let Some(p) = &a.plot {
+        let title = format!(
+            "{} vs {}",
+            super::dashboard::run_name(&a.run),
+            a.perfmon
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        );
+        if let Err(e) = perfmon::compare_figure(&title, &errors).write(p, Format::of_path(p)) {
+            eprintln!("error: cannot draw {}: {e}", p.display());
+            return ExitCode::from(1);
+        }
+        println!("wrote {}", p.display());
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,116 @@
+//! Pictures, reports and perfmon files of runs and sweeps.
+//!
+//! - [`figure`]: the chart model (stacked panels sharing an x axis, with confidence
+//!   bands, limit lines, event lines and shaded GC pauses; heat maps with an SLO
+//!   boundary) and its rendering to SVG (file or string) and PNG with plotters.
+//! - [`dashboard`]: the dashboard of a run directory (`timeseries.csv`, `events.csv`,
+//!   `scenario.toml`).
+//! - [`sweep_plot`]: a sweep directory (`points.csv`) or a capacity search
+//!   (`capacity.json`) drawn as curves with 95 % bands or as a heat map.
+//! - [`report`]: one self-contained `report.html` (inline SVGs, tables, incidents).
+//! - [`perfmon`]: perfmon/relog CSV export and comparison with a real perfmon capture.
+//! - [`cli`]: the `plot`, `explain`, `report`, `export-perfmon` and `compare` commands.
+
+pub mod cli;
+pub mod dashboard;
+pub mod figure;
+pub mod perfmon;
+pub mod report;
+pub mod sweep_plot;
+
+use std::path::Path;
+
+use crate::output::MemorySink;
+
+pub use cli::{
+    CompareArgs, ExplainArgs, ExportPerfmonArgs, PlotArgs, ReportArgs, cmd_compare, cmd_explain,
+    cmd_export_perfmon, cmd_plot, cmd_report,
+};
+
+/// Picture format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Svg,
+    Png,
+}
+
+impl Format {
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Svg => "svg",
+            Format::Png => "png",
+        }
+    }
+    /// From a file name's extension (`.png` → PNG, anything else SVG).
+    pub fn of_path(p: &Path) -> Format {
+        match p.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("png") => Format::Png,
+            _ => Format::Svg,
+        }
+    }
+}
+
+/// What a directory holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirKind {
+    /// `timeseries.csv` (a run).
+    Run,
+    /// `points.csv` (a sweep; maybe with `capacity.json` too).
+    Sweep,
+    /// `capacity.json` only.
+    Capacity,
+}
+
+/// Recognises a run, sweep or capacity directory.
+pub fn dir_kind(dir: &Path) -> Result<DirKind, String> {
+    if dir.join("timeseries.csv").is_file() {
+        Ok(DirKind::Run)
+    } else if dir.join("points.csv").is_file() {
+        Ok(DirKind::Sweep)
+    } else if dir.join("capacity.json").is_file() {
+        Ok(DirKind::Capacity)
+    } else {
+        Err(format!(
+            "{}: neither a run directory (timeseries.csv), a sweep (points.csv) nor a capacity search (capacity.json)",
+            dir.display()
+        ))
+    }
+}
+
+/// Reads a `timeseries.csv` (or any CSV of numbers with a header) into memory; empty
+/// or non-numeric cells read as NaN.
+pub fn read_timeseries(path: &Path) -> Result<MemorySink, String> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let columns: Vec<String> = r
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut rows = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        rows.push(
+            rec.iter()
+                .map(|s| s.trim().parse::<f64>().unwrap_or(f64::NAN))
+                .collect(),
+        );
+    }
+    Ok(MemorySink { columns, rows })
+}
+
+/// Escapes text for HTML and XML.
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}

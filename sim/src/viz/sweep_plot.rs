@@ -1,0 +1,546 @@
+//! Pictures of sweeps (`points.csv`) and capacity searches (`capacity.json`).
+//!
+//! One axis: each metric's mean against the axis with its 95 % confidence band. Two
+//! axes (or more: the first two, at the first value of the others): a heat map of one
+//! metric (`--metric`, else the SLO's metric, else the first), the first axis down,
+//! the second across, with the SLO boundary drawn between passing and failing cells.
+//! A capacity search's result (its `capacity.json`, in the same directory or alone) is
+//! marked: a vertical line at the capacity on the varied axis; alone, each SLO's mean
+//! and CI at every value tried, the threshold, the capacity and the crossing's interval.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::figure::{Band, Chart, Figure, Heat, Line, Stack};
+use crate::sweep::capacity::{Op, Slo};
+use crate::sweep::spec::Quantity;
+
+/// `points.csv` read back.
+#[derive(Clone, Debug, Default)]
+pub struct Points {
+    pub axes: Vec<String>,
+    /// Metric names (from the `<metric>_mean` columns), in file order.
+    pub metrics: Vec<String>,
+    pub rows: Vec<PointRow>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PointRow {
+    /// The axes' values as written (`600/s`).
+    pub axis_values: Vec<String>,
+    pub replications: u32,
+    /// Every numeric column by name (`503_rate_mean`, `503_rate_ci_low`, …).
+    pub values: BTreeMap<String, f64>,
+}
+
+impl PointRow {
+    pub fn mean(&self, m: &str) -> Option<f64> {
+        self.values.get(&format!("{m}_mean")).copied()
+    }
+    pub fn ci(&self, m: &str) -> Option<(f64, f64)> {
+        Some((
+            *self.values.get(&format!("{m}_ci_low"))?,
+            *self.values.get(&format!("{m}_ci_high"))?,
+        ))
+    }
+}
+
+/// The number in an axis value (`"600/s"` → 600, `"1.5ms"` → 1.5).
+pub fn axis_number(s: &str) -> Option<f64> {
+    Quantity::parse(s.trim().trim_matches('"')).map(|q| q.value)
+}
+
+/// Reads `points.csv`.
+pub fn read_points(path: &Path) -> Result<Points, String> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let headers: Vec<String> = r
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let rep = headers
+        .iter()
+        .position(|h| h == "replications")
+        .ok_or_else(|| format!("{}: no `replications` column", path.display()))?;
+    let first = usize::from(headers.first().is_some_and(|h| h == "point"));
+    let axes = headers[first..rep].to_vec();
+    let metrics = headers[rep + 1..]
+        .iter()
+        .filter_map(|h| h.strip_suffix("_mean").map(str::to_string))
+        .collect();
+    let mut rows = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut values = BTreeMap::new();
+        for (k, h) in headers.iter().enumerate().skip(rep + 1) {
+            if let Some(v) = rec.get(k).and_then(|s| s.trim().parse::<f64>().ok()) {
+                values.insert(h.clone(), v);
+            }
+        }
+        rows.push(PointRow {
+            axis_values: (first..rep)
+                .map(|k| rec.get(k).unwrap_or("").to_string())
+                .collect(),
+            replications: rec.get(rep).and_then(|s| s.parse().ok()).unwrap_or(0),
+            values,
+        });
+    }
+    Ok(Points {
+        axes,
+        metrics,
+        rows,
+    })
+}
+
+/// One value tried: (value, pass, per SLO text: mean, ci_low, ci_high).
+pub type Evaluation = (f64, bool, Vec<(String, f64, f64, f64)>);
+
+/// The part of `capacity.json` the pictures use.
+#[derive(Clone, Debug, Default)]
+pub struct Capacity {
+    pub vary: String,
+    pub unit: String,
+    pub capacity: Option<f64>,
+    pub crossing_ci: (Option<f64>, Option<f64>),
+    pub broke_first: Option<String>,
+    /// (text, metric, op, threshold)
+    pub slos: Vec<Slo>,
+    /// value → (pass, per SLO text: mean, ci_low, ci_high)
+    pub evaluations: Vec<Evaluation>,
+    pub raw: serde_json::Value,
+}
+
+/// Reads `capacity.json` (as generic JSON, so older and newer files read alike).
+pub fn read_capacity(path: &Path) -> Result<Capacity, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let f = |x: Option<&serde_json::Value>| x.and_then(|x| x.as_f64());
+    let slos = v
+        .get("slos")
+        .and_then(|x| x.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o.get("text").and_then(|t| t.as_str()))
+                .filter_map(|t| Slo::parse(t).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let evaluations = v
+        .get("evaluations")
+        .and_then(|x| x.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|ev| {
+                    let value = f(ev.get("value"))?;
+                    let pass = ev.get("pass").and_then(|p| p.as_bool()).unwrap_or(false);
+                    let slos = ev
+                        .get("slos")
+                        .and_then(|x| x.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|r| {
+                                    Some((
+                                        r.get("slo")?.as_str()?.to_string(),
+                                        f(r.get("mean"))?,
+                                        f(r.get("ci_low")).unwrap_or(f64::NAN),
+                                        f(r.get("ci_high")).unwrap_or(f64::NAN),
+                                    ))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    Some((value, pass, slos))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ci = v.get("crossing_ci").and_then(|x| x.as_array());
+    Ok(Capacity {
+        vary: s("vary"),
+        unit: s("unit"),
+        capacity: f(v.get("capacity")),
+        crossing_ci: (ci.and_then(|a| f(a.first())), ci.and_then(|a| f(a.get(1)))),
+        broke_first: v
+            .get("broke_first")
+            .and_then(|b| b.get("slo"))
+            .and_then(|x| x.as_str())
+            .map(str::to_string),
+        slos,
+        evaluations,
+        raw: v,
+    })
+}
+
+fn is_ratio(metric: &str) -> bool {
+    metric.ends_with("_rate") || metric.ends_with("failure_ratio")
+}
+
+fn op_str(op: Op) -> &'static str {
+    match op {
+        Op::Lt => "<",
+        Op::Le => "≤",
+        Op::Gt => ">",
+        Op::Ge => "≥",
+    }
+}
+
+fn fmt_value(v: f64, unit: &str) -> String {
+    let n = if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    };
+    format!("{n}{unit}")
+}
+
+/// The figure of a sweep: curves for one axis, a heat map for two or more.
+pub fn sweep_figure(
+    name: &str,
+    p: &Points,
+    slo: Option<&Slo>,
+    metric: Option<&str>,
+    cap: Option<&Capacity>,
+) -> Result<Figure, String> {
+    if p.rows.is_empty() {
+        return Err("points.csv has no rows".into());
+    }
+    if let Some(s) = slo
+        && !p.metrics.contains(&s.metric)
+    {
+        return Err(format!(
+            "SLO \"{}\": metric `{}` is not in points.csv (it has {})",
+            s.text,
+            s.metric,
+            p.metrics.join(", ")
+        ));
+    }
+    if let Some(m) = metric
+        && !p.metrics.iter().any(|x| x == m)
+    {
+        return Err(format!(
+            "metric `{m}` is not in points.csv (it has {})",
+            p.metrics.join(", ")
+        ));
+    }
+    match p.axes.len() {
+        0 => Err("points.csv has no axis column".into()),
+        1 => Ok(curves(name, p, slo, cap)),
+        _ => Ok(heat(name, p, slo, metric, cap)),
+    }
+}
+
+fn curves(name: &str, p: &Points, slo: Option<&Slo>, cap: Option<&Capacity>) -> Figure {
+    let axis = &p.axes[0];
+    let mut rows: Vec<(f64, &PointRow)> = p
+        .rows
+        .iter()
+        .filter_map(|r| axis_number(&r.axis_values[0]).map(|x| (x, r)))
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let charts = p
+        .metrics
+        .iter()
+        .map(|m| {
+            let scale = if is_ratio(m) { 100.0 } else { 1.0 };
+            let points: Vec<(f64, f64)> = rows
+                .iter()
+                .filter_map(|(x, r)| r.mean(m).map(|v| (*x, v * scale)))
+                .collect();
+            let band: Vec<(f64, f64, f64)> = rows
+                .iter()
+                .filter_map(|(x, r)| r.ci(m).map(|(a, b)| (*x, a * scale, b * scale)))
+                .collect();
+            let mut hlines = Vec::new();
+            if let Some(s) = slo.filter(|s| s.metric == *m) {
+                hlines.push((format!("SLO {}", s.text), s.threshold * scale));
+            }
+            Chart {
+                title: m.clone(),
+                y_label: if scale == 100.0 {
+                    format!("{m} (%)")
+                } else {
+                    m.clone()
+                },
+                lines: vec![Line {
+                    label: "mean".into(),
+                    points,
+                    markers: true,
+                    ..Line::default()
+                }],
+                bands: if band.is_empty() {
+                    vec![]
+                } else {
+                    vec![Band {
+                        label: "95 % CI".into(),
+                        points: band,
+                    }]
+                },
+                hlines,
+            }
+        })
+        .collect();
+    let mut vlines = Vec::new();
+    let mut x_interval = None;
+    if let Some(c) = cap.filter(|c| c.vary == *axis) {
+        if let Some(v) = c.capacity {
+            vlines.push((v, format!(" capacity {}", fmt_value(v, &c.unit))));
+        }
+        if let (Some(a), Some(b)) = c.crossing_ci {
+            x_interval = Some((a, b, "95 % interval of the crossing".to_string()));
+        }
+    }
+    Figure::Stack(Stack {
+        title: format!("{name}: metrics against {axis} (mean, 95 % CI)"),
+        x_label: axis.clone(),
+        charts,
+        vlines,
+        shades: vec![],
+        shade_label: String::new(),
+        x_interval,
+    })
+}
+
+fn heat(
+    name: &str,
+    p: &Points,
+    slo: Option<&Slo>,
+    metric: Option<&str>,
+    cap: Option<&Capacity>,
+) -> Figure {
+    let m = metric
+        .map(str::to_string)
+        .or_else(|| slo.map(|s| s.metric.clone()))
+        .unwrap_or_else(|| p.metrics[0].clone());
+    // The first two axes; other axes at their first value.
+    let rows: Vec<&PointRow> = p
+        .rows
+        .iter()
+        .filter(|r| (2..p.axes.len()).all(|k| r.axis_values[k] == p.rows[0].axis_values[k]))
+        .collect();
+    let distinct = |k: usize| -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for r in &rows {
+            if !v.contains(&r.axis_values[k]) {
+                v.push(r.axis_values[k].clone());
+            }
+        }
+        v.sort_by(|a, b| match (axis_number(a), axis_number(b)) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            _ => a.cmp(b),
+        });
+        v
+    };
+    let ys = distinct(0);
+    let xs = distinct(1);
+    let mut values = vec![vec![None; xs.len()]; ys.len()];
+    let mut pass = vec![vec![None; xs.len()]; ys.len()];
+    for r in &rows {
+        let j = ys
+            .iter()
+            .position(|y| *y == r.axis_values[0])
+            .expect("distinct");
+        let i = xs
+            .iter()
+            .position(|x| *x == r.axis_values[1])
+            .expect("distinct");
+        values[j][i] = r.mean(&m);
+        if let Some(s) = slo {
+            pass[j][i] = r.mean(&s.metric).map(|v| s.holds(v));
+        }
+    }
+    // Position of a value in cell coordinates (linear between neighbouring cells).
+    let position = |ticks: &[String], v: f64| -> Option<f64> {
+        let nums: Vec<f64> = ticks.iter().filter_map(|t| axis_number(t)).collect();
+        if nums.len() != ticks.len() || nums.is_empty() {
+            return None;
+        }
+        if v <= nums[0] {
+            return Some(0.0);
+        }
+        for k in 1..nums.len() {
+            if v <= nums[k] {
+                return Some(k as f64 - 1.0 + (v - nums[k - 1]) / (nums[k] - nums[k - 1]));
+            }
+        }
+        Some(nums.len() as f64 - 1.0)
+    };
+    let mut x_marker = None;
+    let mut y_marker = None;
+    if let Some(c) = cap
+        && let Some(v) = c.capacity
+    {
+        let label = format!("capacity {} = {}", c.vary, fmt_value(v, &c.unit));
+        if c.vary == p.axes[1] {
+            x_marker = position(&xs, v).map(|x| (x, label));
+        } else if c.vary == p.axes[0] {
+            y_marker = position(&ys, v).map(|y| (y, label));
+        }
+    }
+    Figure::Heat(Heat {
+        title: format!("{name}: {m} (mean of replications)"),
+        x_label: p.axes[1].clone(),
+        y_label: p.axes[0].clone(),
+        x_ticks: xs,
+        y_ticks: ys,
+        values,
+        value_label: m.clone(),
+        percent: is_ratio(&m),
+        boundary_label: slo
+            .map(|s| format!("SLO boundary: {}", s.text))
+            .unwrap_or_default(),
+        pass: slo.map(|_| pass),
+        x_marker,
+        y_marker,
+    })
+}
+
+/// The figure of a capacity search: each SLO's mean and 95 % CI at every value tried.
+pub fn capacity_figure(name: &str, c: &Capacity) -> Figure {
+    let mut evals = c.evaluations.clone();
+    evals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let charts = c
+        .slos
+        .iter()
+        .map(|s| {
+            let scale = if is_ratio(&s.metric) { 100.0 } else { 1.0 };
+            let pick = |e: &Evaluation| e.2.iter().find(|r| r.0 == s.text).cloned();
+            let points = evals
+                .iter()
+                .filter_map(|e| pick(e).map(|r| (e.0, r.1 * scale)))
+                .collect();
+            let band = evals
+                .iter()
+                .filter_map(|e| pick(e).map(|r| (e.0, r.2 * scale, r.3 * scale)))
+                .filter(|p| p.1.is_finite() && p.2.is_finite())
+                .collect::<Vec<_>>();
+            Chart {
+                title: format!(
+                    "SLO {} ({} {} {})",
+                    s.text,
+                    s.metric,
+                    op_str(s.op),
+                    s.threshold * scale
+                ),
+                y_label: if scale == 100.0 {
+                    format!("{} (%)", s.metric)
+                } else {
+                    s.metric.clone()
+                },
+                lines: vec![Line {
+                    label: "mean at each value tried".into(),
+                    points,
+                    markers: true,
+                    ..Line::default()
+                }],
+                bands: if band.is_empty() {
+                    vec![]
+                } else {
+                    vec![Band {
+                        label: "95 % CI".into(),
+                        points: band,
+                    }]
+                },
+                hlines: vec![("threshold".into(), s.threshold * scale)],
+            }
+        })
+        .collect();
+    let mut vlines = Vec::new();
+    if let Some(v) = c.capacity {
+        vlines.push((v, format!(" capacity {}", fmt_value(v, &c.unit))));
+    }
+    Figure::Stack(Stack {
+        title: format!(
+            "{name}: capacity search over {}{}",
+            c.vary,
+            c.broke_first
+                .as_ref()
+                .map(|b| format!(" ({b} broke first)"))
+                .unwrap_or_default()
+        ),
+        x_label: if c.unit.is_empty() {
+            c.vary.clone()
+        } else {
+            format!("{} ({})", c.vary, c.unit)
+        },
+        charts,
+        vlines,
+        shades: vec![],
+        shade_label: String::new(),
+        x_interval: match c.crossing_ci {
+            (Some(a), Some(b)) => Some((a, b, "95 % interval of the crossing".into())),
+            _ => None,
+        },
+    })
+}
+
+fn dir_name(dir: &Path) -> String {
+    std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "sweep".into())
+}
+
+/// The sweep's name: the sweep file's stem from `sweep.json`, else the directory's name.
+pub fn sweep_name(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("sweep.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            v.get("sweep_file").and_then(|s| s.as_str()).map(|s| {
+                let f = Path::new(s)
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                f.trim_end_matches(".toml")
+                    .trim_end_matches(".sweep")
+                    .to_string()
+            })
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| dir_name(dir))
+}
+
+/// The figures of a sweep or capacity directory, each with a file stem
+/// (`sweep`, `capacity`).
+pub fn figures_of_dir(
+    dir: &Path,
+    slo: Option<&Slo>,
+    metric: Option<&str>,
+) -> Result<Vec<(String, Figure)>, String> {
+    let cap_path = dir.join("capacity.json");
+    let cap = if cap_path.is_file() {
+        Some(read_capacity(&cap_path)?)
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    let points = dir.join("points.csv");
+    if points.is_file() {
+        let p = read_points(&points)?;
+        // An SLO from the command line, else the capacity search's first one on a metric we have.
+        let cap_slo = cap
+            .as_ref()
+            .and_then(|c| c.slos.iter().find(|s| p.metrics.contains(&s.metric)));
+        out.push((
+            "sweep".to_string(),
+            sweep_figure(&sweep_name(dir), &p, slo.or(cap_slo), metric, cap.as_ref())?,
+        ));
+    }
+    if let Some(c) = &cap {
+        let name = Path::new(
+            c.raw
+                .get("scenario")
+                .and_then(|s| s.as_str())
+                .unwrap_or("capacity"),
+        )
+        .file_stem()
+        .map_or_else(|| "capacity".into(), |s| s.to_string_lossy().into_owned());
+        out.push(("capacity".to_string(), capacity_figure(&name, c)));
+    }
+    if out.is_empty() {
+        return Err(format!("{}: no points.csv or capacity.json", dir.display()));
+    }
+    Ok(out)
+}

@@ -1,0 +1,172 @@
+//! The HTTP.SYS kernel response cache and the application-pool lifecycle (issue 7).
+
+mod common;
+
+use common::*;
+use w3sim::scenario::load::load_str;
+use w3sim_models::urls::UrlCatalogue;
+
+fn cached_site(extra: &str) -> String {
+    format!(
+        r#"
+duration = "1200s"
+warmup = "0s"
+sample_interval = "10s"
+[load]
+rate = "100/s"
+[[classes]]
+name = "image"
+handler = "sync"
+cacheable = true
+urls = {{ count = 2000, zipf = 0.9, mean_size = "10KB" }}
+steps = [ {{ cpu = "1ms" }} ]
+[cpu]
+logical_processors = 4
+{extra}
+"#
+    )
+}
+
+/// Renewal-reward hit probability of one URL with Poisson rate `lambda` (per s) under
+/// "cached after 2 responses within `w` s, kept `ttl` s", with no scavenger (the same
+/// calculation as models/tests/kernel_cache.rs).
+fn hit_probability(lambda: f64, w: f64, ttl: f64) -> f64 {
+    let p = -(-lambda * w).exp_m1();
+    if p == 0.0 {
+        return 0.0;
+    }
+    let hits = lambda * ttl;
+    hits / (hits + 1.0 / p + 1.0)
+}
+
+fn sum_after(ts: &w3sim::output::MemorySink, name: &str, from: f64) -> f64 {
+    let t = col(ts, "time_s");
+    col(ts, name)
+        .iter()
+        .zip(&t)
+        .filter(|(_, t)| **t > from)
+        .map(|(v, _)| v)
+        .sum()
+}
+
+#[test]
+fn a_cache_hit_never_reaches_the_worker_process() {
+    let scn = load_str("c.toml", &cached_site(""), &[]).unwrap();
+    let (s, ts) = run_series(&scn);
+    assert!(s.kernel_cache.hits > 10_000, "{:?}", s.kernel_cache);
+    // Every miss is one work item on a worker thread; no hit is.
+    let items = *col(&ts, "w3sim\\ThreadPool Completed Work Items")
+        .last()
+        .unwrap() as u64;
+    let in_flight = s.requests.in_flight;
+    assert!(items <= s.kernel_cache.misses && s.kernel_cache.misses - items <= in_flight + 5);
+    assert_eq!(s.requests.completed, s.kernel_cache.hits + items);
+}
+
+#[test]
+fn zipf_hit_ratio_matches_the_renewal_calculation() {
+    // TTL 900 s, scavenger off: the steady-state hit ratio of the catalogue.
+    let text =
+        cached_site("[kernel_cache]\ntime_to_live = \"900s\"\nuri_scavenger_period = \"0s\"\n")
+            .replace("duration = \"1200s\"", "duration = \"7200s\"");
+    let scn = load_str("c.toml", &text, &[]).unwrap();
+    let cat = UrlCatalogue::new(2000, 0.9);
+    let expect: f64 = (0..2000)
+        .map(|k| cat.probability(k) * hit_probability(100.0 * cat.probability(k), 10.0, 900.0))
+        .sum();
+    let (s, ts) = run_series(&scn);
+    let hits = sum_after(&ts, "HTTP Service Request Queues\\CacheHitRate", 1800.0);
+    let all = sum_after(&ts, "w3sim\\Outcome ok/sec", 1800.0);
+    let got = hits / all;
+    println!("hit ratio: w3sim {got:.4}, renewal calculation {expect:.4}");
+    assert!((got - expect).abs() < 0.01, "w3sim {got:.4} vs {expect:.4}");
+    assert!(
+        s.kernel_cache.expired_ttl > 0,
+        "entries expire at their TTL"
+    );
+    assert_eq!(s.kernel_cache.scavenged, 0);
+}
+
+#[test]
+fn a_recycle_flushes_the_cache_and_the_hit_ratio_recovers() {
+    let text = cached_site("[app_pool]\nrecycle_at = [\"600s\"]\n")
+        .replace("sample_interval = \"10s\"", "sample_interval = \"1s\"");
+    let scn = load_str("c.toml", &text, &[]).unwrap();
+    let (s, ts) = run_series(&scn);
+    assert_eq!(s.app_pool.recycles_scheduled, 1);
+    assert_eq!(s.kernel_cache.flushes_recycle, 1);
+    assert!(
+        s.kernel_cache.flushed_by_recycle > 100,
+        "{:?}",
+        s.kernel_cache
+    );
+    let t = col(&ts, "time_s");
+    let hit = col(&ts, "Web Service Cache\\Kernel: URI Cache Hits %");
+    let at = |x: f64| hit[t.iter().position(|&v| v >= x).unwrap()];
+    let before = (580..600).map(|x| at(x as f64)).sum::<f64>() / 20.0;
+    assert!(before > 50.0, "warm cache before the recycle: {before}%");
+    // The old process exits once the new one is ready (5 s cold start, overlapped).
+    let low = (600..620)
+        .map(|x| at(x as f64))
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        low < before / 2.0,
+        "the flush collapses the hit ratio: {low}% vs {before}%"
+    );
+    assert!(
+        at(1100.0) > 0.9 * before,
+        "and it recovers: {}% vs {before}%",
+        at(1100.0)
+    );
+    // The scavenger evicts entries of the Zipf tail that nobody hits again.
+    assert!(s.kernel_cache.scavenged > 0);
+    assert!(
+        s.marked_events
+            .iter()
+            .any(|e| e.kind == "process_exit" && e.detail.contains("ScheduledRecycle"))
+    );
+}
+
+#[test]
+fn rapid_fail_protection_stops_the_pool_with_503_app_offline() {
+    let five = "[app_pool]\ncold_start = \"1s\"\ncrash_at = [\"100s\", \"150s\", \"200s\", \"250s\", \"300s\"]\n";
+    let (s, ts) = run_series(&load_str("c.toml", &cached_site(five), &[]).unwrap());
+    assert_eq!(s.app_pool.crashes, 5);
+    assert_eq!(s.app_pool.rapid_fail_trips, 1);
+    assert!(s.outcomes["503_app_offline"] > 1000);
+    // After the fifth crash every request that misses the cache gets 503 AppOffline.
+    let t = col(&ts, "time_s");
+    let ok = col(&ts, "ASP.NET Applications\\Requests/Sec");
+    for i in 0..t.len() {
+        if t[i] > 310.0 {
+            assert_eq!(
+                ok[i], 0.0,
+                "the worker process served requests at {} s",
+                t[i]
+            );
+        }
+    }
+    let four =
+        "[app_pool]\ncold_start = \"1s\"\ncrash_at = [\"100s\", \"150s\", \"200s\", \"250s\"]\n";
+    let (s4, _) = run_series(&load_str("c.toml", &cached_site(four), &[]).unwrap());
+    assert_eq!(s4.app_pool.rapid_fail_trips, 0);
+    assert_eq!(s4.outcomes["503_app_offline"], 0);
+}
+
+#[test]
+fn an_idle_timeout_exits_the_process_and_the_next_request_waits_for_a_cold_start() {
+    let text = cached_site("[app_pool]\nidle_timeout = \"60s\"\ncold_start = \"5s\"\n").replace(
+        "rate = \"100/s\"",
+        "schedule = [ { at = \"0s\", rate = \"100/s\" }, { at = \"200s\", rate = \"0/s\" }, { at = \"400s\", rate = \"100/s\" } ]",
+    );
+    let (s, _) = run_series(&load_str("c.toml", &text, &[]).unwrap());
+    assert_eq!(s.app_pool.recycles_idle_timeout, 1, "{:?}", s.app_pool);
+    assert_eq!(s.kernel_cache.flushes_idle_timeout, 1);
+    // The first misses after the quiet period wait ~5 s for the new process.
+    assert!(
+        s.latency_ms.all.max > 4900.0 && s.latency_ms.all.max < 5500.0,
+        "{}",
+        s.latency_ms.all.max
+    );
+    assert_eq!(s.app_pool.starts, 2);
+}
