@@ -181,19 +181,20 @@ pub fn render(rows: &[Row]) -> String {
     s
 }
 
-/// Draws measured and simulated trajectories (threads and pending) into `path`.
+/// Draws measured and simulated trajectories (threads and pending) into `path`
+/// (`.png`, else SVG).
 pub fn plot(
     path: &Path,
     title: &str,
     refs: &[(String, Trajectory)],
     sims: &[(String, Trajectory)],
 ) -> Result<(), String> {
-    use crate::plot::{Panel, Series};
-    let series = |f: fn(&Trajectory, usize) -> f64| -> Vec<Series> {
-        let mut v: Vec<Series> = refs
+    use crate::viz::figure::{Chart, Figure, Line, Stack};
+    let lines = |f: fn(&Trajectory, usize) -> f64| -> Vec<Line> {
+        let mut v: Vec<Line> = refs
             .iter()
             .enumerate()
-            .map(|(i, (name, t))| Series {
+            .map(|(i, (name, t))| Line {
                 label: if i == 0 {
                     format!("real CLR ({name}…)")
                 } else {
@@ -201,26 +202,36 @@ pub fn plot(
                 },
                 points: (0..t.len()).map(|k| (t.t_s[k], f(t, k))).collect(),
                 reference: true,
+                markers: false,
             })
             .collect();
-        v.extend(sims.iter().map(|(name, t)| Series {
+        v.extend(sims.iter().map(|(name, t)| Line {
             label: name.clone(),
             points: (0..t.len()).map(|k| (t.t_s[k], f(t, k))).collect(),
             reference: false,
+            markers: false,
         }));
         v
     };
-    let panels = [
-        Panel {
-            title: "Worker threads".into(),
-            y_label: "threads".into(),
-            series: series(|t, k| t.threads[k]),
-        },
-        Panel {
-            title: "Pending work items".into(),
-            y_label: "items".into(),
-            series: series(|t, k| t.pending[k]),
-        },
-    ];
-    crate::plot::stacked(path, title, "time (s)", &panels)
+    let chart = |title: &str, y: &str, l: Vec<Line>| Chart {
+        title: title.into(),
+        y_label: y.into(),
+        lines: l,
+        ..Chart::default()
+    };
+    let fig = Figure::Stack(Stack {
+        title: title.into(),
+        x_label: "time (s)".into(),
+        charts: vec![
+            chart("Worker threads", "threads", lines(|t, k| t.threads[k])),
+            chart("Pending work items", "items", lines(|t, k| t.pending[k])),
+        ],
+        ..Stack::default()
+    });
+    let format = if path.extension().is_some_and(|e| e == "png") {
+        crate::viz::Format::Png
+    } else {
+        crate::viz::Format::Svg
+    };
+    fig.write(path, format)
 }

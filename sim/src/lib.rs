@@ -14,7 +14,6 @@
 //! - [`sweep`]: batch sweeps with replications and confidence intervals, capacity search, shards and merge.
 //! - [`incidents`]: limits reached, what they caused and when they cleared (`w3sim explain`, `summary.json` → `incidents`).
 //! - [`viz`]: dashboards, sweep plots, the HTML report, perfmon CSV export and comparison.
-//! - [`plot`]: pictures with plotters (SVG/PNG, embedded font).
 
 pub mod analytic;
 pub mod bench;
@@ -23,7 +22,6 @@ pub mod fidelity;
 pub mod incidents;
 pub mod output;
 pub mod pipeline;
-pub mod plot;
 pub mod scenario;
 pub mod stats;
 pub mod sweep;

@@ -6,7 +6,21 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::Format;
-use crate::plot::ensure_font;
+use std::sync::Once;
+
+/// Registers the embedded DejaVu Sans font as "sans-serif" (once per process).
+pub fn ensure_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The embedded font is valid; a failure would only cost the labels.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
+    });
+}
 
 /// A line of a chart.
 #[derive(Clone, Debug, Default)]
