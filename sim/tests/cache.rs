@@ -170,3 +170,43 @@ fn an_idle_timeout_exits_the_process_and_the_next_request_waits_for_a_cold_start
     );
     assert_eq!(s.app_pool.starts, 2);
 }
+
+/// Hit ratio over (t0, t1]: kernel-cache hits over all answered requests.
+fn hit_ratio(ts: &w3sim::output::MemorySink, t0: f64, t1: f64) -> f64 {
+    let t = col(ts, "time_s");
+    let hits = col(ts, "HTTP Service Request Queues\\CacheHitRate");
+    let ok = col(ts, "w3sim\\Outcome ok/sec");
+    let (mut h, mut a) = (0.0, 0.0);
+    for i in 0..t.len() {
+        if t[i] > t0 && t[i] <= t1 {
+            h += hits[i];
+            a += ok[i];
+        }
+    }
+    h / a
+}
+
+#[test]
+fn seed_001_cache_collapses_after_quiet_periods_and_both_fixes_remove_them() {
+    let run = |o: &[&str]| run_series(&load("httpsys-cache-flush.toml", o));
+    // Busy periods start at 0, 65 and 130 minutes; quiet periods last 25 minutes.
+    let after_quiet = |ts: &w3sim::output::MemorySink| (hit_ratio(ts, 3900.0, 3960.0) + hit_ratio(ts, 7800.0, 7860.0)) / 2.0;
+    let (base, bts) = run(&[]);
+    let steady = hit_ratio(&bts, 1800.0, 2400.0);
+    assert!(after_quiet(&bts) < 0.7 * steady, "collapse: {} vs steady {steady}", after_quiet(&bts));
+    assert!(base.latency_ms.all.p99 > 1000.0, "the NAS takes the misses: p99 {}", base.latency_ms.all.p99);
+    assert_eq!(base.app_pool.recycles_idle_timeout, 2);
+    assert!(base.kernel_cache.expired_ttl > 0);
+    // Each fix alone leaves the other cause.
+    let (_, idle_off) = run(&["app_pool.idle_timeout=0s"]);
+    assert!(after_quiet(&idle_off) < 0.7 * steady, "the TTL still empties the cache");
+    let (no_ttl, ttl_off) = run(&["kernel_cache.time_to_live=0s"]);
+    assert!(after_quiet(&ttl_off) < 0.7 * hit_ratio(&ttl_off, 1800.0, 2400.0), "idle-timeout flushes remain");
+    assert!(no_ttl.kernel_cache.flushed_by_recycle > 1000);
+    // Both (the seed's final state): the cache stays warm.
+    let (fixed, fts) = run_series(&load("httpsys-cache-flush-fixed.toml", &[]));
+    let steady_fixed = hit_ratio(&fts, 1800.0, 2400.0);
+    assert!(after_quiet(&fts) > 0.9 * steady_fixed, "{} vs {steady_fixed}", after_quiet(&fts));
+    assert!(fixed.latency_ms.all.p99 < 400.0, "p99 {}", fixed.latency_ms.all.p99);
+    assert_eq!(fixed.kernel_cache.expired_ttl + fixed.kernel_cache.flushed_by_recycle, 0);
+}
