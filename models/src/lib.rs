@@ -26,6 +26,7 @@
 //! | [`connections`] | the client connection pool per endpoint (ServicePoint): limit, keep-alive, idle close, aborts | 003 |
 //! | [`urls`] | a catalogue of URLs with Zipf popularity and stable sizes | 001 |
 //! | [`kernel_cache`] | the HTTP.SYS kernel response cache: frequent-hit admission, TTL, scavenger, flushes | 001 |
+//! | [`config_cache`] | IIS's configuration-cache lock held across NAS I/O by file-change notifications | 001 |
 //! | [`app_pool`] | the application pool's worker-process lifecycle: idle timeout, recycles, cold start, rapid-fail protection | 001 |
 //! | [`tcp`] | ephemeral ports, TIME_WAIT, WSAENOBUFS / WSAEADDRINUSE, connection counts | 003 |
 
@@ -34,6 +35,7 @@ pub mod aspnet;
 pub mod backends;
 pub mod clients;
 pub mod clr_reference;
+pub mod config_cache;
 pub mod connections;
 pub mod cpu;
 pub mod dist;

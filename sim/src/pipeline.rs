@@ -33,6 +33,7 @@ use w3sim_models::backends::{Backend, BackendConfig, BackendEvent, BackendTimer}
 use w3sim_models::clients::{
     ArrivalProcess, Burst, ClassPicker, ClosedLoop, OpenLoop, OpenTimer, RateSchedule, UserTimer,
 };
+use w3sim_models::config_cache::{ConfigCache, ConfigCacheConfig, ConfigTimer};
 use w3sim_models::connections::{CallId, ConnId, ConnectionPool, PoolConfig, PoolEvent, PoolTimer};
 use w3sim_models::cpu::{Cpu, CpuConfig, CpuTimer, JobId, Priority};
 use w3sim_models::gc::{Collection, Gc, GcConfig, GcFlavor as MGcFlavor, GcTimer};
@@ -98,6 +99,8 @@ pub enum Ev {
     Cache(CacheTimer),
     /// The application pool's lifecycle timers.
     AppPool(AppPoolTimer),
+    /// IIS's config-cache lock: file-change notifications and releases.
+    Config(ConfigTimer),
 }
 
 /// What a request is doing, for GC suspension and thread bookkeeping.
@@ -237,6 +240,7 @@ pub const COLUMNS: &[&str] = &[
     "Web Service Cache\\Kernel: URI Cache Flushes",
     "HTTP Service Request Queues\\CacheHitRate",
     "APP_POOL_WAS\\Current Worker Processes",
+    "w3sim\\Config Cache Readers Blocked",
     "w3sim\\Requests In Flight",
     "w3sim\\Response Time p50 (ms)",
     "w3sim\\Response Time p95 (ms)",
@@ -358,6 +362,7 @@ struct Server {
     urls: Vec<Option<(UrlCatalogue, f64)>>,
     url_rng: Stream,
     pool_life: AppPool,
+    config: ConfigCache<Stream>,
     /// Marked moments of the run (recycles, crashes, flushes, rapid-fail): (time, kind, detail).
     events: Vec<(SimTime, &'static str, String)>,
     abandoned: u64,
@@ -765,6 +770,17 @@ impl<'a> Simulation<'a> {
                 .collect(),
             url_rng: stream(seed, "load/urls"),
             pool_life: AppPool::new(app_pool_config(scn)),
+            config: ConfigCache::new(
+                ConfigCacheConfig {
+                    dir_monitoring_for_unc: scn.iis.do_dir_monitoring_for_unc,
+                    asp_net_fcn_disabled: scn.iis.fcn_mode == 1,
+                    allow_sub_dir_config: scn.iis.allow_sub_dir_config,
+                    notifications_per_s: scn.iis.unc_change_notifications.0,
+                    directories_per_notification: scn.iis.unc_directories,
+                    nas_round_trip: scn.iis.nas_round_trip.0.sampler(),
+                },
+                stream(seed, "iis/config_cache"),
+            ),
             events: Vec::new(),
             abandoned: 0,
             limits: Vec::new(),
@@ -841,6 +857,13 @@ impl<'a> Simulation<'a> {
             &mut Fx {
                 cal: &mut self.cal,
                 wrap: Ev::Cache,
+            },
+        );
+        self.server.config.start(
+            0,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::Config,
             },
         );
         for (i, open) in self.open.iter_mut().enumerate() {
@@ -1022,6 +1045,21 @@ impl<'a> Simulation<'a> {
                             wrap: Ev::Cache,
                         },
                     );
+                }
+                Ev::Config(timer) => {
+                    self.server.config.on_timer(
+                        now,
+                        timer,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: Ev::Config,
+                        },
+                    );
+                    while let Some(id) = self.server.config.poll() {
+                        if self.reqs.get(id).is_some() {
+                            self.iis_admit(now, id);
+                        }
+                    }
                 }
                 Ev::AppPool(timer) => {
                     self.server.pool_life.on_timer(
@@ -1266,6 +1304,18 @@ impl<'a> Simulation<'a> {
             if r.generation == NO_GENERATION {
                 r.generation = generation;
             }
+            // IIS reads the URL's configuration under the config cache's lock: a
+            // file-change notification walking the NAS holds it as writer.
+            if !self.server.config.read(now, id) {
+                continue;
+            }
+            self.iis_admit(now, id);
+        }
+    }
+
+    /// IIS and ASP.NET admit a request the worker process took from HTTP.SYS.
+    fn iis_admit(&mut self, now: SimTime, id: RequestId) {
+        {
             if self.server.iis.enter(now).is_err() {
                 self.server.http.finished(now);
                 let l = self.scn.iis.app_concurrent_request_limit;
@@ -1275,7 +1325,7 @@ impl<'a> Simulation<'a> {
                     format!("{l} requests in IIS: 503.2"),
                 );
                 self.finish(now, id, Outcome::ConcurrentRequestLimit503_2);
-                continue;
+                return;
             }
             let cpu_pct = self.server.cpu_pct_sample;
             match self.server.aspnet.arrive(now, id, cpu_pct) {
@@ -1987,6 +2037,7 @@ impl<'a> Simulation<'a> {
             s.cache.flushes.total() as f64,
             per_s(http.cache_hits.since_mark()),
             s.pool_life.current_worker_processes.get() as f64,
+            s.config.blocked_readers.get() as f64,
             self.in_system.get() as f64,
             round6(self.interval.latency.quantile_ms(0.50)),
             round6(self.interval.latency.quantile_ms(0.95)),

@@ -190,23 +190,93 @@ fn hit_ratio(ts: &w3sim::output::MemorySink, t0: f64, t1: f64) -> f64 {
 fn seed_001_cache_collapses_after_quiet_periods_and_both_fixes_remove_them() {
     let run = |o: &[&str]| run_series(&load("httpsys-cache-flush.toml", o));
     // Busy periods start at 0, 65 and 130 minutes; quiet periods last 25 minutes.
-    let after_quiet = |ts: &w3sim::output::MemorySink| (hit_ratio(ts, 3900.0, 3960.0) + hit_ratio(ts, 7800.0, 7860.0)) / 2.0;
+    let after_quiet = |ts: &w3sim::output::MemorySink| {
+        (hit_ratio(ts, 3900.0, 3960.0) + hit_ratio(ts, 7800.0, 7860.0)) / 2.0
+    };
     let (base, bts) = run(&[]);
     let steady = hit_ratio(&bts, 1800.0, 2400.0);
-    assert!(after_quiet(&bts) < 0.7 * steady, "collapse: {} vs steady {steady}", after_quiet(&bts));
-    assert!(base.latency_ms.all.p99 > 1000.0, "the NAS takes the misses: p99 {}", base.latency_ms.all.p99);
+    assert!(
+        after_quiet(&bts) < 0.7 * steady,
+        "collapse: {} vs steady {steady}",
+        after_quiet(&bts)
+    );
+    assert!(
+        base.latency_ms.all.p99 > 1000.0,
+        "the NAS takes the misses: p99 {}",
+        base.latency_ms.all.p99
+    );
     assert_eq!(base.app_pool.recycles_idle_timeout, 2);
     assert!(base.kernel_cache.expired_ttl > 0);
     // Each fix alone leaves the other cause.
     let (_, idle_off) = run(&["app_pool.idle_timeout=0s"]);
-    assert!(after_quiet(&idle_off) < 0.7 * steady, "the TTL still empties the cache");
+    assert!(
+        after_quiet(&idle_off) < 0.7 * steady,
+        "the TTL still empties the cache"
+    );
     let (no_ttl, ttl_off) = run(&["kernel_cache.time_to_live=0s"]);
-    assert!(after_quiet(&ttl_off) < 0.7 * hit_ratio(&ttl_off, 1800.0, 2400.0), "idle-timeout flushes remain");
+    assert!(
+        after_quiet(&ttl_off) < 0.7 * hit_ratio(&ttl_off, 1800.0, 2400.0),
+        "idle-timeout flushes remain"
+    );
     assert!(no_ttl.kernel_cache.flushed_by_recycle > 1000);
     // Both (the seed's final state): the cache stays warm.
     let (fixed, fts) = run_series(&load("httpsys-cache-flush-fixed.toml", &[]));
     let steady_fixed = hit_ratio(&fts, 1800.0, 2400.0);
-    assert!(after_quiet(&fts) > 0.9 * steady_fixed, "{} vs {steady_fixed}", after_quiet(&fts));
-    assert!(fixed.latency_ms.all.p99 < 400.0, "p99 {}", fixed.latency_ms.all.p99);
-    assert_eq!(fixed.kernel_cache.expired_ttl + fixed.kernel_cache.flushed_by_recycle, 0);
+    assert!(
+        after_quiet(&fts) > 0.9 * steady_fixed,
+        "{} vs {steady_fixed}",
+        after_quiet(&fts)
+    );
+    assert!(
+        fixed.latency_ms.all.p99 < 400.0,
+        "p99 {}",
+        fixed.latency_ms.all.p99
+    );
+    assert_eq!(
+        fixed.kernel_cache.expired_ttl + fixed.kernel_cache.flushed_by_recycle,
+        0
+    );
+}
+
+#[test]
+fn file_change_notifications_on_the_nas_block_config_readers_and_the_tunings_remove_it() {
+    // Seed 001 before its tuning: IIS watches the UNC share, each notification walks 500
+    // directories (2 ms each) holding the config cache's lock, and requests that miss the
+    // kernel cache block on the read lock meanwhile.
+    let before = ["duration=\"30m\"", "iis.do_dir_monitoring_for_unc=true"];
+    let (s, ts) = run_series(&load("httpsys-cache-flush.toml", &before));
+    let blocked = col(&ts, "w3sim\\Config Cache Readers Blocked");
+    let peak = blocked.iter().cloned().fold(0.0, f64::max);
+    assert!(
+        peak > 20.0,
+        "requests pile up behind the writer: peak {peak}"
+    );
+    assert!(
+        s.latency_ms.all.max > 900.0,
+        "a 1 s hold delays them: max {}",
+        s.latency_ms.all.max
+    );
+    // allowSubDirConfig = false: one directory per notification, holds of 2 ms.
+    let sub = [
+        "duration=\"30m\"",
+        "iis.do_dir_monitoring_for_unc=true",
+        "iis.allow_sub_dir_config=false",
+    ];
+    let (_, ts2) = run_series(&load("httpsys-cache-flush.toml", &sub));
+    let peak2 = col(&ts2, "w3sim\\Config Cache Readers Blocked")
+        .iter()
+        .cloned()
+        .fold(0.0, f64::max);
+    assert!(
+        peak2 < peak / 5.0,
+        "allowSubDirConfig = false: peak {peak2}"
+    );
+    // DoDirMonitoringForUNC = 0 (and FCNMode = 1): no notifications, nobody blocks.
+    let off = ["duration=\"30m\"", "iis.fcn_mode=1"];
+    let (_, ts3) = run_series(&load("httpsys-cache-flush.toml", &off));
+    assert!(
+        col(&ts3, "w3sim\\Config Cache Readers Blocked")
+            .iter()
+            .all(|&v| v == 0.0)
+    );
 }

@@ -357,12 +357,31 @@ impl Default for HttpSys {
 pub struct Iis {
     /// `serverRuntime/@appConcurrentRequestLimit` (503.2 above it).
     pub app_concurrent_request_limit: u32,
+    /// `HKLM\…\InetInfo\Parameters\DoDirMonitoringForUNC`: IIS watches content on a UNC share
+    /// for changes; each notification walks the share holding the config cache's lock.
+    pub do_dir_monitoring_for_unc: bool,
+    /// `HKLM\Software\Microsoft\ASP.NET\FCNMode`: 1 = ASP.NET's file-change notifications off.
+    pub fcn_mode: u32,
+    /// `applicationHost.config allowSubDirConfig`: look for web.config in every subdirectory.
+    pub allow_sub_dir_config: bool,
+    /// Changes on the UNC share that raise notifications.
+    pub unc_change_notifications: Rate,
+    /// Directories a notification walks with `allow_sub_dir_config`.
+    pub unc_directories: u32,
+    /// One metadata round trip to the NAS (`GetFileAttributesEx` over SMB).
+    pub nas_round_trip: DurationDist,
 }
 
 impl Default for Iis {
     fn default() -> Self {
         Self {
             app_concurrent_request_limit: 5000,
+            do_dir_monitoring_for_unc: false,
+            fcn_mode: 0,
+            allow_sub_dir_config: true,
+            unc_change_notifications: Rate(1.0 / 60.0),
+            unc_directories: 500,
+            nas_round_trip: DurationDist(Dist::Const(2e6)),
         }
     }
 }

@@ -629,6 +629,42 @@ pub const SETTINGS: &[SettingDoc] = &[
         "-",
         "Worker-process crashes injected at these times (the requests it was running are abandoned)."
     ),
+    s!(
+        "iis.do_dir_monitoring_for_unc",
+        "true | false",
+        "HKLM\\…\\InetInfo\\Parameters\\DoDirMonitoringForUNC",
+        "IIS watches content on a UNC share; each file-change notification walks the share's directories holding IIS's config-cache lock as writer, and new requests block on the read lock meanwhile (seed 001's dumps). Default false (content on local disks)."
+    ),
+    s!(
+        "iis.fcn_mode",
+        "0 | 1 | 2",
+        "HKLM\\Software\\Microsoft\\ASP.NET\\FCNMode",
+        "ASP.NET's file-change notifications: 1 turns them off (seed 001's tuning); otherwise they double the notifications on the share. Default 0."
+    ),
+    s!(
+        "iis.allow_sub_dir_config",
+        "true | false",
+        "system.applicationHost/sites/virtualDirectoryDefaults/@allowSubDirConfig",
+        "true (default): a notification looks for web.config in every subdirectory (unc_directories NAS round trips); false: only the root's (seed 001's tuning)."
+    ),
+    s!(
+        "iis.unc_change_notifications",
+        "rate",
+        "-",
+        "Changes on the UNC share that raise notifications. Default 1/min."
+    ),
+    s!(
+        "iis.unc_directories",
+        "integer",
+        "-",
+        "Directories a notification walks with allowSubDirConfig. Default 500 (millions of images in directories, seed 001)."
+    ),
+    s!(
+        "iis.nas_round_trip",
+        "duration distribution",
+        "-",
+        "One metadata round trip to the NAS over SMB. Default 2 ms."
+    ),
 ];
 
 /// Flattens a TOML value into (path, value) rows; list elements use `[]`.
