@@ -290,10 +290,19 @@ fn explain(scn: &Scenario) -> String {
     if !scn.description.is_empty() {
         s.push_str(&format!("  {}\n", scn.description.trim()));
     }
-    let total_w: f64 = scn.classes.iter().map(|c| c.weight).sum();
+    // Classes with their own rate are described on their own lines.
+    let shared = |c: &&w3sim::scenario::Class| c.rate.is_none() && c.schedule.is_empty();
+    let total_w: f64 = scn
+        .classes
+        .iter()
+        .filter(shared)
+        .map(|c| c.weight)
+        .sum::<f64>()
+        .max(1e-12);
     let mean_demand: f64 = scn
         .classes
         .iter()
+        .filter(shared)
         .map(|c| {
             let d = match &c.service {
                 Some(d) => d.0.mean(),
@@ -349,11 +358,66 @@ fn explain(scn: &Scenario) -> String {
         )),
     }
     for c in &scn.classes {
+        let arrivals = match (&c.rate, c.schedule.len()) {
+            (_, n) if n > 0 => format!("its own schedule of {n} points"),
+            (Some(r), _) => format!("its own rate {r}"),
+            (None, _) => format!("weight {} of [load]", c.weight),
+        };
         s.push_str(&format!(
-            "  class {} (weight {}): {:?} handler\n",
-            c.name, c.weight, c.handler
+            "  class {} ({arrivals}): {:?} handler\n",
+            c.name, c.handler
         ));
     }
+    for b in &scn.backends {
+        s.push_str(&format!(
+            "  backend {}: latency {}, capacity {}, {} connections{}\n",
+            b.name,
+            b.latency,
+            if b.capacity == 0 {
+                "unlimited".to_string()
+            } else {
+                b.capacity.to_string()
+            },
+            if b.keep_alive {
+                "keep-alive"
+            } else {
+                "new per call"
+            },
+            if b.abort_on_cancel {
+                ", a cancelled call aborts its connection (TIME_WAIT)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if scn.classes.iter().any(|c| c.urls.is_some()) {
+        s.push_str(&format!(
+            "  kernel cache {}: TTL {}, scavenger every {}\n",
+            if scn.kernel_cache.enabled {
+                "on"
+            } else {
+                "off"
+            },
+            if scn.kernel_cache.time_to_live.0 == 0 {
+                "none".to_string()
+            } else {
+                scn.kernel_cache.time_to_live.to_string()
+            },
+            scn.kernel_cache.uri_scavenger_period
+        ));
+    }
+    s.push_str(&format!(
+        "  ports: {} from {}, TIME_WAIT {}; app pool idle timeout {}, cold start {}\n",
+        scn.tcp.dynamic_port_count,
+        scn.tcp.dynamic_port_start,
+        scn.tcp.tcp_timed_wait_delay,
+        if scn.app_pool.idle_timeout.0 == 0 {
+            "off".to_string()
+        } else {
+            scn.app_pool.idle_timeout.to_string()
+        },
+        scn.app_pool.cold_start
+    ));
     s.push_str(&format!(
         "  HTTP.SYS queueLength {} ({}), thread pool min {} / max {} worker threads on {} logical processors\n",
         scn.http_sys.queue_length,

@@ -1713,6 +1713,8 @@ impl<'a> Simulation<'a> {
                     wrap: Ev::AppPool,
                 },
             );
+            // A drained process of an overlapped recycle may exit now.
+            self.drain_app_pool(now);
         }
         if !self.scn.tcp.incoming_keep_alive {
             self.server
