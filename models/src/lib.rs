@@ -28,8 +28,11 @@
 //! | [`kernel_cache`] | the HTTP.SYS kernel response cache: frequent-hit admission, TTL, scavenger, flushes | 001 |
 //! | [`config_cache`] | IIS's configuration-cache lock held across NAS I/O by file-change notifications | 001 |
 //! | [`app_pool`] | the application pool's worker-process lifecycle: idle timeout, recycles, cold start, rapid-fail protection | 001 |
+//! | [`nic`] | the network adapter's receive side: RSS queues, rx descriptor rings, DPCs, Packets Received Discarded and RTO retransmission | — |
+//! | [`afd`] | AFD loopback work items on the delayed work queue: 16 (+Additional) priority-12 kernel workers, a filter driver's exclusive lock, the loopback fast path and WFP | 000, 002 |
 //! | [`tcp`] | ephemeral ports, TIME_WAIT, WSAENOBUFS / WSAEADDRINUSE, connection counts | 003 |
 
+pub mod afd;
 pub mod app_pool;
 pub mod aspnet;
 pub mod backends;
@@ -45,6 +48,7 @@ pub mod handler;
 pub mod http_sys;
 pub mod iis;
 pub mod kernel_cache;
+pub mod nic;
 pub mod request;
 pub mod stat;
 pub mod tcp;
