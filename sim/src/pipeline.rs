@@ -25,6 +25,7 @@
 
 use std::time::Instant;
 
+use w3sim_models::afd::{Afd, AfdConfig, AfdEvent, AfdTimer, FilterDriver};
 use w3sim_models::app_pool::{
     Admit, AppPool, AppPoolConfig, AppPoolEvent, AppPoolTimer, PoolState,
 };
@@ -41,6 +42,7 @@ use w3sim_models::handler::{Drawn, Handler, HandlerKind as MHandlerKind, Step};
 use w3sim_models::http_sys::{AppPoolQueue, AppPoolQueueConfig};
 use w3sim_models::iis::{Iis, IisConfig};
 use w3sim_models::kernel_cache::{CacheTimer, KernelCache, KernelCacheConfig, Lookup};
+use w3sim_models::nic::{Nic, NicConfig, NicEvent, NicTimer};
 use w3sim_models::request::{ClassId, Outcome, RequestId};
 use w3sim_models::tcp::{ConnectError, Tcp, TcpConfig};
 use w3sim_models::thread_pool::{
@@ -101,6 +103,10 @@ pub enum Ev {
     AppPool(AppPoolTimer),
     /// IIS's config-cache lock: file-change notifications and releases.
     Config(ConfigTimer),
+    /// AFD's delayed work queue (filter-driver items, lock releases).
+    Afd(AfdTimer),
+    /// The NIC (retransmissions of discarded frames).
+    Nic(NicTimer),
 }
 
 /// What a request is doing, for GC suspension and thread bookkeeping.
@@ -171,14 +177,16 @@ const JOB_GC: u64 = 3;
 const JOB_NOISE: u64 = 4;
 const JOB_HIT: u64 = 5;
 const JOB_COLD_START: u64 = 6;
+const JOB_AFD: u64 = 7;
+const JOB_DPC: u64 = 8;
 
 #[inline]
 fn tag(id: u32, kind: u64) -> u64 {
-    ((id as u64) << 3) | kind
+    ((id as u64) << 4) | kind
 }
 #[inline]
 fn untag(x: u64) -> (u32, u64) {
-    ((x >> 3) as u32, x & 7)
+    ((x >> 4) as u32, x & 15)
 }
 
 /// A run failed for a reason that is w3sim's fault, or its output could not be written.
@@ -241,6 +249,13 @@ pub const COLUMNS: &[&str] = &[
     "HTTP Service Request Queues\\CacheHitRate",
     "APP_POOL_WAS\\Current Worker Processes",
     "w3sim\\Config Cache Readers Blocked",
+    "w3sim\\Delayed Work Queue Length",
+    "Network Interface(MS TCP Loopback interface)\\Output Queue Length",
+    "w3sim\\Delayed Workers Waiting On Lock",
+    "Network Interface\\Packets Received/sec",
+    "Network Interface\\Packets Received Discarded",
+    "Processor Information\\DPCs Queued/sec",
+    "Processor Information\\% DPC Time",
     "w3sim\\Requests In Flight",
     "w3sim\\Response Time p50 (ms)",
     "w3sim\\Response Time p95 (ms)",
@@ -363,6 +378,13 @@ struct Server {
     url_rng: Stream,
     pool_life: AppPool,
     config: ConfigCache<Stream>,
+    afd: Afd<Stream>,
+    nic: Nic,
+    /// Per class: health-probe timeouts in a row.
+    probe_streak: Vec<u32>,
+    probe_timeouts: u64,
+    failovers: u64,
+    dpc_snapshot: u128,
     /// Marked moments of the run (recycles, crashes, flushes, rapid-fail): (time, kind, detail).
     events: Vec<(SimTime, &'static str, String)>,
     abandoned: u64,
@@ -770,6 +792,31 @@ impl<'a> Simulation<'a> {
                 .collect(),
             url_rng: stream(seed, "load/urls"),
             pool_life: AppPool::new(app_pool_config(scn)),
+            afd: Afd::new(
+                AfdConfig {
+                    max_dynamic_workers: scn.afd.max_dynamic_workers,
+                    additional_delayed_worker_threads: scn.afd.additional_delayed_worker_threads,
+                    work_item_cpu_ns: scn.afd.work_item_cpu.0,
+                    fast_path: scn.afd.loopback_fast_path,
+                    wfp_callout_present: scn.afd.wfp_callout_present,
+                    filter: (scn.afd.filter_items.0 > 0.0).then_some(FilterDriver {
+                        items_per_s: scn.afd.filter_items.0,
+                        lock_hold_ns: scn.afd.filter_lock_hold.0,
+                    }),
+                },
+                stream(seed, "afd"),
+            ),
+            nic: Nic::new(NicConfig {
+                rss_queues: scn.nic.rss_queues,
+                ring_descriptors: scn.nic.receive_buffers,
+                dpc_cpu_per_packet_ns: scn.nic.dpc_cpu_per_packet.0,
+                packets_per_request: scn.nic.packets_per_request,
+                initial_rto_ns: scn.nic.initial_rto.0,
+            }),
+            probe_streak: vec![0; scn.classes.len()],
+            probe_timeouts: 0,
+            failovers: 0,
+            dpc_snapshot: 0,
             config: ConfigCache::new(
                 ConfigCacheConfig {
                     dir_monitoring_for_unc: scn.iis.do_dir_monitoring_for_unc,
@@ -864,6 +911,13 @@ impl<'a> Simulation<'a> {
             &mut Fx {
                 cal: &mut self.cal,
                 wrap: Ev::Config,
+            },
+        );
+        self.server.afd.start(
+            0,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::Afd,
             },
         );
         for (i, open) in self.open.iter_mut().enumerate() {
@@ -1046,6 +1100,28 @@ impl<'a> Simulation<'a> {
                         },
                     );
                 }
+                Ev::Afd(timer) => {
+                    self.server.afd.on_timer(
+                        now,
+                        timer,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: Ev::Afd,
+                        },
+                    );
+                    self.drain_afd(now);
+                }
+                Ev::Nic(timer) => {
+                    self.server.nic.on_timer(
+                        now,
+                        timer,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: Ev::Nic,
+                        },
+                    );
+                    self.drain_nic(now);
+                }
                 Ev::Config(timer) => {
                     self.server.config.on_timer(
                         now,
@@ -1153,6 +1229,37 @@ impl<'a> Simulation<'a> {
         if !self.scn.tcp.incoming_keep_alive {
             self.server.out.tcp.incoming_open(now);
         }
+        // Local clients cross AFD's loopback work items; remote ones the NIC's rings.
+        if self.scn.classes[class as usize].origin == crate::scenario::Origin::Local {
+            self.server.afd.submit(
+                now,
+                id as u64,
+                &mut Fx {
+                    cal: &mut self.cal,
+                    wrap: Ev::Afd,
+                },
+            );
+            self.drain_afd(now);
+            return;
+        }
+        if self.scn.nic.enabled {
+            self.server.nic.receive(
+                now,
+                id as u64,
+                &mut Fx {
+                    cal: &mut self.cal,
+                    wrap: Ev::Nic,
+                },
+            );
+            self.drain_nic(now);
+            return;
+        }
+        self.front_door(now, id);
+    }
+
+    /// The request reaches HTTP.SYS: its kernel cache, the application pool, the queue.
+    fn front_door(&mut self, now: SimTime, id: RequestId) {
+        let class = self.reqs.get(id).expect("live").class;
         // HTTP.SYS's kernel response cache answers before the request reaches the pool.
         if let Some((cat, mean)) = &self.server.urls[class as usize] {
             let url = cat.sample(&mut self.server.url_rng);
@@ -1225,6 +1332,41 @@ impl<'a> Simulation<'a> {
             }
         }
         self.drain_app_pool(now);
+    }
+
+    /// Carries out what AFD asked for: worker CPU at priority 12, delivered hops.
+    fn drain_afd(&mut self, now: SimTime) {
+        while let Some(ev) = self.server.afd.poll() {
+            match ev {
+                AfdEvent::Run { worker, cpu_ns, .. } => self.submit(
+                    now,
+                    tag(worker, JOB_AFD),
+                    Priority::KERNEL_DELAYED_WORKER,
+                    cpu_ns,
+                ),
+                AfdEvent::Delivered { token } => {
+                    if self.reqs.get(token as u32).is_some() {
+                        self.front_door(now, token as u32);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carries out what the NIC asked for: DPC CPU, delivered requests.
+    fn drain_nic(&mut self, now: SimTime) {
+        while let Some(ev) = self.server.nic.poll() {
+            match ev {
+                NicEvent::Dpc { queue, cpu_ns } => {
+                    self.submit(now, tag(queue, JOB_DPC), Priority::DPC, cpu_ns)
+                }
+                NicEvent::Delivered { token } => {
+                    if self.reqs.get(token as u32).is_some() {
+                        self.front_door(now, token as u32);
+                    }
+                }
+            }
+        }
     }
 
     /// Carries out what the application pool's lifecycle asked for.
@@ -1662,6 +1804,21 @@ impl<'a> Simulation<'a> {
                 self.run_steps(now, id);
             }
             JOB_HIT => self.finish(now, id, Outcome::Ok),
+            JOB_AFD => {
+                self.server.afd.cpu_done(
+                    now,
+                    id,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: Ev::Afd,
+                    },
+                );
+                self.drain_afd(now);
+            }
+            JOB_DPC => {
+                self.server.nic.dpc_done(now, id);
+                self.drain_nic(now);
+            }
             JOB_GC | JOB_NOISE | JOB_COLD_START => {}
             _ => unreachable!("unknown CPU job kind {kind}"),
         }
@@ -1724,6 +1881,25 @@ impl<'a> Simulation<'a> {
         }
         if r.retained > 0 {
             self.server.gc.release(now, r.retained);
+        }
+        if let Some(p) = &self.scn.classes[r.class as usize].probe {
+            let c = r.class as usize;
+            if outcome != Outcome::Ok || now - r.arrived > p.timeout.0 {
+                self.server.probe_timeouts += 1;
+                self.server.probe_streak[c] += 1;
+                if self.server.probe_streak[c] >= p.failover_after.max(1) {
+                    self.server.probe_streak[c] = 0;
+                    self.server.failovers += 1;
+                    let name = self.scn.classes[c].name.clone();
+                    self.server.events.push((
+                        now,
+                        "failover",
+                        format!("{name}: {} probe timeouts in a row", p.failover_after),
+                    ));
+                }
+            } else {
+                self.server.probe_streak[c] = 0;
+            }
         }
         self.outcomes.add(outcome);
         self.interval.outcomes.add(outcome);
@@ -1932,7 +2108,20 @@ impl<'a> Simulation<'a> {
     fn sample(&mut self, now: SimTime, sink: &mut dyn SampleSink) -> Result<(), RunError> {
         let secs = self.scn.sample_interval.as_secs_f64();
         let busy = self.busy_ns(now);
+        let dpc_busy = match &self.server.cpu {
+            Processors::Shared(cpu) => cpu.busy_ns_at_or_above(now, Priority::DPC),
+            Processors::Dedicated { .. } => 0,
+        };
         let s = &mut self.server;
+        let dpc_pct = {
+            let (t0, _) = s.sample_snapshot;
+            let span = now.saturating_sub(t0).max(1) as f64;
+            let v = (dpc_busy - s.dpc_snapshot.min(dpc_busy)) as f64
+                / (self.scn.cpu.logical_processors as f64 * span)
+                * 100.0;
+            s.dpc_snapshot = dpc_busy;
+            round6(v.clamp(0.0, 100.0))
+        };
         s.out.tcp.advance(now);
         s.cache.advance(now);
         let ports = s.out.tcp.ports_in_use.get() + s.out.tcp.ports_time_wait.get();
@@ -2040,6 +2229,13 @@ impl<'a> Simulation<'a> {
             per_s(http.cache_hits.since_mark()),
             s.pool_life.current_worker_processes.get() as f64,
             s.config.blocked_readers.get() as f64,
+            s.afd.delayed_work_queue_length.get() as f64,
+            s.afd.output_queue_length.get() as f64,
+            s.afd.workers_waiting_on_lock.get() as f64,
+            per_s(s.nic.packets_received.since_mark()),
+            s.nic.packets_received_discarded.total() as f64,
+            per_s(s.nic.dpcs_queued.since_mark()),
+            dpc_pct,
             self.in_system.get() as f64,
             round6(self.interval.latency.quantile_ms(0.50)),
             round6(self.interval.latency.quantile_ms(0.95)),
@@ -2053,6 +2249,8 @@ impl<'a> Simulation<'a> {
 
         tp.completions.mark();
         self.server.out.tcp.wsaenobufs.mark();
+        self.server.nic.packets_received.mark();
+        self.server.nic.dpcs_queued.mark();
         self.server.cache.hits.mark();
         self.server.cache.misses.mark();
         self.server.http.cache_hits.mark();
@@ -2387,6 +2585,9 @@ impl<'a> Simulation<'a> {
             kernel_cache,
             app_pool,
             marked_events: events,
+            probe_timeouts: s.probe_timeouts,
+            failovers: s.failovers,
+            packets_received_discarded: s.nic.packets_received_discarded.total(),
             events: self.cal.delivered(),
             simulated_seconds: round6(as_secs(end)),
             peak_request_slots: self.reqs.capacity_used() as u64,

@@ -253,6 +253,12 @@ pub struct Summary {
     /// Marked moments: worker processes starting and exiting (recycles, idle timeouts,
     /// crashes), the pool going offline.
     pub marked_events: Vec<RunEvent>,
+    /// Health-probe responses later than the probe's timeout (or failed).
+    pub probe_timeouts: u64,
+    /// Failovers: `failover_after` probe timeouts in a row.
+    pub failovers: u64,
+    /// `Network Interface\Packets Received Discarded` over the run.
+    pub packets_received_discarded: u64,
     pub events: u64,
     pub simulated_seconds: f64,
     /// Peak number of request slots allocated (memory follows requests in flight).

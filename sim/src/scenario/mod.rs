@@ -57,6 +57,10 @@ pub struct Scenario {
     pub kernel_cache: KernelCache,
     /// Application-pool lifecycle.
     pub app_pool: AppPool,
+    /// Loopback traffic through AFD.
+    pub afd: Afd,
+    /// The network adapter's receive rings.
+    pub nic: Nic,
 }
 
 impl Default for Scenario {
@@ -81,6 +85,8 @@ impl Default for Scenario {
             tcp: Tcp::default(),
             kernel_cache: KernelCache::default(),
             app_pool: AppPool::default(),
+            afd: Afd::default(),
+            nic: Nic::default(),
         }
     }
 }
@@ -205,6 +211,11 @@ pub struct Class {
     /// Responses may enter the HTTP.SYS kernel cache (static, anonymous, no query string:
     /// KB 817445). Needs `urls`.
     pub cacheable: bool,
+    /// Where the requests come from (remote clients or this machine).
+    pub origin: Origin,
+    /// The class is a health probe with a timeout and failover.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeSpec>,
 }
 
 /// What a failed outgoing call does to the request that made it.
@@ -233,6 +244,8 @@ impl Default for Class {
             on_call_failure: OnCallFailure::Fail,
             urls: None,
             cacheable: false,
+            origin: Origin::Remote,
+            probe: None,
         }
     }
 }
@@ -788,6 +801,91 @@ impl Default for AppPool {
             rapid_fail_protection_interval: Duration(300_000_000_000),
             start_mode: StartMode::OnDemand,
             crash_at: Vec::new(),
+        }
+    }
+}
+
+/// Where a class's requests come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Over the network: through the NIC's receive rings and DPCs (when `[nic]` is enabled).
+    Remote,
+    /// From this machine (127.0.0.1 or a local IP): through AFD's loopback work items on the
+    /// kernel's delayed worker threads (seed 000), unless the fast path applies (seed 002).
+    Local,
+}
+
+/// A health probe: a client that gives up after `timeout` and fails the service over after
+/// `failover_after` timeouts in a row (seed 000: the cluster's IsAlive check).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    pub timeout: Duration,
+    pub failover_after: u32,
+}
+
+/// `[afd]`: loopback traffic through AFD work items (DOMAIN §2.1, §2.2).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Afd {
+    /// Dynamic kernel worker threads of the delayed work queue (up to 16).
+    pub max_dynamic_workers: u32,
+    /// `HKLM\SYSTEM\…\Session Manager\Executive\AdditionalDelayedWorkerThreads`.
+    pub additional_delayed_worker_threads: u32,
+    /// CPU of one loopback work item, at priority 12.
+    pub work_item_cpu: Duration,
+    /// Both sockets set `SIO_LOOPBACK_FAST_PATH` (Windows Server 2012+): no work items.
+    pub loopback_fast_path: bool,
+    /// A WFP callout driver sits on the connections: the fast path silently does not apply.
+    pub wfp_callout_present: bool,
+    /// A filter driver's own work items per second on the same queue; 0 = none (seed 000's firewall).
+    pub filter_items: Rate,
+    /// The exclusive executive resource each filter item holds.
+    pub filter_lock_hold: Duration,
+}
+
+impl Default for Afd {
+    fn default() -> Self {
+        Self {
+            max_dynamic_workers: 16,
+            additional_delayed_worker_threads: 0,
+            work_item_cpu: Duration(20_000),
+            loopback_fast_path: false,
+            wfp_callout_present: false,
+            filter_items: Rate(0.0),
+            filter_lock_hold: Duration(1_000_000),
+        }
+    }
+}
+
+/// `[nic]`: the network adapter's receive side (DOMAIN §1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Nic {
+    /// Model the receive rings and DPCs for remote requests (off: they arrive at HTTP.SYS directly).
+    pub enabled: bool,
+    /// RSS queues (each with its ring and DPC).
+    pub rss_queues: u32,
+    /// Receive descriptors per ring (driver-specific).
+    pub receive_buffers: u32,
+    /// DPC CPU per frame.
+    pub dpc_cpu_per_packet: Duration,
+    /// Frames per request.
+    pub packets_per_request: u32,
+    /// TCP's initial retransmission timeout (doubling per retry).
+    pub initial_rto: Duration,
+}
+
+impl Default for Nic {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            rss_queues: 2,
+            receive_buffers: 512,
+            dpc_cpu_per_packet: Duration(2_000),
+            packets_per_request: 1,
+            initial_rto: Duration(3_000_000_000),
         }
     }
 }

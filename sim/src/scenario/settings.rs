@@ -665,6 +665,96 @@ pub const SETTINGS: &[SettingDoc] = &[
         "-",
         "One metadata round trip to the NAS over SMB. Default 2 ms."
     ),
+    s!(
+        "classes[].origin",
+        "remote | local",
+        "-",
+        "remote (default): over the network, through the NIC's rings when [nic] is enabled. local: from this machine (127.0.0.1 or a local IP), through AFD's loopback work items on the delayed worker threads (seed 000) unless the fast path applies (seed 002)."
+    ),
+    s!(
+        "classes[].probe",
+        "{ timeout = duration, failover_after = integer }",
+        "-",
+        "The class is a health probe (seed 000: the cluster's IsAlive check): a response later than `timeout` counts as a timeout, and `failover_after` in a row trigger a failover (counted in summary.json `failovers` and marked)."
+    ),
+    s!(
+        "afd.max_dynamic_workers",
+        "integer",
+        "-",
+        "Dynamic kernel worker threads of the delayed work queue, at priority 12. Default 16 (DOMAIN §2.1)."
+    ),
+    s!(
+        "afd.additional_delayed_worker_threads",
+        "integer",
+        "HKLM\\SYSTEM\\…\\Executive\\AdditionalDelayedWorkerThreads",
+        "More delayed worker threads (seed 000: did not help while a lock was the bottleneck). Default 0."
+    ),
+    s!(
+        "afd.work_item_cpu",
+        "duration",
+        "-",
+        "CPU of one loopback work item at priority 12 (an assumption). Default 20 us."
+    ),
+    s!(
+        "afd.loopback_fast_path",
+        "true | false",
+        "SIO_LOOPBACK_FAST_PATH",
+        "Both sockets opt in (Windows Server 2012+): loopback skips AFD's work items (DOMAIN §2.2). Default false."
+    ),
+    s!(
+        "afd.wfp_callout_present",
+        "true | false",
+        "Windows Filtering Platform callout",
+        "A WFP callout on the connection: the fast path silently does not apply. Default false."
+    ),
+    s!(
+        "afd.filter_items",
+        "rate",
+        "-",
+        "A filter driver's own work items on the delayed queue (seed 000's third-party firewall); 0 = none."
+    ),
+    s!(
+        "afd.filter_lock_hold",
+        "duration",
+        "-",
+        "The exclusive executive resource each filter item holds: while another holds it, workers wait. Default 1 ms."
+    ),
+    s!(
+        "nic.enabled",
+        "true | false",
+        "-",
+        "Model the receive rings and DPCs for remote requests. Default false (requests reach HTTP.SYS directly)."
+    ),
+    s!(
+        "nic.rss_queues",
+        "integer",
+        "Set-NetAdapterRss -NumberOfReceiveQueues",
+        "Receive queues, each with a ring and a DPC (RSS). Default 2 (DOMAIN §1)."
+    ),
+    s!(
+        "nic.receive_buffers",
+        "integer",
+        "adapter advanced property Receive Buffers",
+        "Descriptors per ring; a frame that finds it full is discarded (Packets Received Discarded). Driver-specific; default 512."
+    ),
+    s!(
+        "nic.dpc_cpu_per_packet",
+        "duration",
+        "-",
+        "DPC CPU per frame, above every thread. Default 2 us (an assumption)."
+    ),
+    s!(
+        "nic.packets_per_request",
+        "integer",
+        "-",
+        "Frames per request. Default 1."
+    ),
+    s!(
+        "nic.initial_rto",
+        "duration",
+        "netsh int tcp show global (InitialRto)",
+        "The sender retransmits a discarded frame after it, doubling per retry. Default 3 s (DOMAIN §1)."
+    ),
 ];
 
 /// Flattens a TOML value into (path, value) rows; list elements use `[]`.
@@ -736,6 +826,7 @@ pub fn default_of(path: &str) -> String {
             "classes[].rate" => "(none: a share of [load])".into(),
             "classes[].schedule" => "[]".into(),
             "classes[].urls" => "(none)".into(),
+            "classes[].probe" => "(none)".into(),
             _ => "(none)".into(),
         })
 }
@@ -779,6 +870,7 @@ mod tests {
                 "classes[].rate",
                 "classes[].schedule",
                 "classes[].urls",
+                "classes[].probe",
             ]
             .contains(&d.path)
                 || d.path.starts_with("backends[]");

@@ -1,0 +1,125 @@
+//! Loopback traffic through AFD's delayed worker threads and a filter driver's lock
+//! (seeds 000, 002; issue 6 — the pipeline wiring; the seed's full scenario is to come).
+
+mod common;
+
+use common::*;
+use w3sim::scenario::load::load_str;
+
+fn site(extra: &[&str]) -> (w3sim::Summary, w3sim::output::MemorySink) {
+    let text = r#"
+duration = "120s"
+sample_interval = "1s"
+[load]
+rate = "200/s"
+[[classes]]
+name = "remote"
+handler = "sync"
+service = "exp(2ms)"
+[[classes]]
+name = "probe"
+origin = "local"
+rate = "1/s"
+handler = "sync"
+service = "const(1ms)"
+probe = { timeout = "2s", failover_after = 3 }
+[cpu]
+logical_processors = 8
+"#;
+    let o: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    run_series(&load_str("loopback.toml", text, &o).unwrap())
+}
+
+/// A filter driver whose items need the lock 1.2× as often as it can be held.
+const CONTENTION: [&str; 2] = ["afd.filter_items=1200/s", "afd.filter_lock_hold=1ms"];
+
+#[test]
+fn a_saturated_filter_lock_stalls_loopback_and_fails_the_probe_over_while_remote_clients_are_fine()
+{
+    let (calm, _) = site(&[]);
+    assert_eq!(calm.failovers, 0);
+    assert!(calm.latency_ms.classes["probe"].p99 < 50.0);
+
+    let (s, ts) = site(&CONTENTION);
+    assert!(
+        s.failovers >= 1,
+        "probes time out and the service fails over: {}",
+        s.failovers
+    );
+    assert!(s.probe_timeouts >= 3);
+    assert!(s.marked_events.iter().any(|e| e.kind == "failover"));
+    // Every worker ends up waiting on the lock; loopback items queue.
+    let waiting = col(&ts, "w3sim\\Delayed Workers Waiting On Lock");
+    assert!(waiting.iter().cloned().fold(0.0, f64::max) >= 15.0);
+    // Remote requests do not take this path.
+    let remote = s.latency_ms.classes["remote"].p99;
+    assert!(
+        remote < 2.0 * calm.latency_ms.classes["remote"].p99 + 5.0,
+        "remote p99 {remote} ms"
+    );
+}
+
+#[test]
+fn more_delayed_workers_do_not_help_while_the_lock_is_the_bottleneck() {
+    let mut o = CONTENTION.to_vec();
+    o.push("afd.additional_delayed_worker_threads=16");
+    let (s, _) = site(&o);
+    assert!(
+        s.failovers >= 1,
+        "AdditionalDelayedWorkerThreads did not help (seed 000)"
+    );
+}
+
+#[test]
+fn the_loopback_fast_path_removes_the_stall_unless_a_wfp_callout_is_present() {
+    let mut fast = CONTENTION.to_vec();
+    fast.push("afd.loopback_fast_path=true");
+    let (s, _) = site(&fast);
+    assert_eq!(
+        s.failovers, 0,
+        "the fast path skips AFD's work items (seed 002)"
+    );
+    fast.push("afd.wfp_callout_present=true");
+    let (w, _) = site(&fast);
+    assert!(
+        w.failovers >= 1,
+        "with a WFP callout the fast path silently does not apply"
+    );
+}
+
+#[test]
+fn a_full_nic_ring_discards_frames_and_the_retransmission_shows_as_latency() {
+    // 2 queues × 32 descriptors, 200 µs of DPC per frame: ~10,000 frames/s drained;
+    // 20,000/s offered overflows the rings.
+    let text = r#"
+duration = "20s"
+[load]
+rate = "20000/s"
+[[classes]]
+name = "remote"
+service = "const(100us)"
+[cpu]
+logical_processors = 8
+[nic]
+enabled = true
+rss_queues = 2
+receive_buffers = 32
+dpc_cpu_per_packet = "200us"
+[thread_pool]
+min_worker_threads = 64
+"#;
+    let (s, _) = run_series(&load_str("nic.toml", text, &[]).unwrap());
+    assert!(
+        s.packets_received_discarded > 1000,
+        "{}",
+        s.packets_received_discarded
+    );
+    assert!(
+        s.latency_ms.all.max >= 3000.0,
+        "a discarded frame costs the 3 s RTO: {}",
+        s.latency_ms.all.max
+    );
+    let quiet = text.replace("20000/s", "2000/s");
+    let (q, _) = run_series(&load_str("nic.toml", &quiet, &[]).unwrap());
+    assert_eq!(q.packets_received_discarded, 0);
+}
