@@ -57,8 +57,12 @@ use crate::time::{MICROS, SimTime};
 pub struct FilterDriver {
     /// Work items the driver posts per second (a Poisson stream).
     pub items_per_s: f64,
-    /// Elapsed time each item holds the exclusive resource, ns (not CPU).
+    /// Each item holds the exclusive resource this long: elapsed time, or, with
+    /// `lock_hold_cpu`, processor time of its worker at priority 12 (so higher-priority CPU
+    /// load on the machine stretches the holds: seed 000's busy CPU).
     pub lock_hold_ns: u64,
+    /// The holder works on a processor while it holds the resource (see `lock_hold_ns`).
+    pub lock_hold_cpu: bool,
 }
 
 /// Settings of the delayed work queue and the loopback path.
@@ -228,6 +232,10 @@ impl<R: Rng> Afd<R> {
 
     /// The engine finished the CPU of `worker`'s loopback item.
     pub fn cpu_done(&mut self, now: SimTime, worker: u32, fx: &mut impl Effects<AfdTimer>) {
+        if self.workers.get(worker as usize) == Some(&Worker::HoldingLock) {
+            // A filter item's work under the lock is done (`lock_hold_cpu`).
+            return self.on_timer(now, AfdTimer::LockRelease { worker }, fx);
+        }
         let Some(Worker::Running(token)) = self.workers.get(worker as usize).copied() else {
             debug_assert!(false, "cpu_done for worker {worker} that is not running");
             return;
@@ -278,9 +286,18 @@ impl<R: Rng> Afd<R> {
 
     fn grant_lock(&mut self, now: SimTime, worker: u32, fx: &mut impl Effects<AfdTimer>) {
         let hold = self.cfg.filter.as_ref().map_or(0, |f| f.lock_hold_ns);
+        let on_cpu = self.cfg.filter.as_ref().is_some_and(|f| f.lock_hold_cpu);
         self.lock_holder = Some(worker);
         self.workers[worker as usize] = Worker::HoldingLock;
-        fx.at(now.saturating_add(hold), AfdTimer::LockRelease { worker });
+        if on_cpu {
+            self.events.push_back(AfdEvent::Run {
+                worker,
+                token: u64::MAX,
+                cpu_ns: hold,
+            });
+        } else {
+            fx.at(now.saturating_add(hold), AfdTimer::LockRelease { worker });
+        }
     }
 
     /// Hands queued items to idle workers, then brings the gauges up to date (once per
@@ -382,6 +399,7 @@ mod tests {
         Some(FilterDriver {
             items_per_s,
             lock_hold_ns: MILLIS,
+            lock_hold_cpu: false,
         })
     }
 

@@ -802,6 +802,7 @@ impl<'a> Simulation<'a> {
                     filter: (scn.afd.filter_items.0 > 0.0).then_some(FilterDriver {
                         items_per_s: scn.afd.filter_items.0,
                         lock_hold_ns: scn.afd.filter_lock_hold.0,
+                        lock_hold_cpu: scn.afd.filter_lock_hold_cpu,
                     }),
                 },
                 stream(seed, "afd"),

@@ -123,3 +123,46 @@ min_worker_threads = 64
     let (q, _) = run_series(&load_str("nic.toml", &quiet, &[]).unwrap());
     assert_eq!(q.packets_received_discarded, 0);
 }
+
+fn seed000(o: &[&str]) -> w3sim::Summary {
+    run_series(&load("loopback-afd-firewall.toml", o)).0
+}
+
+#[test]
+fn seed_000_the_cpu_burst_and_the_drivers_lock_fail_the_probe_over_and_only_the_right_fixes_help() {
+    let s = seed000(&[]);
+    assert!(
+        s.failovers >= 1,
+        "the local probe times out and fails over: {}",
+        s.failovers
+    );
+    assert_eq!(s.requests.failed, 0, "remote clients are fine");
+    let calm = seed000(&["cpu.noise=[]"]);
+    assert_eq!(calm.failovers, 0, "without the burst: no failover");
+    assert!(
+        (s.latency_ms.classes["remote"].p50 - calm.latency_ms.classes["remote"].p50).abs() < 1.0
+    );
+    assert_eq!(
+        seed000(&["afd.filter_items=0/s"]).failovers,
+        0,
+        "removing the driver's contention fixed it"
+    );
+    assert!(
+        seed000(&["afd.additional_delayed_worker_threads=16"]).failovers >= 1,
+        "more workers did not help"
+    );
+    assert_eq!(
+        seed000(&["afd.loopback_fast_path=true"]).failovers,
+        0,
+        "the fast path (seed 002)"
+    );
+    assert!(
+        seed000(&[
+            "afd.loopback_fast_path=true",
+            "afd.wfp_callout_present=true"
+        ])
+        .failovers
+            >= 1,
+        "not with a WFP callout"
+    );
+}

@@ -843,6 +843,9 @@ pub struct Afd {
     pub filter_items: Rate,
     /// The exclusive executive resource each filter item holds.
     pub filter_lock_hold: Duration,
+    /// The holder works on a processor (at priority 12) while it holds the resource, so
+    /// higher-priority CPU load stretches the holds; false: the hold is elapsed time.
+    pub filter_lock_hold_cpu: bool,
 }
 
 impl Default for Afd {
@@ -855,6 +858,7 @@ impl Default for Afd {
             wfp_callout_present: false,
             filter_items: Rate(0.0),
             filter_lock_hold: Duration(1_000_000),
+            filter_lock_hold_cpu: true,
         }
     }
 }

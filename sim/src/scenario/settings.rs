@@ -755,6 +755,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "netsh int tcp show global (InitialRto)",
         "The sender retransmits a discarded frame after it, doubling per retry. Default 3 s (DOMAIN §1)."
     ),
+    s!(
+        "afd.filter_lock_hold_cpu",
+        "true | false",
+        "-",
+        "true (default): the lock holder works on a processor at priority 12 while holding it, so higher-priority CPU load (seed 000's busy CPU) stretches the holds; false: the hold is elapsed time."
+    ),
 ];
 
 /// Flattens a TOML value into (path, value) rows; list elements use `[]`.
