@@ -179,6 +179,8 @@ const JOB_HIT: u64 = 5;
 const JOB_COLD_START: u64 = 6;
 const JOB_AFD: u64 = 7;
 const JOB_DPC: u64 = 8;
+/// AFD tokens of outgoing calls to loopback backends (request ids are below 2^32).
+const CALL_TOKEN: u64 = 1 << 63;
 
 #[inline]
 fn tag(id: u32, kind: u64) -> u64 {
@@ -1345,6 +1347,12 @@ impl<'a> Simulation<'a> {
                     Priority::KERNEL_DELAYED_WORKER,
                     cpu_ns,
                 ),
+                AfdEvent::Delivered { token } if token & CALL_TOKEN != 0 => {
+                    let call = token & !CALL_TOKEN;
+                    if let Some((_, c)) = self.live_call(call) {
+                        self.send_to_backend(now, c.backend, call);
+                    }
+                }
                 AfdEvent::Delivered { token } => {
                     if self.reqs.get(token as u32).is_some() {
                         self.front_door(now, token as u32);
@@ -2627,7 +2635,8 @@ impl Simulation<'_> {
     fn start_call(&mut self, now: SimTime, req: RequestId, backend: u16, timeout_ns: u64) {
         let out = &mut self.server.out;
         let generation = out.next_generation;
-        out.next_generation = out.next_generation.wrapping_add(1);
+        // 31 bits: call ids must not reach AFD's CALL_TOKEN bit.
+        out.next_generation = out.next_generation.wrapping_add(1) & 0x7FFF_FFFF;
         let slot = out.calls.insert(Call {
             req,
             backend,
@@ -2742,15 +2751,20 @@ impl Simulation<'_> {
                     let c = self.server.out.calls.get_mut(slot).expect("live call");
                     c.conn = Some(conn);
                     c.state = CallState::AtBackend;
-                    self.server.out.backends[b as usize].request(
-                        now,
-                        call,
-                        &mut Fx {
-                            cal: &mut self.cal,
-                            wrap: move |t| Ev::Backend(b, t),
-                        },
-                    );
-                    self.drain_backend(now, b);
+                    if self.scn.backends[b as usize].loopback {
+                        // A call to a service on this machine crosses AFD's loopback work items.
+                        self.server.afd.submit(
+                            now,
+                            CALL_TOKEN | call,
+                            &mut Fx {
+                                cal: &mut self.cal,
+                                wrap: Ev::Afd,
+                            },
+                        );
+                        self.drain_afd(now);
+                    } else {
+                        self.send_to_backend(now, b, call);
+                    }
                 }
                 PoolEvent::Close { conn } => {
                     if self.server.out.bound[b as usize].remove(&conn) {
@@ -2765,6 +2779,19 @@ impl Simulation<'_> {
                 }
             }
         }
+    }
+
+    /// The call's request reaches its backend.
+    fn send_to_backend(&mut self, now: SimTime, b: u16, call: CallId) {
+        self.server.out.backends[b as usize].request(
+            now,
+            call,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: move |t| Ev::Backend(b, t),
+            },
+        );
+        self.drain_backend(now, b);
     }
 
     /// Carries out what a backend answered.

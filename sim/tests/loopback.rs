@@ -166,3 +166,31 @@ fn seed_000_the_cpu_burst_and_the_drivers_lock_fail_the_probe_over_and_only_the_
         "not with a WFP callout"
     );
 }
+
+#[test]
+fn calls_to_a_local_service_cross_afd_too() {
+    let text = r#"
+duration = "30s"
+[load]
+rate = "100/s"
+[[classes]]
+name = "page"
+handler = "async"
+steps = [ { call = "local-api", timeout = "2s" } ]
+[[backends]]
+name = "local-api"
+latency = "const(2ms)"
+loopback = true
+[cpu]
+logical_processors = 8
+"#;
+    let calm = run_series(&load_str("l.toml", text, &[]).unwrap()).0;
+    assert_eq!(calm.outgoing.timeouts, 0);
+    let o: Vec<String> = CONTENTION.iter().map(|s| s.to_string()).collect();
+    let (stalled, _) = run_series(&load_str("l.toml", text, &o).unwrap());
+    assert!(
+        stalled.outgoing.timeouts > 100,
+        "the saturated lock stalls loopback calls: {:?}",
+        stalled.outgoing
+    );
+}

@@ -435,7 +435,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "backends[].loopback",
         "true | false",
         "ServicePoint.LoopbackConnectionLimit",
-        "The backend is on this machine: no connection limit unless `max_connections` is set."
+        "The backend is on this machine: no connection limit unless `max_connections` is set, and its calls cross AFD's loopback work items (seed 000)."
     ),
     s!(
         "backends[].abort_on_cancel",
