@@ -171,6 +171,9 @@ mod col {
     pub const PORTS_IN_USE: &str = "w3sim\\Ports In Use";
     pub const PORTS_TIME_WAIT: &str = "w3sim\\Ports In TIME_WAIT";
     pub const WSAENOBUFS: &str = "w3sim\\WSAENOBUFS/sec";
+    pub const LOOPBACK_QUEUE: &str =
+        "Network Interface(MS TCP Loopback interface)\\Output Queue Length";
+    pub const LOCK_WAITERS: &str = "w3sim\\Delayed Workers Waiting On Lock";
     pub const OUTCOME_PREFIX: &str = "w3sim\\Outcome ";
     pub const OUTCOME_SUFFIX: &str = "/sec";
 }
@@ -201,6 +204,7 @@ fn depth(kind: &str) -> u32 {
         "gc_pause" => 1,
         "cpu_saturated" => 2,
         "ports_exhausted" => 3,
+        "loopback_stalled" => 3,
         "thread_pool_starvation" => 4,
         "aspnet_concurrency_limit" => 5,
         "aspnet_queue_full" => 6,
@@ -391,6 +395,21 @@ impl<'a> Detector<'a> {
                 aux: th,
             });
             self.last_threads = th;
+        }
+        if let Some(lq) = self.get(row, col::LOOPBACK_QUEUE) {
+            // DOMAIN §2.1: an Output Queue Length above 2 on the loopback interface means delay.
+            let waiters = self.get(row, col::LOCK_WAITERS).unwrap_or(0.0);
+            checks.push(Check {
+                kind: "loopback_stalled".into(),
+                holds: lq > 2.0,
+                value: lq,
+                limit: Some(2.0),
+                message: format!(
+                    "loopback stalled: {lq:.0} loopback work items waiting for AFD's delayed worker threads; {waiters:.0} workers waiting on a filter driver's lock"
+                ),
+                soft: true,
+                aux: 0.0,
+            });
         }
         if let Some(cpu) = self.get(row, col::CPU) {
             checks.push(Check {
@@ -867,6 +886,7 @@ pub fn kind_label(kind: &str) -> String {
         "aspnet_concurrency_limit" => "ASP.NET concurrency limit".into(),
         "cpu_saturated" => "CPU saturation".into(),
         "ports_exhausted" => "port exhaustion".into(),
+        "loopback_stalled" => "loopback stall".into(),
         "gc_pause" => "GC pause".into(),
         k => match k.strip_prefix("outcome:") {
             Some(o) => outcome_label(o),
