@@ -132,6 +132,10 @@ fn seed000(o: &[&str]) -> w3sim::Summary {
 fn seed_000_the_cpu_burst_and_the_drivers_lock_fail_the_probe_over_and_only_the_right_fixes_help() {
     let s = seed000(&[]);
     assert!(
+        s.incidents.iter().any(|i| i.kind == "loopback_stalled"),
+        "explain names the loopback stall"
+    );
+    assert!(
         s.failovers >= 1,
         "the local probe times out and fails over: {}",
         s.failovers
