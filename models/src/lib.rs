@@ -30,6 +30,7 @@
 //! | [`app_pool`] | the application pool's worker-process lifecycle: idle timeout, recycles, cold start, rapid-fail protection | 001 |
 //! | [`nic`] | the network adapter's receive side: RSS queues, rx descriptor rings, DPCs, Packets Received Discarded and RTO retransmission | — |
 //! | [`afd`] | AFD loopback work items on the delayed work queue: 16 (+Additional) priority-12 kernel workers, a filter driver's exclusive lock, the loopback fast path and WFP | 000, 002 |
+//! | [`valve`] | an in-application control loop that samples a counter and switches behaviour (seed 003's valve) | 003 |
 //! | [`tcp`] | ephemeral ports, TIME_WAIT, WSAENOBUFS / WSAEADDRINUSE, connection counts | 003 |
 
 pub mod afd;
@@ -55,3 +56,4 @@ pub mod tcp;
 pub mod thread_pool;
 pub mod time;
 pub mod urls;
+pub mod valve;

@@ -107,6 +107,8 @@ pub enum Ev {
     Afd(AfdTimer),
     /// The NIC (retransmissions of discarded frames).
     Nic(NicTimer),
+    /// Valve `i` samples its counter.
+    Valve(u16),
 }
 
 /// What a request is doing, for GC suspension and thread bookkeeping.
@@ -397,6 +399,8 @@ struct Server {
 /// A simulation in progress.
 pub struct Simulation<'a> {
     scn: &'a Scenario,
+    /// `[[valves]]`: in-application control loops, with the call steps each skipped.
+    valves: Vec<(w3sim_models::valve::Valve, u64)>,
     cal: Calendar<Ev>,
     reqs: Slab<Request>,
     /// Open-loop sources: `[load]`'s weighted classes, then one per class with its own rate.
@@ -863,6 +867,20 @@ impl<'a> Simulation<'a> {
             window_busy_start: 0,
             violations: Vec::new(),
             faults: Faults::default(),
+            valves: scn
+                .valves
+                .iter()
+                .map(|v| {
+                    (
+                        w3sim_models::valve::Valve::new(w3sim_models::valve::ValveConfig {
+                            period_ns: v.period.0,
+                            close_above: v.close_above,
+                            open_below: v.open_below,
+                        }),
+                        0,
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -962,6 +980,16 @@ impl<'a> Simulation<'a> {
         }
         for (i, n) in self.scn.cpu.noise.iter().enumerate() {
             self.cal.schedule(n.at.0, Ev::Noise(i as u32));
+        }
+        for (i, (v, _)) in self.valves.iter_mut().enumerate() {
+            let i = i as u16;
+            v.start(
+                0,
+                &mut Fx {
+                    cal: &mut self.cal,
+                    wrap: move |_| Ev::Valve(i),
+                },
+            );
         }
         self.cal
             .schedule(self.scn.sample_interval.0.min(end), Ev::Sample);
@@ -1139,6 +1167,17 @@ impl<'a> Simulation<'a> {
                             self.iis_admit(now, id);
                         }
                     }
+                }
+                Ev::Valve(i) => {
+                    let value = self.valve_counter(&self.scn.valves[i as usize].counter);
+                    self.valves[i as usize].0.sample(
+                        now,
+                        value,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: move |_| Ev::Valve(i),
+                        },
+                    );
                 }
                 Ev::AppPool(timer) => {
                     self.server.pool_life.on_timer(
@@ -1628,6 +1667,12 @@ impl<'a> Simulation<'a> {
                         self.reqs.get_mut(id).expect("live").step += 1;
                         continue;
                     }
+                    if let Some(v) = self.valves.iter_mut().find(|(v, _)| v.is_closed()) {
+                        // A closed valve: the page is served without its outgoing calls.
+                        v.1 += 1;
+                        self.reqs.get_mut(id).expect("live").step += 1;
+                        continue;
+                    }
                     self.begin_wait(now, id);
                     let started = if parallel { fanout } else { 1 };
                     let rr = self.reqs.get_mut(id).expect("live");
@@ -2114,6 +2159,19 @@ impl<'a> Simulation<'a> {
 
     // ---- outputs -------------------------------------------------------------------
 
+    /// The current value of a counter a valve reads (one of `VALVE_COUNTERS`).
+    fn valve_counter(&self, name: &str) -> f64 {
+        let s = &self.server;
+        match name {
+            "ASP.NET\\Requests Queued" => s.aspnet.requests_queued.get() as f64,
+            "ASP.NET\\Requests Current" => s.aspnet.requests_current.get() as f64,
+            "System.Runtime\\ThreadPool Queue Length" => s.tp.queue_length() as f64,
+            "w3sim\\HTTP.SYS Outstanding Requests" => s.http.outstanding.get() as f64,
+            "w3sim\\Ports In TIME_WAIT" => s.out.tcp.ports_time_wait.get() as f64,
+            other => unreachable!("valve counter {other} passed validation"),
+        }
+    }
+
     fn sample(&mut self, now: SimTime, sink: &mut dyn SampleSink) -> Result<(), RunError> {
         let secs = self.scn.sample_interval.as_secs_f64();
         let busy = self.busy_ns(now);
@@ -2597,6 +2655,18 @@ impl<'a> Simulation<'a> {
             probe_timeouts: s.probe_timeouts,
             failovers: s.failovers,
             packets_received_discarded: s.nic.packets_received_discarded.total(),
+            valves: self
+                .valves
+                .iter()
+                .zip(&scn.valves)
+                .map(|((v, skipped), spec)| crate::stats::ValveSummary {
+                    counter: spec.counter.clone(),
+                    closings: v.closings.total(),
+                    first_closed_at_s: v.first_closed_at.map(|t| round6(t as f64 * 1e-9)),
+                    closed_seconds: round6(v.closed_time(end) as f64 * 1e-9),
+                    skipped_calls: *skipped,
+                })
+                .collect(),
             events: self.cal.delivered(),
             simulated_seconds: round6(as_secs(end)),
             peak_request_slots: self.reqs.capacity_used() as u64,

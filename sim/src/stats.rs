@@ -259,6 +259,8 @@ pub struct Summary {
     pub failovers: u64,
     /// `Network Interface\Packets Received Discarded` over the run.
     pub packets_received_discarded: u64,
+    /// One entry per `[[valves]]`, in file order.
+    pub valves: Vec<ValveSummary>,
     pub events: u64,
     pub simulated_seconds: f64,
     /// Peak number of request slots allocated (memory follows requests in flight).
@@ -288,6 +290,21 @@ pub struct KernelCacheSummary {
     pub flushes_idle_timeout: u64,
     pub flushes_recycle: u64,
     pub peak_uris_cached: u64,
+}
+
+/// What a valve (seed 003's in-application control loop) did over the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ValveSummary {
+    /// The counter it reads.
+    pub counter: String,
+    /// Times it closed.
+    pub closings: u64,
+    /// When it first closed, seconds, if it did.
+    pub first_closed_at_s: Option<f64>,
+    /// Time spent closed, seconds.
+    pub closed_seconds: f64,
+    /// Outgoing-call steps skipped while it was closed (`action = "skip_outgoing_calls"`).
+    pub skipped_calls: u64,
 }
 
 /// Application-pool lifecycle figures.

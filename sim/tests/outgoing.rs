@@ -282,3 +282,27 @@ tcp_timed_wait_delay = "{tw}s"
         prop_assert_eq!(*tw_col.last().unwrap(), 0.0);
     }
 }
+
+/// Seed 003's valve: a thread reads the queued-requests counter once a second and stops
+/// starting outgoing calls above 2000. It "has not helped": the queue it watches stays
+/// far below 2000 (the GC pauses queue ~700) while the ports run out, so it never closes.
+/// The same valve on the counter that does fill (ports in TIME_WAIT) closes before the
+/// range is full and the WSAENOBUFS disappear, at the price of pages served without calls.
+#[test]
+fn seed_003_valve_on_queued_requests_never_closes_on_ports_it_does() {
+    let seed_valve = r#"valves=[{counter="ASP.NET\\Requests Queued", period="1s", close_above=2000, open_below=2000, action="skip_outgoing_calls"}]"#;
+    let (s, _) = seed003(&[seed_valve]);
+    assert_eq!(s.valves.len(), 1);
+    assert_eq!(s.valves[0].closings, 0, "{:?}", s.valves);
+    assert_eq!(s.valves[0].skipped_calls, 0);
+    assert!(s.outgoing.wsaenobufs > 1000, "{:?}", s.outgoing);
+    assert!(s.gauges["aspnet.Requests Queued"].peak < 2000);
+
+    let ports_valve = r#"valves=[{counter="w3sim\\Ports In TIME_WAIT", period="1s", close_above=14000, open_below=12000, action="skip_outgoing_calls"}]"#;
+    let (p, _) = seed003(&[ports_valve]);
+    assert!(p.valves[0].closings >= 1, "{:?}", p.valves);
+    assert!(p.valves[0].skipped_calls > 0);
+    assert!(p.valves[0].first_closed_at_s.unwrap() > 120.0);
+    assert_eq!(p.outgoing.wsaenobufs, 0, "{:?}", p.outgoing);
+    assert!(p.outgoing.peak_ports_used < 16384);
+}

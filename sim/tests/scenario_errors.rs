@@ -218,3 +218,27 @@ proptest! {
         let _ = load_str("s.toml", "", &[format!("{key}={value}")]);
     }
 }
+
+#[test]
+fn a_bad_value_in_a_list_element_is_reported_once_not_again_as_missing() {
+    let text = "name = \"v\"\n[[valves]]\ncounter = \"ASP.NET\\\\Requests Queued\"\nperiod = \"1s\"\nclose_above = 2000\nopen_below = 2000\naction = \"skip\"\n";
+    let err = load_str("v.toml", text, &[]).unwrap_err();
+    assert_eq!(err.diagnostics.len(), 1, "{err}");
+    let d = &err.diagnostics[0];
+    assert_eq!(d.key, "valves[0].action");
+    assert_eq!((d.line, d.column), (7, 10));
+    assert!(d.help.as_deref().unwrap().contains("skip_outgoing_calls"));
+    // A misspelt counter name gets a suggestion.
+    let text = text
+        .replace("Requests Queued", "Request Queued")
+        .replace("\"skip\"", "\"skip_outgoing_calls\"");
+    let err = load_str("v.toml", &text, &[]).unwrap_err();
+    let d = &err.diagnostics[0];
+    assert_eq!(d.key, "valves[0].counter");
+    assert!(
+        d.message
+            .contains("did you mean \"ASP.NET\\Requests Queued\""),
+        "{}",
+        d.message
+    );
+}

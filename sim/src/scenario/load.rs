@@ -470,14 +470,22 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
                         (file.to_string(), l, c)
                     }
                 };
-                diags.push(Diagnostic {
-                    file: file_name,
-                    line,
-                    column,
-                    key: path_string(&path),
-                    message,
-                    help,
-                });
+                // A required key dropped for an earlier error is reported once, not
+                // again as "missing".
+                let echo = message.starts_with("missing key")
+                    && removed
+                        .iter()
+                        .any(|r| r.starts_with(&path) || path.starts_with(r));
+                if !echo {
+                    diags.push(Diagnostic {
+                        file: file_name,
+                        line,
+                        column,
+                        key: path_string(&path),
+                        message,
+                        help,
+                    });
+                }
                 if !removed.insert(path.clone()) || !remove_at(table.get_mut(), &path) {
                     break;
                 }

@@ -61,6 +61,8 @@ pub struct Scenario {
     pub afd: Afd,
     /// The network adapter's receive rings.
     pub nic: Nic,
+    /// Control loops inside the application (seed 003's valve).
+    pub valves: Vec<ValveSpec>,
 }
 
 impl Default for Scenario {
@@ -87,6 +89,7 @@ impl Default for Scenario {
             app_pool: AppPool::default(),
             afd: Afd::default(),
             nic: Nic::default(),
+            valves: Vec::new(),
         }
     }
 }
@@ -894,6 +897,36 @@ impl Default for Nic {
     }
 }
 
+/// What a closed valve turns off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValveAction {
+    /// `call` steps are skipped (the page is served without the outgoing calls).
+    SkipOutgoingCalls,
+}
+
+/// Counters a valve can read.
+pub const VALVE_COUNTERS: &[&str] = &[
+    "ASP.NET\\Requests Queued",
+    "ASP.NET\\Requests Current",
+    "System.Runtime\\ThreadPool Queue Length",
+    "w3sim\\HTTP.SYS Outstanding Requests",
+    "w3sim\\Ports In TIME_WAIT",
+];
+
+/// `[[valves]]`: a control loop inside the application: every `period` it reads `counter`;
+/// above `close_above` it closes (turning `action` on), below `open_below` it opens again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValveSpec {
+    /// A perfmon counter name: one of `VALVE_COUNTERS`.
+    pub counter: String,
+    pub period: Duration,
+    pub close_above: f64,
+    pub open_below: f64,
+    pub action: ValveAction,
+}
+
 /// A problem found after the file parsed: the key path and a message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Invalid {
@@ -1106,6 +1139,33 @@ impl Scenario {
                     format!("classes[{i}].cacheable"),
                     "a cacheable class needs `urls = { count = …, zipf = …, mean_size = … }`"
                         .into(),
+                );
+            }
+        }
+        for (i, v) in self.valves.iter().enumerate() {
+            if !VALVE_COUNTERS.contains(&v.counter.as_str()) {
+                let help = match crate::scenario::load::nearest(
+                    &v.counter,
+                    VALVE_COUNTERS.iter().copied(),
+                ) {
+                    Some(n) => format!("; did you mean \"{n}\"?"),
+                    None => String::new(),
+                };
+                bad(
+                    format!("valves[{i}].counter"),
+                    format!("a valve reads one of: {}{help}", VALVE_COUNTERS.join(", ")),
+                );
+            }
+            if v.period.0 == 0 {
+                bad(
+                    format!("valves[{i}].period"),
+                    "must be longer than 0s".into(),
+                );
+            }
+            if v.open_below > v.close_above {
+                bad(
+                    format!("valves[{i}].open_below"),
+                    "must not be above close_above".into(),
                 );
             }
         }

@@ -761,6 +761,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "-",
         "true (default): the lock holder works on a processor at priority 12 while holding it, so higher-priority CPU load (seed 000's busy CPU) stretches the holds; false: the hold is elapsed time."
     ),
+    s!(
+        "valves",
+        "list of { counter, period, close_above, open_below, action = \"skip_outgoing_calls\" }",
+        "-",
+        "Control loops inside the application (seed 003's valve: read ASP.NET\\Requests Queued once a second, stop starting outgoing calls above 2000, resume below). The counter is ASP.NET\\Requests Queued, ASP.NET\\Requests Current, System.Runtime\\ThreadPool Queue Length, w3sim\\HTTP.SYS Outstanding Requests or w3sim\\Ports In TIME_WAIT."
+    ),
 ];
 
 /// Flattens a TOML value into (path, value) rows; list elements use `[]`.
@@ -795,6 +801,7 @@ fn is_inline_list(path: &str) -> bool {
         "classes[].steps",
         "cpu.noise",
         "backends",
+        "valves",
     ]
     .contains(&path)
 }
@@ -816,7 +823,7 @@ pub fn default_of(path: &str) -> String {
         .find(|(p, _)| p == path)
         .map(|(_, v)| v)
         .unwrap_or_else(|| match path {
-            "load.schedule" | "load.bursts" | "cpu.noise" | "backends" => "[]".into(),
+            "load.schedule" | "load.bursts" | "cpu.noise" | "backends" | "valves" => "[]".into(),
             p if p.starts_with("backends[]") => match p {
                 "backends[].name" => "\"backend\"".into(),
                 _ => {
