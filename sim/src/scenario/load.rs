@@ -374,6 +374,40 @@ fn insert_in_array<'i>(
     }
 }
 
+/// Deserialises `T` from `table`, reporting every error rather than the first: each
+/// bad key goes to `report` (its path, its span in the text if known, the message and a
+/// help line), is dropped, and the rest is read again. A required key dropped this way
+/// is not reported a second time as missing. `None` if the document never read.
+pub(crate) fn deserialize_all<T: for<'de> Deserialize<'de>>(
+    table: &mut Spanned<DeTable<'_>>,
+    mut report: impl FnMut(&[Seg], Option<Range<usize>>, String, Option<String>),
+) -> Option<T> {
+    let mut removed: BTreeSet<Vec<Seg>> = BTreeSet::new();
+    for _ in 0..64 {
+        let de = toml::Deserializer::from(table.clone());
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                let path = error_path(e.path());
+                let inner = e.into_inner();
+                let (message, help) = explain(inner.message());
+                let echo = message.starts_with("missing key")
+                    && removed
+                        .iter()
+                        .any(|r| r.starts_with(&path) || path.starts_with(r));
+                if !echo {
+                    let span = inner.span().or_else(|| locate(table, &path));
+                    report(&path, span, message, help);
+                }
+                if !removed.insert(path.clone()) || !remove_at(table.get_mut(), &path) {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Loads scenario text. `file` names it in diagnostics; `overrides` are `key=value`
 /// strings (`--set`), applied on top of the file with the same key paths as sweeps.
 pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario, LoadError> {
@@ -449,49 +483,23 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
             .map(|(_, o)| o.as_str())
     };
 
-    let mut removed: BTreeSet<Vec<Seg>> = BTreeSet::new();
-    let mut scenario = None;
-    for _ in 0..64 {
-        let de = toml::Deserializer::from(table.clone());
-        match serde_path_to_error::deserialize::<_, Scenario>(de) {
-            Ok(s) => {
-                scenario = Some(s);
-                break;
+    let scenario: Option<Scenario> = deserialize_all(&mut table, |path, span, message, help| {
+        let (file_name, line, column) = match origin_of(path) {
+            Some(o) => (o.to_string(), 0, 0),
+            None => {
+                let (l, c) = span.map_or((0, 0), |s| line_col(text, s.start));
+                (file.to_string(), l, c)
             }
-            Err(e) => {
-                let path = error_path(e.path());
-                let inner = e.into_inner();
-                let (message, help) = explain(inner.message());
-                let (file_name, line, column) = match origin_of(&path) {
-                    Some(o) => (o.to_string(), 0, 0),
-                    None => {
-                        let span = inner.span().or_else(|| locate(&table, &path));
-                        let (l, c) = span.map_or((0, 0), |s| line_col(text, s.start));
-                        (file.to_string(), l, c)
-                    }
-                };
-                // A required key dropped for an earlier error is reported once, not
-                // again as "missing".
-                let echo = message.starts_with("missing key")
-                    && removed
-                        .iter()
-                        .any(|r| r.starts_with(&path) || path.starts_with(r));
-                if !echo {
-                    diags.push(Diagnostic {
-                        file: file_name,
-                        line,
-                        column,
-                        key: path_string(&path),
-                        message,
-                        help,
-                    });
-                }
-                if !removed.insert(path.clone()) || !remove_at(table.get_mut(), &path) {
-                    break;
-                }
-            }
-        }
-    }
+        };
+        diags.push(Diagnostic {
+            file: file_name,
+            line,
+            column,
+            key: path_string(path),
+            message,
+            help,
+        });
+    });
 
     let Some(scenario) = scenario else {
         if diags.is_empty() {

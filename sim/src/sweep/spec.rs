@@ -180,7 +180,7 @@ pub struct Sweep {
     pub scenarios: Vec<Scenario>,
 }
 
-use crate::scenario::load::{explain, line_col, locate, remove_at};
+use crate::scenario::load::{deserialize_all, line_col, locate};
 
 struct Ctx<'a> {
     file: &'a str,
@@ -255,26 +255,9 @@ pub fn load_sweep_str(
             diagnostics: cx.diags,
         });
     }
-    let mut raw = None;
-    for _ in 0..32 {
-        let de = toml::Deserializer::from(table.clone());
-        match serde_path_to_error::deserialize::<_, RawSweep>(de) {
-            Ok(r) => {
-                raw = Some(r);
-                break;
-            }
-            Err(e) => {
-                let path = crate::scenario::load::error_path(e.path());
-                let inner = e.into_inner();
-                let (message, help) = explain(inner.message());
-                let span = inner.span().or_else(|| locate(&table, &path));
-                cx.at(span, &path_string(&path), message, help);
-                if !remove_at(table.get_mut(), &path) {
-                    break;
-                }
-            }
-        }
-    }
+    let raw: Option<RawSweep> = deserialize_all(&mut table, |path, span, message, help| {
+        cx.at(span, &path_string(path), message, help)
+    });
     let raw = match raw {
         Some(r) if cx.diags.is_empty() => r,
         _ => {
