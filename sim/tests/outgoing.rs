@@ -306,3 +306,28 @@ fn seed_003_valve_on_queued_requests_never_closes_on_ports_it_does() {
     assert_eq!(p.outgoing.wsaenobufs, 0, "{:?}", p.outgoing);
     assert!(p.outgoing.peak_ports_used < 16384);
 }
+
+/// The seed suspected that "the 1 second time interval check actually is too high": a
+/// sampled valve sees a counter only at its samples, so what fills between two samples
+/// gets past it. With the threshold at 16,000 of 16,384 ports, a 1 s valve closes in
+/// time; a 5 s one lets the range fill and WSAENOBUFS through.
+#[test]
+fn seed_003_valve_period_decides_whether_it_closes_in_time() {
+    let valve = |period: &str| {
+        format!(
+            r#"valves=[{{counter="w3sim\\Ports In TIME_WAIT", period="{period}", close_above=16000, open_below=15000, action="skip_outgoing_calls"}}]"#
+        )
+    };
+    let (fast, _) = seed003(&[&valve("1s")]);
+    assert!(fast.valves[0].closings >= 1);
+    assert_eq!(fast.outgoing.wsaenobufs, 0, "{:?}", fast.outgoing);
+    let (slow, _) = seed003(&[&valve("5s")]);
+    assert!(slow.valves[0].closings >= 1);
+    assert!(
+        slow.valves[0].first_closed_at_s > fast.valves[0].first_closed_at_s,
+        "{:?} vs {:?}",
+        slow.valves,
+        fast.valves
+    );
+    assert!(slow.outgoing.wsaenobufs > 0, "{:?}", slow.outgoing);
+}
