@@ -771,13 +771,7 @@ pub fn read_events(dir: &Path) -> Result<Vec<Event>, String> {
 
 /// Runs the detector over an existing `timeseries.csv`.
 pub fn detect_file(path: &Path, limits: Limits) -> Result<Vec<Incident>, String> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let headers: Vec<String> = r
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (mut r, headers) = crate::output::open_csv(path)?;
     let names: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut d = Detector::standalone(limits);
     d.columns(&names).map_err(|e| e.to_string())?;

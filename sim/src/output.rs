@@ -118,3 +118,16 @@ pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
 pub fn write_summary(dir: &Path, summary: &Summary) -> io::Result<()> {
     write_atomic(&dir.join("summary.json"), &summary.to_json(true))
 }
+
+/// Opens a CSV output (`timeseries.csv`, `points.csv`) and reads its header row; errors
+/// name the file.
+pub fn open_csv(path: &Path) -> Result<(csv::Reader<File>, Vec<String>), String> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let headers = r
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    Ok((r, headers))
+}

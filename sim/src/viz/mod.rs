@@ -80,13 +80,7 @@ pub fn dir_kind(dir: &Path) -> Result<DirKind, String> {
 /// Reads a `timeseries.csv` (or any CSV of numbers with a header) into memory; empty
 /// or non-numeric cells read as NaN.
 pub fn read_timeseries(path: &Path) -> Result<MemorySink, String> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let columns: Vec<String> = r
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (mut r, columns) = crate::output::open_csv(path)?;
     let mut rows = Vec::new();
     for rec in r.records() {
         let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;

@@ -52,13 +52,7 @@ pub fn axis_number(s: &str) -> Option<f64> {
 
 /// Reads `points.csv`.
 pub fn read_points(path: &Path) -> Result<Points, String> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let headers: Vec<String> = r
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (mut r, headers) = crate::output::open_csv(path)?;
     let rep = headers
         .iter()
         .position(|h| h == "replications")
