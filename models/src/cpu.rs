@@ -303,12 +303,7 @@ impl Cpu {
         demand_ns: u64,
         fx: &mut impl Effects<CpuTimer>,
     ) {
-        self.begin(now);
-        assert!(
-            !self.jobs.contains_key(&job),
-            "cpu: job {job} submitted while still live"
-        );
-        let seq = self.take_seq();
+        let seq = self.admit(now, job);
         if demand_ns == 0 {
             self.done_scratch.push((seq, job));
         } else {
@@ -345,6 +340,17 @@ impl Cpu {
         self.end(now, fx);
     }
 
+    /// Brings the processors' accounts up to `now` and gives a new `job` its arrival
+    /// sequence number. Panics if `job` is still live.
+    fn admit(&mut self, now: SimTime, job: JobId) -> u64 {
+        self.begin(now);
+        assert!(
+            !self.jobs.contains_key(&job),
+            "cpu: job {job} submitted while still live"
+        );
+        self.take_seq()
+    }
+
     /// Submits a thread (or DPC activity) that stays runnable until `until`, whatever
     /// processor time it gets; it completes at `until` (at once if `until <= now`). The
     /// deadline is absolute: a suspended timed job stops competing but still completes at
@@ -360,12 +366,7 @@ impl Cpu {
         until: SimTime,
         fx: &mut impl Effects<CpuTimer>,
     ) {
-        self.begin(now);
-        assert!(
-            !self.jobs.contains_key(&job),
-            "cpu: job {job} submitted while still live"
-        );
-        let seq = self.take_seq();
+        let seq = self.admit(now, job);
         if until <= now {
             self.done_scratch.push((seq, job));
         } else {
