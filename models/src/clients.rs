@@ -9,7 +9,14 @@
 //!
 //! **Seeds**: 003 (~1000 requests/s per server, bursts), the CLR reference bursts.
 //!
-//! **Leaves out** (issue 8): client timeouts and retries.
+//! *Retrying clients* ([`Sessions`]): a user request may take several attempts. A client
+//! gives up on an attempt after its timeout, and after a 503, an error or a timeout it
+//! may try again after an exponential backoff with jitter ("Exponential Backoff and
+//! Jitter": none, full or equal), up to a number of retries. Retries come exactly when
+//! the servers are weakest, so they can turn a brief overload into a retry storm.
+//!
+//! **Leaves out**: retry budgets and circuit breakers in the client, `Retry-After`
+//! headers, users abandoning the site.
 //!
 //! Time-varying Poisson arrivals are generated exactly by inverting the cumulative
 //! rate Λ(t): the next arrival after `t` is where Λ has grown by an Exp(1) draw
@@ -319,6 +326,330 @@ impl<R: Rng> ClosedLoop<R> {
     }
 }
 
+/// How a client spaces its retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Jitter {
+    /// Exactly the exponential backoff: synchronised clients retry together.
+    None,
+    /// Uniform between 0 and the backoff ("full jitter").
+    Full,
+    /// Half the backoff plus a uniform draw over the other half ("equal jitter").
+    Equal,
+}
+
+/// When and how often a client retries a user request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0: never retry).
+    pub retries: u32,
+    /// Backoff before the first retry; retry k waits `backoff · multiplier^(k-1)`,
+    /// at most `max_backoff`, then jittered.
+    pub backoff_ns: u64,
+    pub multiplier: f64,
+    pub max_backoff_ns: u64,
+    pub jitter: Jitter,
+    /// Which failed attempts are retried.
+    pub on_503: bool,
+    pub on_error: bool,
+    pub on_timeout: bool,
+}
+
+impl RetryPolicy {
+    /// No retries.
+    pub fn none() -> Self {
+        Self {
+            retries: 0,
+            backoff_ns: 0,
+            multiplier: 1.0,
+            max_backoff_ns: 0,
+            jitter: Jitter::None,
+            on_503: false,
+            on_error: false,
+            on_timeout: false,
+        }
+    }
+
+    /// The wait before retry number `retry` (1 for the first retry).
+    pub fn delay<R: Rng + ?Sized>(&self, retry: u32, rng: &mut R) -> u64 {
+        let exp = self
+            .multiplier
+            .max(1.0)
+            .powi(retry.saturating_sub(1) as i32);
+        let d = (self.backoff_ns as f64 * exp).min(self.max_backoff_ns.max(self.backoff_ns) as f64);
+        let mut u = || rng.next_u64() as f64 * (1.0 / 18_446_744_073_709_551_616.0);
+        let d = match self.jitter {
+            Jitter::None => d,
+            Jitter::Full => d * u(),
+            Jitter::Equal => d / 2.0 + d / 2.0 * u(),
+        };
+        d.round() as u64
+    }
+
+    fn retries_on(&self, a: Answer) -> bool {
+        match a {
+            Answer::Ok => false,
+            Answer::Unavailable => self.on_503,
+            Answer::Error => self.on_error,
+            Answer::Timeout => self.on_timeout,
+        }
+    }
+}
+
+/// How an attempt ended, as the client sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// 200.
+    Ok,
+    /// A 503 (from a server or from the load balancer).
+    Unavailable,
+    /// Any other failure (a 500, a dropped connection).
+    Error,
+    /// The client's timeout fired first.
+    Timeout,
+}
+
+/// One attempt of a user request, as sent: its token comes back with the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub slot: u32,
+    pub seq: u32,
+    pub class: ClassId,
+    /// 1 for the first attempt.
+    pub number: u32,
+}
+
+impl Attempt {
+    /// The attempt's token as one number (slot, sequence).
+    pub fn token(&self) -> u64 {
+        ((self.slot as u64) << 32) | self.seq as u64
+    }
+
+    /// Splits a token back into (slot, sequence).
+    pub fn untoken(t: u64) -> (u32, u32) {
+        ((t >> 32) as u32, t as u32)
+    }
+}
+
+/// A user request that is over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    pub class: ClassId,
+    /// When the user sent it (its first attempt).
+    pub started: SimTime,
+    pub attempts: u32,
+    /// How its last attempt ended (`Ok` for success).
+    pub last: Answer,
+    /// Closed-loop user that sent it, or `u32::MAX`.
+    pub user: u32,
+}
+
+/// What an answer or a timer did to a user request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The answer was for an attempt the client had already given up on.
+    Stale,
+    /// The user request is over.
+    Done(Done),
+    /// A retry is scheduled.
+    Retrying,
+}
+
+/// Timers of retrying clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientTimer {
+    /// The client's timeout for attempt (slot, seq).
+    Timeout { slot: u32, seq: u32 },
+    /// Time to send the next attempt of the user request in `slot`.
+    Retry { slot: u32, seq: u32 },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct UserRequest {
+    class: ClassId,
+    started: SimTime,
+    attempts: u32,
+    user: u32,
+    /// An attempt is out (not yet answered or timed out).
+    outstanding: bool,
+}
+
+/// The user requests in flight and their attempts: timeouts and retries.
+#[derive(Debug)]
+pub struct Sessions<R> {
+    policy: RetryPolicy,
+    /// Client timeout per attempt; 0 = wait for ever.
+    timeout_ns: u64,
+    slots: Vec<Option<UserRequest>>,
+    /// Sequence number of each slot's current attempt (kept across reuse, so a late
+    /// answer to an attempt of an earlier user request never matches).
+    seq: Vec<u32>,
+    free: Vec<u32>,
+    rng: R,
+    /// Attempts sent, retries among them, attempts the client timed out.
+    pub attempts: u64,
+    pub retries: u64,
+    pub timeouts: u64,
+    in_flight: u64,
+}
+
+impl<R: Rng> Sessions<R> {
+    pub fn new(policy: RetryPolicy, timeout_ns: u64, rng: R) -> Self {
+        Self {
+            policy,
+            timeout_ns,
+            slots: Vec::new(),
+            seq: Vec::new(),
+            free: Vec::new(),
+            rng,
+            attempts: 0,
+            retries: 0,
+            timeouts: 0,
+            in_flight: 0,
+        }
+    }
+
+    /// User requests in flight (including those waiting to retry).
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    /// Slots allocated (memory follows user requests in flight).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// A user sends a new request: its first attempt, to be sent now.
+    pub fn begin(
+        &mut self,
+        now: SimTime,
+        class: ClassId,
+        user: u32,
+        fx: &mut impl Effects<ClientTimer>,
+    ) -> Attempt {
+        let u = UserRequest {
+            class,
+            started: now,
+            attempts: 0,
+            user,
+            outstanding: false,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(u);
+                s
+            }
+            None => {
+                self.slots.push(Some(u));
+                self.seq.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.in_flight += 1;
+        self.send(now, slot, fx)
+    }
+
+    fn send(&mut self, now: SimTime, slot: u32, fx: &mut impl Effects<ClientTimer>) -> Attempt {
+        let s = slot as usize;
+        self.seq[s] = self.seq[s].wrapping_add(1);
+        let seq = self.seq[s];
+        let u = self.slots[s].as_mut().expect("live user request");
+        u.attempts += 1;
+        u.outstanding = true;
+        self.attempts += 1;
+        if u.attempts > 1 {
+            self.retries += 1;
+        }
+        if self.timeout_ns > 0 {
+            fx.at(now + self.timeout_ns, ClientTimer::Timeout { slot, seq });
+        }
+        Attempt {
+            slot,
+            seq,
+            class: u.class,
+            number: u.attempts,
+        }
+    }
+
+    /// Attempt `token` was answered.
+    pub fn answered(
+        &mut self,
+        now: SimTime,
+        token: u64,
+        answer: Answer,
+        fx: &mut impl Effects<ClientTimer>,
+    ) -> Verdict {
+        let (slot, seq) = Attempt::untoken(token);
+        let s = slot as usize;
+        match self.slots.get(s) {
+            Some(Some(u)) if u.outstanding && self.seq[s] == seq => {}
+            _ => return Verdict::Stale,
+        }
+        self.conclude(now, slot, answer, fx)
+    }
+
+    /// A timer fired: a timeout concludes its attempt; a retry returns the attempt to send.
+    pub fn on_timer(
+        &mut self,
+        now: SimTime,
+        t: ClientTimer,
+        fx: &mut impl Effects<ClientTimer>,
+    ) -> (Verdict, Option<Attempt>) {
+        match t {
+            ClientTimer::Timeout { slot, seq } => {
+                let s = slot as usize;
+                match self.slots.get(s) {
+                    Some(Some(u)) if u.outstanding && self.seq[s] == seq => {}
+                    _ => return (Verdict::Stale, None),
+                }
+                self.timeouts += 1;
+                (self.conclude(now, slot, Answer::Timeout, fx), None)
+            }
+            ClientTimer::Retry { slot, seq } => {
+                let s = slot as usize;
+                match self.slots.get(s) {
+                    Some(Some(u)) if !u.outstanding && self.seq[s] == seq => {}
+                    _ => return (Verdict::Stale, None),
+                }
+                (Verdict::Retrying, Some(self.send(now, slot, fx)))
+            }
+        }
+    }
+
+    fn conclude(
+        &mut self,
+        now: SimTime,
+        slot: u32,
+        answer: Answer,
+        fx: &mut impl Effects<ClientTimer>,
+    ) -> Verdict {
+        let s = slot as usize;
+        let u = self.slots[s].as_mut().expect("live user request");
+        u.outstanding = false;
+        let retry = u.attempts;
+        if answer != Answer::Ok && retry <= self.policy.retries && self.policy.retries_on(answer) {
+            let d = self.policy.delay(retry, &mut self.rng);
+            fx.at(
+                now + d,
+                ClientTimer::Retry {
+                    slot,
+                    seq: self.seq[s],
+                },
+            );
+            return Verdict::Retrying;
+        }
+        let u = self.slots[s].take().expect("live user request");
+        self.free.push(slot);
+        self.in_flight -= 1;
+        Verdict::Done(Done {
+            class: u.class,
+            started: u.started,
+            attempts: u.attempts,
+            last: answer,
+            user: u.user,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,5 +735,130 @@ mod tests {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
         let ones = (0..100_000).filter(|_| p.pick(&mut rng) == 1).count();
         assert!((ones as f64 / 100_000.0 - 0.75).abs() < 0.01);
+    }
+
+    fn policy(retries: u32, jitter: Jitter) -> RetryPolicy {
+        RetryPolicy {
+            retries,
+            backoff_ns: 100_000_000,
+            multiplier: 2.0,
+            max_backoff_ns: 1_000_000_000,
+            jitter,
+            on_503: true,
+            on_error: true,
+            on_timeout: true,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_jitter_stays_inside_it() {
+        let p = policy(5, Jitter::None);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        let d: Vec<u64> = (1..=5).map(|k| p.delay(k, &mut rng)).collect();
+        assert_eq!(
+            d,
+            [
+                100_000_000,
+                200_000_000,
+                400_000_000,
+                800_000_000,
+                1_000_000_000
+            ]
+        );
+        for (j, lo) in [(Jitter::Full, 0.0), (Jitter::Equal, 0.5)] {
+            let p = policy(5, j);
+            let draws: Vec<f64> = (0..10_000)
+                .map(|_| p.delay(2, &mut rng) as f64 / 200e6)
+                .collect();
+            assert!(draws.iter().all(|&x| x >= lo && x <= 1.0));
+            let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+            assert!((mean - (lo + 1.0) / 2.0).abs() < 0.02, "{j:?}: {mean}");
+        }
+    }
+
+    #[test]
+    fn a_503_is_retried_until_the_retries_run_out() {
+        let mut c = Sessions::new(
+            policy(2, Jitter::None),
+            0,
+            Xoshiro256PlusPlus::seed_from_u64(1),
+        );
+        let mut fx = Recorder::default();
+        let a = c.begin(0, 0, u32::MAX, &mut fx);
+        assert_eq!(
+            c.answered(10, a.token(), Answer::Unavailable, &mut fx),
+            Verdict::Retrying
+        );
+        let (t, timer) = fx.pop_earliest().unwrap();
+        assert_eq!(t, 10 + 100_000_000);
+        let (_, a2) = c.on_timer(t, timer, &mut fx);
+        let a2 = a2.unwrap();
+        assert_eq!(a2.number, 2);
+        // A late answer to the first attempt is stale.
+        assert_eq!(
+            c.answered(t, a.token(), Answer::Ok, &mut fx),
+            Verdict::Stale
+        );
+        assert_eq!(
+            c.answered(t, a2.token(), Answer::Error, &mut fx),
+            Verdict::Retrying
+        );
+        let (t, timer) = fx.pop_earliest().unwrap();
+        let a3 = c.on_timer(t, timer, &mut fx).1.unwrap();
+        match c.answered(t, a3.token(), Answer::Unavailable, &mut fx) {
+            Verdict::Done(d) => {
+                assert_eq!(d.attempts, 3);
+                assert_eq!(d.last, Answer::Unavailable);
+            }
+            v => panic!("{v:?}"),
+        }
+        assert_eq!((c.attempts, c.retries, c.in_flight()), (3, 2, 0));
+    }
+
+    #[test]
+    fn a_timeout_ends_the_attempt_and_its_late_answer_is_ignored() {
+        let mut c = Sessions::new(
+            policy(0, Jitter::None),
+            1_000,
+            Xoshiro256PlusPlus::seed_from_u64(1),
+        );
+        let mut fx = Recorder::default();
+        let a = c.begin(0, 3, 7, &mut fx);
+        let (t, timer) = fx.pop_earliest().unwrap();
+        assert_eq!(t, 1_000);
+        match c.on_timer(t, timer, &mut fx).0 {
+            Verdict::Done(d) => assert_eq!((d.last, d.user, d.class), (Answer::Timeout, 7, 3)),
+            v => panic!("{v:?}"),
+        }
+        assert_eq!(
+            c.answered(2_000, a.token(), Answer::Ok, &mut fx),
+            Verdict::Stale
+        );
+        // The slot is reused; the old token still does not match.
+        let b = c.begin(3_000, 0, u32::MAX, &mut fx);
+        assert_eq!(b.slot, a.slot);
+        assert_eq!(
+            c.answered(3_001, a.token(), Answer::Ok, &mut fx),
+            Verdict::Stale
+        );
+        assert!(matches!(
+            c.answered(3_002, b.token(), Answer::Ok, &mut fx),
+            Verdict::Done(_)
+        ));
+        assert_eq!(c.timeouts, 1);
+    }
+
+    #[test]
+    fn answers_not_in_retry_on_are_final() {
+        let mut p = policy(3, Jitter::None);
+        p.on_503 = false;
+        let mut c = Sessions::new(p, 0, Xoshiro256PlusPlus::seed_from_u64(1));
+        let mut fx = Recorder::default();
+        let a = c.begin(0, 0, u32::MAX, &mut fx);
+        assert!(matches!(
+            c.answered(5, a.token(), Answer::Unavailable, &mut fx),
+            Verdict::Done(_)
+        ));
+        assert!(fx.timers.is_empty());
     }
 }

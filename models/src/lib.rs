@@ -14,7 +14,7 @@
 //!
 //! | module | models | seed |
 //! |---|---|---|
-//! | [`clients`] | open-loop arrival processes (Poisson / constant / rate schedule / bursts) and closed-loop users with think time | all |
+//! | [`clients`] | open-loop arrival processes (Poisson / constant / rate schedule / bursts), closed-loop users with think time, client timeouts and retries with backoff and jitter | all |
 //! | [`http_sys`] | HTTP.SYS per-app-pool request queue (`queueLength`, 503 QueueFull) | 003 |
 //! | [`iis`] | the IIS worker process: `appConcurrentRequestLimit` (503.2) | 003 |
 //! | [`aspnet`] | ASP.NET integrated-mode throttling: `requestQueueLimit`, `maxConcurrentRequestsPerCPU`, native queue | 003 |
@@ -31,6 +31,7 @@
 //! | [`nic`] | the network adapter's receive side: RSS queues, rx descriptor rings, DPCs, Packets Received Discarded and RTO retransmission | — |
 //! | [`afd`] | AFD loopback work items on the delayed work queue: 16 (+Additional) priority-12 kernel workers, a filter driver's exclusive lock, the loopback fast path and WFP | 000, 002 |
 //! | [`valve`] | an in-application control loop that samples a counter and switches behaviour (seed 003's valve) | 003 |
+//! | [`load_balancer`] | a load balancer in front of a farm: round-robin / least connections / random, health probes, removal for a hold time after a 503 | 003 |
 //! | [`tcp`] | ephemeral ports, TIME_WAIT, WSAENOBUFS / WSAEADDRINUSE, connection counts | 003 |
 
 pub mod afd;
@@ -49,6 +50,7 @@ pub mod handler;
 pub mod http_sys;
 pub mod iis;
 pub mod kernel_cache;
+pub mod load_balancer;
 pub mod nic;
 pub mod request;
 pub mod stat;

@@ -1,0 +1,552 @@
+//! A load balancer in front of a farm of web servers: routing, health probes, removal
+//! of a failing server for a hold time and its reinstatement.
+//!
+//! **Models** the hardware or software balancer of seed 003: "when the server responds
+//! with a HTTP 503 error, the load balancer will automatically remove the web server
+//! from being active in production for a 15 second period. This means that the other
+//! servers will take the increased load during the time frame. During the cooling
+//! period, the server may finish serving its request and it will automatically be
+//! reinstated when the load balancer does its next ping."
+//!
+//! - Routing: round-robin over the servers in rotation, least connections (fewest
+//!   requests the balancer has sent there and not yet seen answered; ties by index),
+//!   or uniformly random.
+//! - Passive health: a 503 answer to a user request (`remove_on_503`) takes the server
+//!   out for `hold` (seed 003: 15 s).
+//! - Active health: every `probe_interval` the balancer sends one probe request to
+//!   every server (one outstanding per server); a probe that fails or is not answered
+//!   within `probe_timeout` takes the server out too. When the hold is over the server
+//!   waits for its next probe to pass, then goes back into rotation ("reinstated when
+//!   the load balancer does its next ping").
+//! - With every server out, the balancer either answers 503 itself (`Reject`, the
+//!   default: the seed's "all servers have a problem at once") or spreads the load over
+//!   all servers anyway (`FailOpen`, what some cloud balancers do).
+//!
+//! **Leaves out**: session affinity, slow start after reinstatement, weights, the
+//! balancer's own capacity and latency (it is taken as instantaneous), connection
+//! reuse between balancer and servers.
+
+use rand::{Rng, RngExt};
+
+use crate::effects::Effects;
+use crate::stat::Gauge;
+use crate::time::SimTime;
+
+/// How a request is given a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    RoundRobin,
+    LeastConnections,
+    Random,
+}
+
+/// What the balancer does when no server is in rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenAllOut {
+    /// Answer 503 itself.
+    Reject,
+    /// Send to every server anyway, by the same policy.
+    FailOpen,
+}
+
+/// Settings of the balancer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LbConfig {
+    pub servers: usize,
+    pub policy: Policy,
+    /// Time between two probe rounds; 0 disables active probes (a held-out server then
+    /// comes back as soon as its hold ends).
+    pub probe_interval_ns: u64,
+    /// A probe not answered within this fails.
+    pub probe_timeout_ns: u64,
+    /// How long a failing server is kept out before its next probe may reinstate it.
+    pub hold_ns: u64,
+    /// Whether a 503 answer to a user request takes the server out.
+    pub remove_on_503: bool,
+    pub when_all_out: WhenAllOut,
+}
+
+/// Where a server stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerState {
+    InRotation,
+    /// Out until the hold ends.
+    HeldOut {
+        until: SimTime,
+    },
+    /// The hold is over; the next passing probe reinstates it.
+    AwaitingProbe,
+}
+
+/// The balancer's timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LbTimer {
+    /// Time for a probe round.
+    ProbeRound,
+    /// Probe `seq` of `server` was not answered in time.
+    ProbeTimeout { server: u16, seq: u32 },
+    /// The hold of `server` (removal number `removal`) is over.
+    HoldOver { server: u16, removal: u32 },
+}
+
+/// What happened to a server's place in rotation (for the run's marked events).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LbEvent {
+    Removed { server: u16, reason: &'static str },
+    Reinstated { server: u16 },
+}
+
+/// A probe the driver must send: its answer goes back through [`LoadBalancer::probe_answered`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeRequest {
+    pub server: u16,
+    pub seq: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Member {
+    state: ServerState,
+    /// Requests sent and not answered yet (least connections).
+    active: u32,
+    /// The outstanding probe's sequence number.
+    probe_pending: Option<u32>,
+    probe_seq: u32,
+    removals: u32,
+    routed: u64,
+    reinstated: u32,
+    out_since: SimTime,
+    out_ns: u128,
+}
+
+/// The load balancer's state and counters.
+#[derive(Debug)]
+pub struct LoadBalancer<R> {
+    cfg: LbConfig,
+    members: Vec<Member>,
+    cursor: usize,
+    rng: R,
+    probes: Vec<ProbeRequest>,
+    events: Vec<LbEvent>,
+    /// Servers in rotation (time-weighted).
+    pub in_rotation: Gauge,
+    /// Requests the balancer answered itself because no server was in rotation.
+    pub rejected_all_out: u64,
+    /// Probes sent, and probes that failed or timed out.
+    pub probes_sent: u64,
+    pub probes_failed: u64,
+}
+
+impl<R: Rng> LoadBalancer<R> {
+    pub fn new(cfg: LbConfig, rng: R) -> Self {
+        let n = cfg.servers.max(1);
+        let mut in_rotation = Gauge::new();
+        in_rotation.set(0, n as u64);
+        Self {
+            members: vec![
+                Member {
+                    state: ServerState::InRotation,
+                    active: 0,
+                    probe_pending: None,
+                    probe_seq: 0,
+                    removals: 0,
+                    routed: 0,
+                    reinstated: 0,
+                    out_since: 0,
+                    out_ns: 0,
+                };
+                n
+            ],
+            cfg,
+            cursor: 0,
+            rng,
+            probes: Vec::new(),
+            events: Vec::new(),
+            in_rotation,
+            rejected_all_out: 0,
+            probes_sent: 0,
+            probes_failed: 0,
+        }
+    }
+
+    pub fn config(&self) -> &LbConfig {
+        &self.cfg
+    }
+
+    /// Arms the first probe round (one interval after `now`).
+    pub fn start(&mut self, now: SimTime, fx: &mut impl Effects<LbTimer>) {
+        if self.cfg.probe_interval_ns > 0 {
+            fx.at(now + self.cfg.probe_interval_ns, LbTimer::ProbeRound);
+        }
+    }
+
+    pub fn state(&self, server: usize) -> ServerState {
+        self.members[server].state
+    }
+
+    pub fn in_rotation_now(&self) -> u64 {
+        self.in_rotation.get()
+    }
+
+    /// Picks the server for a user request and counts it as active there; `None`
+    /// when every server is out and the policy is [`WhenAllOut::Reject`].
+    pub fn route(&mut self) -> Option<usize> {
+        let n = self.members.len();
+        let any_in = self.in_rotation.get() > 0;
+        if !any_in && self.cfg.when_all_out == WhenAllOut::Reject {
+            self.rejected_all_out += 1;
+            return None;
+        }
+        let eligible = |m: &Member| !any_in || m.state == ServerState::InRotation;
+        let pick = match self.cfg.policy {
+            Policy::RoundRobin => {
+                let mut pick = 0;
+                for k in 0..n {
+                    let i = (self.cursor + k) % n;
+                    if eligible(&self.members[i]) {
+                        pick = i;
+                        break;
+                    }
+                }
+                self.cursor = (pick + 1) % n;
+                pick
+            }
+            Policy::LeastConnections => (0..n)
+                .filter(|&i| eligible(&self.members[i]))
+                .min_by_key(|&i| (self.members[i].active, i))
+                .unwrap_or(0),
+            Policy::Random => {
+                let count = if any_in {
+                    self.in_rotation.get() as usize
+                } else {
+                    n
+                };
+                let mut k = self.rng.random_range(0..count);
+                let mut pick = 0;
+                for i in 0..n {
+                    if eligible(&self.members[i]) {
+                        if k == 0 {
+                            pick = i;
+                            break;
+                        }
+                        k -= 1;
+                    }
+                }
+                pick
+            }
+        };
+        let m = &mut self.members[pick];
+        m.active += 1;
+        m.routed += 1;
+        Some(pick)
+    }
+
+    /// A user request routed to `server` was answered; `unavailable` is a 503.
+    pub fn answered(
+        &mut self,
+        now: SimTime,
+        server: usize,
+        unavailable: bool,
+        fx: &mut impl Effects<LbTimer>,
+    ) {
+        let m = &mut self.members[server];
+        m.active = m.active.saturating_sub(1);
+        if unavailable && self.cfg.remove_on_503 {
+            self.fail(now, server, "answered 503", fx);
+        }
+    }
+
+    /// The timer fired.
+    pub fn on_timer(&mut self, now: SimTime, t: LbTimer, fx: &mut impl Effects<LbTimer>) {
+        match t {
+            LbTimer::ProbeRound => {
+                for (i, m) in self.members.iter_mut().enumerate() {
+                    if m.probe_pending.is_some() {
+                        continue;
+                    }
+                    m.probe_seq = m.probe_seq.wrapping_add(1);
+                    m.probe_pending = Some(m.probe_seq);
+                    let seq = m.probe_seq;
+                    self.probes.push(ProbeRequest {
+                        server: i as u16,
+                        seq,
+                    });
+                    self.probes_sent += 1;
+                    fx.at(
+                        now + self.cfg.probe_timeout_ns,
+                        LbTimer::ProbeTimeout {
+                            server: i as u16,
+                            seq,
+                        },
+                    );
+                }
+                fx.at(now + self.cfg.probe_interval_ns, LbTimer::ProbeRound);
+            }
+            LbTimer::ProbeTimeout { server, seq } => {
+                let s = server as usize;
+                if self.members[s].probe_pending == Some(seq) {
+                    self.members[s].probe_pending = None;
+                    self.probes_failed += 1;
+                    self.fail(now, s, "probe timed out", fx);
+                }
+            }
+            LbTimer::HoldOver { server, removal } => {
+                let s = server as usize;
+                let m = &mut self.members[s];
+                if m.removals == removal && matches!(m.state, ServerState::HeldOut { .. }) {
+                    m.state = ServerState::AwaitingProbe;
+                    if self.cfg.probe_interval_ns == 0 {
+                        self.reinstate(now, s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The answer to probe `seq` of `server` came back; `passed` means 200 in time.
+    pub fn probe_answered(
+        &mut self,
+        now: SimTime,
+        server: usize,
+        seq: u32,
+        passed: bool,
+        fx: &mut impl Effects<LbTimer>,
+    ) {
+        if self.members[server].probe_pending != Some(seq) {
+            return; // already timed out
+        }
+        self.members[server].probe_pending = None;
+        if passed {
+            if self.members[server].state == ServerState::AwaitingProbe {
+                self.reinstate(now, server);
+            }
+        } else {
+            self.probes_failed += 1;
+            self.fail(now, server, "probe failed", fx);
+        }
+    }
+
+    /// Probes to send now (drain after every call).
+    pub fn poll_probe(&mut self) -> Option<ProbeRequest> {
+        if self.probes.is_empty() {
+            None
+        } else {
+            Some(self.probes.remove(0))
+        }
+    }
+
+    /// Removals and reinstatements since the last call, in order.
+    pub fn poll_event(&mut self) -> Option<LbEvent> {
+        if self.events.is_empty() {
+            None
+        } else {
+            Some(self.events.remove(0))
+        }
+    }
+
+    fn fail(
+        &mut self,
+        now: SimTime,
+        s: usize,
+        reason: &'static str,
+        fx: &mut impl Effects<LbTimer>,
+    ) {
+        let m = &mut self.members[s];
+        match m.state {
+            ServerState::InRotation => {
+                m.removals += 1;
+                m.out_since = now;
+                m.state = ServerState::HeldOut {
+                    until: now + self.cfg.hold_ns,
+                };
+                fx.at(
+                    now + self.cfg.hold_ns,
+                    LbTimer::HoldOver {
+                        server: s as u16,
+                        removal: m.removals,
+                    },
+                );
+                self.in_rotation.dec(now);
+                self.events.push(LbEvent::Removed {
+                    server: s as u16,
+                    reason,
+                });
+            }
+            // Still cooling, or waiting for a probe that just failed: stays out.
+            ServerState::HeldOut { .. } | ServerState::AwaitingProbe => {}
+        }
+    }
+
+    fn reinstate(&mut self, now: SimTime, s: usize) {
+        let m = &mut self.members[s];
+        m.state = ServerState::InRotation;
+        m.reinstated += 1;
+        m.out_ns += (now - m.out_since) as u128;
+        self.in_rotation.inc(now);
+        self.events.push(LbEvent::Reinstated { server: s as u16 });
+    }
+
+    /// Times `server` was taken out of rotation.
+    pub fn removals(&self, server: usize) -> u32 {
+        self.members[server].removals
+    }
+
+    /// User requests sent to `server`.
+    pub fn routed(&self, server: usize) -> u64 {
+        self.members[server].routed
+    }
+
+    /// Requests sent to `server` and not answered yet.
+    pub fn active(&self, server: usize) -> u32 {
+        self.members[server].active
+    }
+
+    /// Time `server` spent out of rotation up to `now`, ns.
+    pub fn out_ns(&self, server: usize, now: SimTime) -> u128 {
+        let m = &self.members[server];
+        m.out_ns
+            + match m.state {
+                ServerState::InRotation => 0,
+                _ => (now - m.out_since) as u128,
+            }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::Recorder;
+    use crate::time::SECONDS;
+    use rand::SeedableRng;
+    use rand::rngs::Xoshiro256PlusPlus;
+
+    fn lb(n: usize, policy: Policy) -> LoadBalancer<Xoshiro256PlusPlus> {
+        LoadBalancer::new(
+            LbConfig {
+                servers: n,
+                policy,
+                probe_interval_ns: 5 * SECONDS,
+                probe_timeout_ns: 2 * SECONDS,
+                hold_ns: 15 * SECONDS,
+                remove_on_503: true,
+                when_all_out: WhenAllOut::Reject,
+            },
+            Xoshiro256PlusPlus::seed_from_u64(7),
+        )
+    }
+
+    #[test]
+    fn round_robin_skips_a_removed_server_and_spreads_its_share() {
+        let mut b = lb(4, Policy::RoundRobin);
+        let mut fx = Recorder::default();
+        let picks: Vec<usize> = (0..8).map(|_| b.route().unwrap()).collect();
+        assert_eq!(picks, [0, 1, 2, 3, 0, 1, 2, 3]);
+        b.answered(SECONDS, 2, true, &mut fx);
+        assert_eq!(b.in_rotation_now(), 3);
+        let mut counts = [0u32; 4];
+        for _ in 0..300 {
+            counts[b.route().unwrap()] += 1;
+        }
+        assert_eq!(counts, [100, 100, 0, 100]);
+        assert_eq!(b.removals(2), 1);
+    }
+
+    #[test]
+    fn a_held_out_server_comes_back_at_the_first_passing_probe_after_its_hold() {
+        let mut b = lb(2, Policy::RoundRobin);
+        let mut fx = Recorder::default();
+        b.start(0, &mut fx);
+        b.answered(SECONDS, 0, true, &mut fx); // removed at 1 s, hold until 16 s
+        assert_eq!(
+            b.poll_event(),
+            Some(LbEvent::Removed {
+                server: 0,
+                reason: "answered 503"
+            })
+        );
+        // Run the timers to 30 s, answering every probe at once with "passed".
+        let mut back_at = None;
+        while let Some((t, timer)) = fx.pop_earliest() {
+            if t > 30 * SECONDS {
+                break;
+            }
+            b.on_timer(t, timer, &mut fx);
+            while let Some(p) = b.poll_probe() {
+                b.probe_answered(t, p.server as usize, p.seq, true, &mut fx);
+            }
+            if back_at.is_none() && b.state(0) == ServerState::InRotation {
+                back_at = Some(t);
+            }
+        }
+        // Probes at 5, 10, 15, 20 s: the hold ends at 16 s, the 20 s probe reinstates.
+        assert_eq!(back_at, Some(20 * SECONDS));
+        assert_eq!(b.poll_event(), Some(LbEvent::Reinstated { server: 0 }));
+        assert_eq!(b.out_ns(0, 30 * SECONDS), 19 * SECONDS as u128);
+    }
+
+    #[test]
+    fn an_unanswered_probe_removes_the_server_and_a_late_answer_is_ignored() {
+        let mut b = lb(2, Policy::LeastConnections);
+        let mut fx = Recorder::default();
+        b.start(0, &mut fx);
+        let (t, timer) = fx.pop_earliest().unwrap();
+        b.on_timer(t, timer, &mut fx);
+        let p0 = b.poll_probe().unwrap();
+        let p1 = b.poll_probe().unwrap();
+        b.probe_answered(t, p1.server as usize, p1.seq, true, &mut fx);
+        // The probe round's next timer (10 s) and the timeout of server 0's probe (7 s).
+        let (t, timer) = fx.pop_earliest().unwrap();
+        assert_eq!(t, 7 * SECONDS);
+        b.on_timer(t, timer, &mut fx);
+        assert!(matches!(b.state(0), ServerState::HeldOut { .. }));
+        b.probe_answered(8 * SECONDS, p0.server as usize, p0.seq, true, &mut fx);
+        assert!(matches!(b.state(0), ServerState::HeldOut { .. }));
+        assert_eq!(b.probes_failed, 1);
+    }
+
+    #[test]
+    fn least_connections_prefers_the_server_with_fewest_outstanding() {
+        let mut b = lb(3, Policy::LeastConnections);
+        let mut fx = Recorder::default();
+        assert_eq!(b.route(), Some(0));
+        assert_eq!(b.route(), Some(1));
+        assert_eq!(b.route(), Some(2));
+        b.answered(SECONDS, 1, false, &mut fx);
+        assert_eq!(b.route(), Some(1));
+        assert_eq!(b.active(1), 1);
+    }
+
+    #[test]
+    fn with_every_server_out_reject_answers_itself_and_fail_open_spreads() {
+        let mut b = lb(2, Policy::Random);
+        let mut fx = Recorder::default();
+        b.answered(0, 0, true, &mut fx);
+        b.answered(0, 1, true, &mut fx);
+        assert_eq!(b.route(), None);
+        assert_eq!(b.rejected_all_out, 1);
+        let mut cfg = b.config().clone();
+        cfg.when_all_out = WhenAllOut::FailOpen;
+        let mut b = LoadBalancer::new(cfg, Xoshiro256PlusPlus::seed_from_u64(1));
+        b.answered(0, 0, true, &mut fx);
+        b.answered(0, 1, true, &mut fx);
+        let mut seen = [0; 2];
+        for _ in 0..1000 {
+            seen[b.route().unwrap()] += 1;
+        }
+        assert!(seen[0] > 400 && seen[1] > 400, "{seen:?}");
+    }
+
+    #[test]
+    fn random_routing_spreads_evenly_over_servers_in_rotation() {
+        let mut b = lb(4, Policy::Random);
+        let mut fx = Recorder::default();
+        b.answered(0, 3, true, &mut fx);
+        let mut seen = [0u32; 4];
+        for _ in 0..30_000 {
+            seen[b.route().unwrap()] += 1;
+        }
+        assert_eq!(seen[3], 0);
+        for s in &seen[..3] {
+            assert!((*s as f64 - 10_000.0).abs() < 400.0, "{seen:?}");
+        }
+    }
+}
