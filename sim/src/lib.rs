@@ -18,6 +18,7 @@
 pub mod analytic;
 pub mod bench;
 pub mod engine;
+pub mod farm;
 pub mod fidelity;
 pub mod incidents;
 pub mod output;

@@ -187,6 +187,21 @@ fn sanitize(name: &str) -> String {
     if s.is_empty() { "run".into() } else { s }
 }
 
+/// Marked moments (recycles, crashes, balancer removals, …) for the dashboard's
+/// vertical lines.
+fn write_events(dir: &Path, events: &[w3sim::stats::RunEvent]) -> std::io::Result<()> {
+    let mut ev = String::from("time_s,kind,detail\n");
+    for e in events {
+        ev.push_str(&format!(
+            "{},{},\"{}\"\n",
+            e.at_s,
+            e.kind,
+            e.detail.replace('"', "'")
+        ));
+    }
+    write_atomic(&dir.join("events.csv"), &ev)
+}
+
 fn cmd_run(
     args: &ScenarioArgs,
     out: Option<PathBuf>,
@@ -209,19 +224,34 @@ fn cmd_run(
     let result = (|| -> Result<w3sim::Summary, w3sim::RunError> {
         write_atomic(&dir.join("scenario.toml"), &scn.to_toml())?;
         let mut sink = CsvSink::create(&dir.join("timeseries.csv"))?;
-        let summary = w3sim::run(&scn, &mut sink)?;
+        let summary = if scn.is_farm() {
+            // Each server gets a run directory of its own under servers/.
+            let servers = scn
+                .server_scenarios()
+                .map_err(|e| w3sim::RunError::Invariant(e.to_string()))?;
+            let mut dirs = Vec::new();
+            let mut sinks: Vec<Box<dyn w3sim::output::SampleSink>> = Vec::new();
+            for (name, s) in &servers {
+                let d = dir.join("servers").join(sanitize(name));
+                std::fs::create_dir_all(&d)?;
+                write_atomic(&d.join("scenario.toml"), &s.to_toml())?;
+                sinks.push(Box::new(CsvSink::create(&d.join("timeseries.csv"))?));
+                dirs.push(d);
+            }
+            let summary = w3sim::farm::run_farm(&scn, &mut sink, &mut sinks)?;
+            drop(sinks);
+            if let Some(farm) = &summary.farm {
+                for (srv, d) in farm.servers.iter().zip(&dirs) {
+                    write_summary(d, &srv.summary)?;
+                    write_events(d, &srv.summary.marked_events)?;
+                }
+            }
+            summary
+        } else {
+            w3sim::run(&scn, &mut sink)?
+        };
         write_summary(&dir, &summary)?;
-        // Marked moments (recycles, crashes, …) for the dashboard's vertical lines.
-        let mut ev = String::from("time_s,kind,detail\n");
-        for e in &summary.marked_events {
-            ev.push_str(&format!(
-                "{},{},\"{}\"\n",
-                e.at_s,
-                e.kind,
-                e.detail.replace('"', "'")
-            ));
-        }
-        write_atomic(&dir.join("events.csv"), &ev)?;
+        write_events(&dir, &summary.marked_events)?;
         Ok(summary)
     })();
     match result {

@@ -160,9 +160,12 @@ struct Request {
     generation: u32,
     /// Its worker process crashed: the client's connection was dropped.
     abandoned: bool,
+    /// The farm's token for the attempt (answered through `completed`), or `NO_ORIGIN`.
+    origin: u64,
 }
 
 const NO_USER: u32 = u32::MAX;
+const NO_ORIGIN: u64 = u64::MAX;
 const NO_URL: u64 = u64::MAX;
 const NO_GENERATION: u32 = u32::MAX;
 const NO_THREAD: ThreadId = ThreadId::MAX;
@@ -421,6 +424,10 @@ pub struct Simulation<'a> {
     window_busy_start: u128,
     violations: Vec<String>,
     faults: Faults,
+    /// Attempts injected by a farm that ended since the farm last looked: (origin, outcome).
+    completed: Vec<(u64, Outcome)>,
+    /// Wall-clock start of the run (for `wall_seconds`).
+    wall: Option<Instant>,
 }
 
 /// Deliberate model errors, used only by the validation suite to prove that its
@@ -539,7 +546,7 @@ fn thread_pool_config(scn: &Scenario) -> ThreadPoolConfig {
 
 /// The open-loop sources: `[load]` for the classes that take a weighted share of it
 /// (with its bursts), then one source per class with its own `rate` or `schedule`.
-fn open_sources(scn: &Scenario) -> Vec<OpenLoop<Stream>> {
+pub(crate) fn open_sources(scn: &Scenario) -> Vec<OpenLoop<Stream>> {
     let own = |c: &crate::scenario::Class| c.rate.is_some() || !c.schedule.is_empty();
     let process = match scn.load.arrivals {
         Arrivals::Poisson => ArrivalProcess::Poisson,
@@ -867,6 +874,8 @@ impl<'a> Simulation<'a> {
             window_busy_start: 0,
             violations: Vec::new(),
             faults: Faults::default(),
+            completed: Vec::new(),
+            wall: None,
             valves: scn
                 .valves
                 .iter()
@@ -897,7 +906,67 @@ impl<'a> Simulation<'a> {
     /// Runs to the scenario's duration, writing time-series rows to `sink`. Check
     /// [`Simulation::violations`] afterwards (or use [`run`], which does).
     pub fn run(&mut self, sink: &mut dyn SampleSink) -> Result<Summary, RunError> {
-        let wall = Instant::now();
+        self.begin(sink)?;
+        while self.next_time().is_some() {
+            self.step(sink)?;
+        }
+        self.end(sink)
+    }
+
+    /// A server of a farm: the same models, but no load of its own; the farm sends it
+    /// attempts with [`Simulation::inject`] and collects their outcomes with
+    /// [`Simulation::take_completed`].
+    pub fn member(scn: &'a Scenario) -> Self {
+        let mut sim = Self::new(scn);
+        sim.open.clear();
+        sim.closed = None;
+        sim
+    }
+
+    /// An attempt of a farm's user request arrives at this server.
+    pub fn inject(&mut self, now: SimTime, class: ClassId, origin: u64) {
+        self.arrive(now, class, NO_USER, origin);
+    }
+
+    /// Attempts sent with [`Simulation::inject`] that ended: (origin, outcome).
+    pub fn take_completed(&mut self) -> std::vec::Drain<'_, (u64, Outcome)> {
+        self.completed.drain(..)
+    }
+
+    /// Whether attempts ended since the last [`Simulation::take_completed`].
+    pub fn has_completed(&self) -> bool {
+        !self.completed.is_empty()
+    }
+
+    /// Time of the next event within the run's duration.
+    #[inline]
+    pub fn next_time(&self) -> Option<SimTime> {
+        self.cal.peek_time().filter(|&t| t <= self.scn.duration.0)
+    }
+
+    /// Events processed so far.
+    pub fn events(&self) -> u64 {
+        self.cal.delivered()
+    }
+
+    /// Ends the run: flushes the sink and returns the summary.
+    pub fn end(&mut self, sink: &mut dyn SampleSink) -> Result<Summary, RunError> {
+        sink.finish()?;
+        let mut summary = self.summarize(self.scn.duration.0);
+        if let Some(w) = self.wall {
+            summary.wall_seconds = round6(w.elapsed().as_secs_f64());
+        }
+        Ok(summary)
+    }
+
+    /// Invariant violations found so far.
+    pub fn take_violations(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.violations)
+    }
+
+    /// Arms every component's first timers and writes the time-series header.
+    pub fn begin(&mut self, sink: &mut dyn SampleSink) -> Result<(), RunError> {
+        self.wall = Some(Instant::now());
         let end = self.scn.duration.0;
         let names = columns();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -993,12 +1062,14 @@ impl<'a> Simulation<'a> {
         }
         self.cal
             .schedule(self.scn.sample_interval.0.min(end), Ev::Sample);
+        Ok(())
+    }
 
-        while let Some(t) = self.cal.peek_time() {
-            if t > end {
-                break;
-            }
-            let (now, ev) = self.cal.pop().expect("peeked");
+    /// Processes the next event (call only while [`Simulation::next_time`] is `Some`).
+    pub fn step(&mut self, sink: &mut dyn SampleSink) -> Result<(), RunError> {
+        let end = self.scn.duration.0;
+        let (now, ev) = self.cal.pop().expect("an event is due");
+        {
             match ev {
                 Ev::Open(src, timer) => {
                     let open = &mut self.open[src as usize];
@@ -1015,7 +1086,7 @@ impl<'a> Simulation<'a> {
                             Some(c) => c,
                             None => self.open[src as usize].pick_class(),
                         };
-                        self.arrive(now, class, NO_USER);
+                        self.arrive(now, class, NO_USER, NO_ORIGIN);
                     }
                 }
                 Ev::User(timer) => {
@@ -1024,7 +1095,7 @@ impl<'a> Simulation<'a> {
                         .as_mut()
                         .expect("user timer without users")
                         .on_timer(now, timer);
-                    self.arrive(now, class, timer.0);
+                    self.arrive(now, class, timer.0, NO_ORIGIN);
                 }
                 Ev::WaitDone(id) => self.wait_done(now, id),
                 Ev::CpuDirect(job) => {
@@ -1192,10 +1263,7 @@ impl<'a> Simulation<'a> {
                 }
             }
         }
-        sink.finish()?;
-        let mut summary = self.summarize(end);
-        summary.wall_seconds = round6(wall.elapsed().as_secs_f64());
-        Ok(summary)
+        Ok(())
     }
 
     fn start_window(&mut self, now: SimTime) {
@@ -1245,7 +1313,7 @@ impl<'a> Simulation<'a> {
     // ---- requests through the native front end ----------------------------------
 
     #[inline]
-    fn arrive(&mut self, now: SimTime, class: ClassId, user: u32) {
+    fn arrive(&mut self, now: SimTime, class: ClassId, user: u32, origin: u64) {
         let id = self.reqs.insert(Request {
             class,
             arrived: now,
@@ -1264,6 +1332,7 @@ impl<'a> Simulation<'a> {
             bytes: 0,
             generation: NO_GENERATION,
             abandoned: false,
+            origin,
         });
         self.arrived += 1;
         self.window.arrived += 1;
@@ -1977,6 +2046,9 @@ impl<'a> Simulation<'a> {
         if outcome == Outcome::Ok {
             self.interval.latency.record(sojourn);
         }
+        if r.origin != NO_ORIGIN {
+            self.completed.push((r.origin, outcome));
+        }
         if r.user != NO_USER {
             if let Some(closed) = self.closed.as_mut() {
                 closed.on_response(
@@ -2672,6 +2744,7 @@ impl<'a> Simulation<'a> {
             peak_request_slots: self.reqs.capacity_used() as u64,
             wall_seconds: 0.0,
             incidents: Vec::new(),
+            farm: None,
         }
     }
 
@@ -3037,6 +3110,16 @@ pub fn run_with_faults(
     sink: &mut dyn SampleSink,
     faults: Faults,
 ) -> Result<Summary, RunError> {
+    if scn.is_farm() {
+        // Several servers, or clients that time out and retry: the farm driver. The
+        // sink gets the farm's time series; the servers' own are not kept.
+        let mut servers: Vec<Box<dyn SampleSink>> = scn
+            .server_names()
+            .iter()
+            .map(|_| Box::new(crate::output::NullSink) as Box<dyn SampleSink>)
+            .collect();
+        return crate::farm::run_farm(scn, sink, &mut servers);
+    }
     let mut sim = Simulation::new(scn).with_faults(faults);
     let limits =
         crate::incidents::Limits::from_scenario_with_ports(scn, scn.tcp.dynamic_port_count);

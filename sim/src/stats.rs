@@ -268,6 +268,66 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// Incidents detected from the time series as the run went (`w3sim explain`).
     pub incidents: Vec<crate::incidents::Incident>,
+    /// A farm run: attempts, retries, the load balancer and every server's own summary.
+    /// The fields above are then the users' view: one entry per user request, however
+    /// many attempts it took, its latency from the first attempt to the last answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub farm: Option<FarmSummary>,
+}
+
+/// What a farm did with its users' requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FarmSummary {
+    /// Requests users sent (each counted once, however many attempts it took).
+    pub user_requests: u64,
+    /// Attempts sent: first attempts plus retries.
+    pub attempts: u64,
+    pub retries: u64,
+    pub attempts_per_user_request: f64,
+    /// Attempts the client gave up on at its timeout.
+    pub client_timeouts: u64,
+    /// How attempts ended as the client saw them (`client_timeout`,
+    /// `503_load_balancer_no_server` and the servers' outcome names).
+    pub attempt_outcomes: std::collections::BTreeMap<&'static str, u64>,
+    /// Server answers that came after the client had given up on that attempt.
+    pub late_answers_ignored: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LbSummary>,
+    /// One entry per server, in the scenario's order.
+    pub servers: Vec<FarmServerSummary>,
+}
+
+/// The load balancer over the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LbSummary {
+    pub policy: String,
+    /// Times a server was taken out of rotation (all servers).
+    pub removals: u64,
+    /// Servers taken out at least once.
+    pub servers_ever_removed: u64,
+    /// Requests the balancer answered 503 itself, every server being out.
+    pub rejected_all_out: u64,
+    pub probes_sent: u64,
+    pub probes_failed: u64,
+    /// `w3sim\Load Balancer Servers In Rotation`: time-weighted mean (measurement window) and minimum.
+    pub mean_servers_in_rotation: f64,
+    pub min_servers_in_rotation: u64,
+}
+
+/// One server of a farm.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FarmServerSummary {
+    pub name: String,
+    /// User attempts the balancer sent it (probes not counted).
+    pub routed: u64,
+    /// Its share of the routed attempts.
+    pub share: f64,
+    /// Times the balancer took it out of rotation, when it first did, and the time it spent out.
+    pub removals: u32,
+    pub first_removed_at_s: Option<f64>,
+    pub out_of_rotation_seconds: f64,
+    /// The server's own summary, as a single-server run writes it.
+    pub summary: Summary,
 }
 
 /// Kernel-cache figures; removals are counted by cause.
@@ -460,6 +520,45 @@ impl Summary {
             self.littles_law.lambda_per_s * self.littles_law.w_s,
             self.littles_law.relative_error
         ));
+        if let Some(f) = &self.farm {
+            s.push_str(&format!(
+                "farm: {} user requests took {} attempts ({} retries, {:.3} per request), {} client timeouts\n",
+                f.user_requests, f.attempts, f.retries, f.attempts_per_user_request, f.client_timeouts
+            ));
+            if let Some(lb) = &f.load_balancer {
+                s.push_str(&format!(
+                    "load balancer ({}): {} removals, {} of {} servers removed at least once, as few as {} in rotation, {} requests rejected with every server out\n",
+                    lb.policy,
+                    lb.removals,
+                    lb.servers_ever_removed,
+                    f.servers.len(),
+                    lb.min_servers_in_rotation,
+                    lb.rejected_all_out
+                ));
+            }
+            for srv in &f.servers {
+                let o = &srv.summary.outcomes;
+                let n503: u64 = o
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("503"))
+                    .map(|(_, v)| v)
+                    .sum();
+                s.push_str(&format!(
+                    "  {}: {} attempts ({:.1} %), removed {}×{}, {:.1} s out of rotation; 503s {}, WSAENOBUFS {}, p99 {:.1} ms\n",
+                    srv.name,
+                    srv.routed,
+                    srv.share * 100.0,
+                    srv.removals,
+                    srv.first_removed_at_s
+                        .map(|t| format!(" (first at {t:.1} s)"))
+                        .unwrap_or_default(),
+                    srv.out_of_rotation_seconds,
+                    n503,
+                    srv.summary.outgoing.wsaenobufs,
+                    srv.summary.latency_ms.all.p99
+                ));
+            }
+        }
         s
     }
 }

@@ -541,6 +541,63 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
             help: None,
         });
     }
+    if diags.is_empty() && !scenario.farm.servers.is_empty() {
+        // Each server group's `set` must give a valid server: build them now so that a
+        // wrong key or value is reported where it is written.
+        if let Err(e) = scenario.server_scenarios() {
+            for d in e.diagnostics {
+                let g = d
+                    .file
+                    .strip_prefix("farm.servers[")
+                    .and_then(|r| r.split(']').next())
+                    .and_then(|n| n.parse::<usize>().ok());
+                let set_text = d.file.strip_prefix("--set ");
+                let (g, j) = match (g, set_text) {
+                    (Some(g), _) => (g, None),
+                    (None, Some(t)) => {
+                        let hit = scenario
+                            .farm
+                            .servers
+                            .iter()
+                            .enumerate()
+                            .find_map(|(g, grp)| {
+                                grp.set.iter().position(|x| x == t).map(|j| (g, j))
+                            });
+                        match hit {
+                            Some((g, j)) => (g, Some(j)),
+                            None => (0, None),
+                        }
+                    }
+                    (None, None) => (0, None),
+                };
+                let mut path = vec![
+                    Seg::Key("farm".into()),
+                    Seg::Key("servers".into()),
+                    Seg::Index(g),
+                    Seg::Key("set".into()),
+                ];
+                if let Some(j) = j {
+                    path.push(Seg::Index(j));
+                }
+                let (file_name, line, column) = match origin_of(&path) {
+                    Some(o) => (o.to_string(), 0, 0),
+                    None => {
+                        let (l, c) =
+                            locate(&table, &path).map_or((0, 0), |s| line_col(text, s.start));
+                        (file.to_string(), l, c)
+                    }
+                };
+                diags.push(Diagnostic {
+                    file: file_name,
+                    line,
+                    column,
+                    key: format!("{} → {}", path_string(&path), d.key),
+                    message: d.message,
+                    help: d.help,
+                });
+            }
+        }
+    }
     if diags.is_empty() {
         Ok(scenario)
     } else {

@@ -63,6 +63,12 @@ pub struct Scenario {
     pub nic: Nic,
     /// Control loops inside the application (seed 003's valve).
     pub valves: Vec<ValveSpec>,
+    /// Several servers behind a load balancer (no `[[farm.servers]]`: one server).
+    pub farm: Farm,
+    /// The load balancer in front of a farm.
+    pub load_balancer: LoadBalancerSpec,
+    /// Client timeouts and retries.
+    pub clients: Clients,
 }
 
 impl Default for Scenario {
@@ -90,6 +96,9 @@ impl Default for Scenario {
             afd: Afd::default(),
             nic: Nic::default(),
             valves: Vec::new(),
+            farm: Farm::default(),
+            load_balancer: LoadBalancerSpec::default(),
+            clients: Clients::default(),
         }
     }
 }
@@ -927,6 +936,212 @@ pub struct ValveSpec {
     pub action: ValveAction,
 }
 
+/// `[farm]`: the servers behind the load balancer, in groups.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Farm {
+    /// `[[farm.servers]]`: each group is `count` servers built from this file with its
+    /// `set` overrides applied. Empty: a single server (no load balancer).
+    pub servers: Vec<ServerGroup>,
+}
+
+/// A group of identical servers of a farm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerGroup {
+    /// The server's name; with `count > 1` the servers are `name-1`, `name-2`, …
+    pub name: String,
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Overrides for these servers, written like `--set`: `["tcp.dynamic_port_count=32768"]`.
+    #[serde(default)]
+    pub set: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Keys that describe the farm and its clients, not one server: a server group cannot
+/// override them.
+pub const FARM_WIDE_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "seed",
+    "duration",
+    "warmup",
+    "sample_interval",
+    "load",
+    "farm",
+    "load_balancer",
+    "clients",
+];
+
+/// How the load balancer picks a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbPolicy {
+    RoundRobin,
+    LeastConnections,
+    Random,
+}
+
+/// What the load balancer does with every server out of rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenAllOut {
+    /// It answers 503 itself.
+    Reject,
+    /// It sends to all servers anyway.
+    FailOpen,
+}
+
+/// `[load_balancer]`: routing and health checks of a farm (seed 003).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadBalancerSpec {
+    pub policy: LbPolicy,
+    /// Time between health probes to each server; 0s: no probes.
+    pub probe_interval: Duration,
+    /// A probe not answered 200 within this fails.
+    pub probe_timeout: Duration,
+    /// The class of the probe request; "" = the first class.
+    pub probe_class: String,
+    /// How long a failing server stays out before its next passing probe reinstates it.
+    pub hold_time: Duration,
+    /// Whether a 503 answer to a user request takes the server out (seed 003).
+    pub remove_on_503: bool,
+    pub when_all_out: WhenAllOut,
+}
+
+impl Default for LoadBalancerSpec {
+    fn default() -> Self {
+        Self {
+            policy: LbPolicy::RoundRobin,
+            probe_interval: Duration(5_000_000_000),
+            probe_timeout: Duration(2_000_000_000),
+            probe_class: String::new(),
+            hold_time: Duration(15_000_000_000),
+            remove_on_503: true,
+            when_all_out: WhenAllOut::Reject,
+        }
+    }
+}
+
+/// Which failed attempts a client retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetryOn {
+    /// A 503 from a server or from the load balancer.
+    #[serde(rename = "503")]
+    Unavailable,
+    /// Any other failure (500, connection dropped).
+    #[serde(rename = "error")]
+    Error,
+    /// The client's own timeout.
+    #[serde(rename = "timeout")]
+    Timeout,
+}
+
+/// How retries are spread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JitterSpec {
+    None,
+    Full,
+    Equal,
+}
+
+/// `[clients]`: what a client does when an attempt fails or takes too long.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Clients {
+    /// The client gives up on an attempt after this; 0s: never.
+    pub timeout: Duration,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    pub retry_on: Vec<RetryOn>,
+    /// Wait before the first retry; each next one waits `backoff_multiplier` times longer.
+    pub backoff: Duration,
+    pub backoff_multiplier: f64,
+    pub max_backoff: Duration,
+    pub jitter: JitterSpec,
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Self {
+            timeout: Duration(0),
+            retries: 0,
+            retry_on: vec![RetryOn::Unavailable, RetryOn::Error, RetryOn::Timeout],
+            backoff: Duration(100_000_000),
+            backoff_multiplier: 2.0,
+            max_backoff: Duration(10_000_000_000),
+            jitter: JitterSpec::None,
+        }
+    }
+}
+
+impl Scenario {
+    /// Whether the run needs the farm driver: several servers, a load balancer, or
+    /// clients that time out or retry.
+    pub fn is_farm(&self) -> bool {
+        !self.farm.servers.is_empty() || self.clients.timeout.0 > 0 || self.clients.retries > 0
+    }
+
+    /// The farm's servers in order: (name, group index).
+    pub fn server_names(&self) -> Vec<(String, usize)> {
+        if self.farm.servers.is_empty() {
+            return vec![(self.name.clone(), 0)];
+        }
+        let mut out = Vec::new();
+        for (g, grp) in self.farm.servers.iter().enumerate() {
+            if grp.count == 1 {
+                out.push((grp.name.clone(), g));
+            } else {
+                for k in 1..=grp.count {
+                    out.push((format!("{}-{k}", grp.name), g));
+                }
+            }
+        }
+        out
+    }
+
+    /// One scenario per server: this file with the farm sections removed, its group's
+    /// `set` applied, and its own seed (server 0 keeps the master seed, so a farm of
+    /// one draws what a single-server run draws).
+    pub fn server_scenarios(&self) -> Result<Vec<(String, Scenario)>, load::LoadError> {
+        let mut base = self.clone();
+        base.farm = Farm::default();
+        base.load_balancer = LoadBalancerSpec::default();
+        base.clients = Clients::default();
+        let text = base.to_toml();
+        let mut per_group: Vec<Option<Scenario>> = vec![None; self.farm.servers.len().max(1)];
+        let mut out = Vec::new();
+        for (i, (name, g)) in self.server_names().into_iter().enumerate() {
+            if per_group[g].is_none() {
+                let set = self
+                    .farm
+                    .servers
+                    .get(g)
+                    .map(|grp| grp.set.clone())
+                    .unwrap_or_default();
+                per_group[g] = Some(if set.is_empty() {
+                    base.clone()
+                } else {
+                    load::load_str(&format!("farm.servers[{g}].set"), &text, &set)?
+                });
+            }
+            let mut s = per_group[g].clone().expect("filled");
+            s.name = name.clone();
+            if i > 0 {
+                s.seed = crate::engine::stream_seed(self.seed, &format!("farm/server/{i}"));
+            }
+            out.push((name, s));
+        }
+        Ok(out)
+    }
+}
+
 /// A problem found after the file parsed: the key path and a message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Invalid {
@@ -1214,6 +1429,97 @@ impl Scenario {
                     tp.min_threads(cpus),
                     tp.max_threads(cpus)
                 ),
+            );
+        }
+        // The farm, its load balancer and its clients.
+        let mut snames = std::collections::HashSet::new();
+        for (g, grp) in self.farm.servers.iter().enumerate() {
+            if grp.name.trim().is_empty() {
+                bad(
+                    format!("farm.servers[{g}].name"),
+                    "a server group needs a name".into(),
+                );
+            }
+            if grp.count == 0 || grp.count > 1000 {
+                bad(
+                    format!("farm.servers[{g}].count"),
+                    format!("must be 1–1000 servers, got {}", grp.count),
+                );
+            }
+            for (j, o) in grp.set.iter().enumerate() {
+                let key = o.split_once('=').map(|(k, _)| k.trim()).unwrap_or("");
+                if key.is_empty() {
+                    bad(
+                        format!("farm.servers[{g}].set[{j}]"),
+                        format!(
+                            "expected \"key=value\" like \"tcp.dynamic_port_count=32768\", got \"{o}\""
+                        ),
+                    );
+                    continue;
+                }
+                let top = key.split(['.', '[']).next().unwrap_or("");
+                if FARM_WIDE_KEYS.contains(&top) {
+                    bad(
+                        format!("farm.servers[{g}].set[{j}]"),
+                        format!(
+                            "`{key}` is farm-wide (the load, the farm, its balancer and clients are not per server); a group can set the server sections: cpu, http_sys, iis, aspnet, thread_pool, gc, connections, backends, tcp, kernel_cache, app_pool, afd, nic, valves, classes"
+                        ),
+                    );
+                }
+            }
+        }
+        for (name, _) in self.server_names() {
+            if !self.farm.servers.is_empty() && !snames.insert(name.clone()) {
+                bad(
+                    "farm.servers".into(),
+                    format!("server name \"{name}\" is used twice"),
+                );
+            }
+        }
+        let lb = &self.load_balancer;
+        if lb.probe_interval.0 > 0 && lb.probe_timeout.0 == 0 {
+            bad(
+                "load_balancer.probe_timeout".into(),
+                "must be longer than 0s when probes are on".into(),
+            );
+        }
+        if !lb.probe_class.is_empty() && !self.classes.iter().any(|c| c.name == lb.probe_class) {
+            let help = match load::nearest(
+                &lb.probe_class,
+                self.classes.iter().map(|c| c.name.as_str()),
+            ) {
+                Some(n) => format!("; did you mean \"{n}\"?"),
+                None => String::new(),
+            };
+            bad(
+                "load_balancer.probe_class".into(),
+                format!(
+                    "names no class (the classes are: {}){help}",
+                    self.classes
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        let c = &self.clients;
+        if c.retries > 100 {
+            bad(
+                "clients.retries".into(),
+                format!("must be 0–100, got {}", c.retries),
+            );
+        }
+        if !(c.backoff_multiplier.is_finite() && c.backoff_multiplier >= 1.0) {
+            bad(
+                "clients.backoff_multiplier".into(),
+                format!("must be a number >= 1, got {}", c.backoff_multiplier),
+            );
+        }
+        if c.max_backoff.0 < c.backoff.0 {
+            bad(
+                "clients.max_backoff".into(),
+                format!("must not be shorter than backoff ({})", c.backoff),
             );
         }
         out

@@ -767,6 +767,96 @@ pub const SETTINGS: &[SettingDoc] = &[
         "-",
         "Control loops inside the application (seed 003's valve: read ASP.NET\\Requests Queued once a second, stop starting outgoing calls above 2000, resume below). The counter is ASP.NET\\Requests Queued, ASP.NET\\Requests Current, System.Runtime\\ThreadPool Queue Length, w3sim\\HTTP.SYS Outstanding Requests or w3sim\\Ports In TIME_WAIT."
     ),
+    s!(
+        "farm.servers",
+        "list of { name, count = 1, set = [\"key=value\", …] }",
+        "-",
+        "The servers behind the load balancer, in groups: each group is `count` servers (named name-1, name-2, … when count > 1) built from this file with its `set` overrides applied (same keys as --set; farm-wide keys — load, farm, load_balancer, clients, duration, seed… — cannot be set per server). Each server has its own state and random streams (the first keeps the master seed). Empty (default): one server, no load balancer."
+    ),
+    s!(
+        "load_balancer.policy",
+        "round_robin | least_connections | random",
+        "balancer's load-balancing method",
+        "How a user request is given a server in rotation. Default round_robin (assumption: the seed does not say)."
+    ),
+    s!(
+        "load_balancer.probe_interval",
+        "duration (0s: no probes)",
+        "health monitor interval",
+        "Every interval the balancer sends a probe request to each server (one outstanding at a time). Default 5 s (assumption: F5's default HTTP monitor interval); seed 003: a removed server is \"reinstated when the load balancer does its next ping\"."
+    ),
+    s!(
+        "load_balancer.probe_timeout",
+        "duration",
+        "health monitor timeout",
+        "A probe not answered 200 within this fails and takes the server out. Default 2 s (assumption)."
+    ),
+    s!(
+        "load_balancer.probe_class",
+        "a class name, or \"\"",
+        "health monitor URL",
+        "The class of the probe request (a class with weight 0 is a page only probes ask for). Default \"\": the first class."
+    ),
+    s!(
+        "load_balancer.hold_time",
+        "duration",
+        "-",
+        "How long a failing server stays out of rotation; then its next passing probe reinstates it. Default 15 s (seed 003)."
+    ),
+    s!(
+        "load_balancer.remove_on_503",
+        "true | false",
+        "passive health check",
+        "A 503 answer to a user request takes the server out for hold_time (seed 003: \"when the server responds with a HTTP 503 error, the load balancer will automatically remove the web server\"). Default true."
+    ),
+    s!(
+        "load_balancer.when_all_out",
+        "reject | fail_open",
+        "-",
+        "With every server out of rotation: reject (default) answers 503 itself (outcome 503_load_balancer_no_server); fail_open sends to all servers anyway."
+    ),
+    s!(
+        "clients.timeout",
+        "duration (0s: never)",
+        "HttpClient.Timeout / browser timeout",
+        "A client gives up on an attempt after this (outcome client_timeout); the server goes on working on it. Default 0s: clients wait for the answer."
+    ),
+    s!(
+        "clients.retries",
+        "count (0–100)",
+        "-",
+        "Retries of a user request after a failed attempt; a retried request is still one user request (summary.json: farm.user_requests vs farm.attempts). Default 0."
+    ),
+    s!(
+        "clients.retry_on",
+        "list of \"503\", \"error\", \"timeout\"",
+        "-",
+        "Which failed attempts are retried: a 503 (from a server or the balancer), another failure, the client's timeout. Default all three."
+    ),
+    s!(
+        "clients.backoff",
+        "duration",
+        "-",
+        "Wait before the first retry. Default 100 ms (assumption)."
+    ),
+    s!(
+        "clients.backoff_multiplier",
+        "number >= 1",
+        "-",
+        "Each further retry waits this many times longer (exponential backoff). Default 2."
+    ),
+    s!(
+        "clients.max_backoff",
+        "duration",
+        "-",
+        "Cap of the backoff. Default 10 s."
+    ),
+    s!(
+        "clients.jitter",
+        "none | full | equal",
+        "-",
+        "none (default): exactly the backoff, so clients that failed together retry together; full: uniform over [0, backoff]; equal: backoff/2 plus uniform over [0, backoff/2]."
+    ),
 ];
 
 /// Flattens a TOML value into (path, value) rows; list elements use `[]`.
@@ -802,6 +892,7 @@ fn is_inline_list(path: &str) -> bool {
         "cpu.noise",
         "backends",
         "valves",
+        "farm.servers",
     ]
     .contains(&path)
 }
@@ -823,7 +914,8 @@ pub fn default_of(path: &str) -> String {
         .find(|(p, _)| p == path)
         .map(|(_, v)| v)
         .unwrap_or_else(|| match path {
-            "load.schedule" | "load.bursts" | "cpu.noise" | "backends" | "valves" => "[]".into(),
+            "load.schedule" | "load.bursts" | "cpu.noise" | "backends" | "valves"
+            | "farm.servers" => "[]".into(),
             p if p.starts_with("backends[]") => match p {
                 "backends[].name" => "\"backend\"".into(),
                 _ => {

@@ -1,0 +1,978 @@
+//! A farm: several servers behind a load balancer, with clients that time out and
+//! retry, simulated in one event loop.
+//!
+//! Each server is a whole [`Simulation`] (its own models, calendar and random
+//! streams) built by [`Scenario::server_scenarios`]. The farm owns what sits in front
+//! of them: the load ([`OpenLoop`] / [`ClosedLoop`], the same streams a single-server
+//! run uses), the retrying clients ([`Sessions`]) and the load balancer
+//! ([`LoadBalancer`]). The loop always processes the earliest event of all calendars —
+//! the farm's first, then the servers' in index order at equal times — so the farm is
+//! one deterministic event loop; its cost per event grows with the number of servers
+//! only by a scan of their next-event times.
+//!
+//! An attempt goes: client → balancer → [`Simulation::inject`] on the chosen server;
+//! its outcome comes back from [`Simulation::take_completed`] to the balancer (a 503
+//! takes the server out) and to the client (done, or retry after a backoff). Health
+//! probes are requests of the probe class injected the same way.
+//!
+//! Outputs: the farm-wide [`Summary`] (user-visible outcomes and latency, with
+//! `farm` holding attempts, retries, the balancer and one full summary per server),
+//! a farm time series, and one time series per server.
+
+use std::time::Instant;
+
+use w3sim_models::clients::{
+    Answer, Attempt, ClassPicker, ClientTimer, ClosedLoop, Jitter, OpenLoop, OpenTimer,
+    RetryPolicy, Sessions, UserTimer, Verdict,
+};
+use w3sim_models::load_balancer::{
+    LbConfig, LbEvent, LbTimer, LoadBalancer, Policy, WhenAllOut as MWhenAllOut,
+};
+use w3sim_models::request::{ClassId, Outcome};
+use w3sim_models::stat::Gauge;
+use w3sim_models::time::{SimTime, as_secs};
+
+use crate::engine::{Calendar, Fx, Stream, stream};
+use crate::incidents::{Detector, Incident, Limits};
+use crate::output::SampleSink;
+use crate::pipeline::{RunError, Simulation, open_sources};
+use crate::scenario::{JitterSpec, LbPolicy, LoadMode, RetryOn, Scenario, WhenAllOut};
+use crate::stats::{
+    FarmServerSummary, FarmSummary, Latency, LatencyByClass, LbSummary, LimitHit, LittlesLaw,
+    MeasuredSummary, RequestTotals, RunEvent, Summary, round6,
+};
+
+/// The farm's own events.
+#[derive(Clone, Copy, Debug)]
+enum FarmEv {
+    Open(u16, OpenTimer),
+    User(UserTimer),
+    Client(ClientTimer),
+    Lb(LbTimer),
+    Sample,
+    WarmupEnd,
+}
+
+/// User-visible outcome of a request the balancer answered itself.
+pub const LB_NO_SERVER: &str = "503_load_balancer_no_server";
+/// User-visible outcome of a request whose last attempt the client gave up on.
+pub const CLIENT_TIMEOUT: &str = "client_timeout";
+
+/// Probe origins carry this bit; user attempts carry their client token.
+const PROBE: u64 = 1 << 63;
+const NO_USER: u32 = u32::MAX;
+
+/// Whether an outcome is a 503 (the balancer's passive check, the client's "503").
+pub fn is_503(o: Outcome) -> bool {
+    matches!(
+        o,
+        Outcome::QueueFull503
+            | Outcome::ConcurrentRequestLimit503_2
+            | Outcome::ServerTooBusy503
+            | Outcome::AppOffline503
+    )
+}
+
+fn answer_of(o: Outcome) -> Answer {
+    if o == Outcome::Ok {
+        Answer::Ok
+    } else if is_503(o) {
+        Answer::Unavailable
+    } else {
+        Answer::Error
+    }
+}
+
+/// The farm time series' columns before the per-server ones.
+pub const FARM_COLUMNS: &[&str] = &[
+    "time_s",
+    "w3sim\\Farm User Requests/sec",
+    "w3sim\\Farm Attempts/sec",
+    "w3sim\\Farm Retries/sec",
+    "w3sim\\Farm User Requests OK/sec",
+    "w3sim\\Farm User Requests Failed/sec",
+    "w3sim\\Farm Client Timeouts/sec",
+    "w3sim\\Farm User Requests In Flight",
+    "w3sim\\Farm Response Time p99 (ms)",
+    "w3sim\\Load Balancer Servers In Rotation",
+    "w3sim\\Load Balancer Removals",
+    "w3sim\\Load Balancer Rejected/sec",
+];
+
+/// Per-server columns of the farm time series, as `\\SERVER\` + one of these
+/// (perfmon's machine prefix).
+pub const SERVER_COLUMNS: &[&str] = &[
+    "w3sim\\Load Balancer Requests/sec",
+    "w3sim\\In Rotation",
+    "w3sim\\Attempts Failed/sec",
+    "w3sim\\Load Balancer Active Requests",
+];
+
+/// Every column of a farm's `timeseries.csv` for these server names.
+pub fn farm_columns(servers: &[String]) -> Vec<String> {
+    let mut c: Vec<String> = FARM_COLUMNS.iter().map(|s| s.to_string()).collect();
+    for s in servers {
+        for k in SERVER_COLUMNS {
+            c.push(format!("\\\\{s}\\{k}"));
+        }
+    }
+    c
+}
+
+/// Counts for one sample interval.
+#[derive(Default, Clone)]
+struct Interval {
+    begun: u64,
+    attempts: u64,
+    retries: u64,
+    ok: u64,
+    failed: u64,
+    timeouts: u64,
+    rejected: u64,
+    routed: Vec<u64>,
+    failed_at: Vec<u64>,
+}
+
+/// Farm-wide figures over the measurement window.
+struct FarmWindow {
+    start: SimTime,
+    begun: u64,
+    ok: u64,
+    failed: u64,
+    outcomes: std::collections::BTreeMap<&'static str, u64>,
+    latency: Latency,
+    by_class: Vec<Latency>,
+    sojourn_sum_ns: u128,
+}
+
+impl FarmWindow {
+    fn new(start: SimTime, classes: usize) -> Self {
+        Self {
+            start,
+            begun: 0,
+            ok: 0,
+            failed: 0,
+            outcomes: Default::default(),
+            latency: Latency::default(),
+            by_class: (0..classes).map(|_| Latency::default()).collect(),
+            sojourn_sum_ns: 0,
+        }
+    }
+}
+
+struct Front<'a> {
+    scn: &'a Scenario,
+    names: Vec<String>,
+    cal: Calendar<FarmEv>,
+    open: Vec<OpenLoop<Stream>>,
+    closed: Option<ClosedLoop<Stream>>,
+    clients: Sessions<Stream>,
+    lb: Option<LoadBalancer<Stream>>,
+    probe_class: ClassId,
+    /// Started-at of each probe in flight, per server (seq → time is not needed: the
+    /// balancer's own timeout decides lateness).
+    user_in_flight: Gauge,
+    // Whole-run figures.
+    begun: u64,
+    outcomes: std::collections::BTreeMap<&'static str, u64>,
+    attempt_outcomes: std::collections::BTreeMap<&'static str, u64>,
+    stale_answers: u64,
+    window: FarmWindow,
+    interval: Interval,
+    interval_latency: Latency,
+    events: Vec<RunEvent>,
+    /// Time each server was first taken out, if ever.
+    first_removed: Vec<Option<f64>>,
+}
+
+impl<'a> Front<'a> {
+    fn new(scn: &'a Scenario, names: Vec<String>) -> Self {
+        let seed = scn.seed;
+        let n = names.len();
+        let weights: Vec<f64> = scn.classes.iter().map(|c| c.weight).collect();
+        let (open, closed) = match scn.load.mode {
+            LoadMode::Open => (open_sources(scn), None),
+            LoadMode::Closed => (
+                Vec::new(),
+                Some(ClosedLoop::new(
+                    scn.load.users,
+                    scn.load.think_time.0.sampler(),
+                    ClassPicker::new(&weights),
+                    stream(seed, "load/users"),
+                )),
+            ),
+        };
+        let c = &scn.clients;
+        let policy = RetryPolicy {
+            retries: c.retries,
+            backoff_ns: c.backoff.0,
+            multiplier: c.backoff_multiplier,
+            max_backoff_ns: c.max_backoff.0,
+            jitter: match c.jitter {
+                JitterSpec::None => Jitter::None,
+                JitterSpec::Full => Jitter::Full,
+                JitterSpec::Equal => Jitter::Equal,
+            },
+            on_503: c.retry_on.contains(&RetryOn::Unavailable),
+            on_error: c.retry_on.contains(&RetryOn::Error),
+            on_timeout: c.retry_on.contains(&RetryOn::Timeout),
+        };
+        let lb = (!scn.farm.servers.is_empty()).then(|| {
+            let l = &scn.load_balancer;
+            LoadBalancer::new(
+                LbConfig {
+                    servers: n,
+                    policy: match l.policy {
+                        LbPolicy::RoundRobin => Policy::RoundRobin,
+                        LbPolicy::LeastConnections => Policy::LeastConnections,
+                        LbPolicy::Random => Policy::Random,
+                    },
+                    probe_interval_ns: l.probe_interval.0,
+                    probe_timeout_ns: l.probe_timeout.0,
+                    hold_ns: l.hold_time.0,
+                    remove_on_503: l.remove_on_503,
+                    when_all_out: match l.when_all_out {
+                        WhenAllOut::Reject => MWhenAllOut::Reject,
+                        WhenAllOut::FailOpen => MWhenAllOut::FailOpen,
+                    },
+                },
+                stream(seed, "load_balancer"),
+            )
+        });
+        let probe_class = scn
+            .classes
+            .iter()
+            .position(|c| c.name == scn.load_balancer.probe_class)
+            .unwrap_or(0) as ClassId;
+        Self {
+            scn,
+            cal: Calendar::new(),
+            open,
+            closed,
+            clients: Sessions::new(policy, c.timeout.0, stream(seed, "clients/retries")),
+            lb,
+            probe_class,
+            user_in_flight: Gauge::new(),
+            begun: 0,
+            outcomes: Default::default(),
+            attempt_outcomes: Default::default(),
+            stale_answers: 0,
+            window: FarmWindow::new(0, scn.classes.len()),
+            interval: Interval {
+                routed: vec![0; n],
+                failed_at: vec![0; n],
+                ..Default::default()
+            },
+            interval_latency: Latency::default(),
+            events: Vec::new(),
+            first_removed: vec![None; n],
+            names,
+        }
+    }
+}
+
+/// Runs a farm scenario. `farm_sink` gets the farm time series ([`farm_columns`]);
+/// `server_sinks` one sink per server (in [`Scenario::server_names`] order) for each
+/// server's own time series.
+pub fn run_farm(
+    scn: &Scenario,
+    farm_sink: &mut dyn SampleSink,
+    server_sinks: &mut [Box<dyn SampleSink>],
+) -> Result<Summary, RunError> {
+    let wall = Instant::now();
+    let servers = scn
+        .server_scenarios()
+        .map_err(|e| RunError::Invariant(format!("the farm's servers cannot be built: {e}")))?;
+    let names: Vec<String> = servers.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(
+        server_sinks.len(),
+        servers.len(),
+        "one sink per server is needed"
+    );
+    let n = servers.len();
+    let mut sims: Vec<Simulation<'_>> =
+        servers.iter().map(|(_, s)| Simulation::member(s)).collect();
+    let mut detectors: Vec<Detector<'_>> = server_sinks
+        .iter_mut()
+        .zip(&servers)
+        .map(|(sink, (_, s))| {
+            Detector::new(
+                sink.as_mut(),
+                Limits::from_scenario_with_ports(s, s.tcp.dynamic_port_count),
+            )
+        })
+        .collect();
+    for (sim, d) in sims.iter_mut().zip(detectors.iter_mut()) {
+        sim.begin(d)?;
+    }
+    let mut f = Front::new(scn, names.clone());
+    let cols = farm_columns(&names);
+    let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+    farm_sink.columns(&cols)?;
+    let end = scn.duration.0;
+    // Arm the farm's timers.
+    for (i, open) in f.open.iter_mut().enumerate() {
+        let i = i as u16;
+        open.start(
+            0,
+            &mut Fx {
+                cal: &mut f.cal,
+                wrap: move |t| FarmEv::Open(i, t),
+            },
+        );
+    }
+    if let Some(closed) = f.closed.as_mut() {
+        closed.start(
+            0,
+            &mut Fx {
+                cal: &mut f.cal,
+                wrap: FarmEv::User,
+            },
+        );
+    }
+    if let Some(lb) = f.lb.as_mut() {
+        lb.start(
+            0,
+            &mut Fx {
+                cal: &mut f.cal,
+                wrap: FarmEv::Lb,
+            },
+        );
+    }
+    if scn.warmup.0 > 0 {
+        f.cal.schedule(scn.warmup.0, FarmEv::WarmupEnd);
+    }
+    f.cal
+        .schedule(scn.sample_interval.0.min(end), FarmEv::Sample);
+
+    let mut next: Vec<SimTime> = sims
+        .iter()
+        .map(|s| s.next_time().unwrap_or(SimTime::MAX))
+        .collect();
+    let mut farm_events = 0u64;
+    loop {
+        let tf = f.cal.peek_time().filter(|&t| t <= end);
+        let (mut ts, mut si) = (SimTime::MAX, usize::MAX);
+        for (i, &t) in next.iter().enumerate() {
+            if t < ts {
+                ts = t;
+                si = i;
+            }
+        }
+        match tf {
+            Some(t) if t <= ts => {
+                let (now, ev) = f.cal.pop().expect("peeked");
+                farm_events += 1;
+                f.on_event(now, ev, &mut sims, &mut next, farm_sink)?;
+            }
+            _ if si != usize::MAX => {
+                sims[si].step(&mut detectors[si])?;
+                if sims[si].has_completed() {
+                    f.on_completed(ts, si, &mut sims, &mut next);
+                }
+                next[si] = sims[si].next_time().unwrap_or(SimTime::MAX);
+            }
+            _ => break,
+        }
+    }
+    farm_sink.finish()?;
+
+    // Per-server summaries, with their incidents.
+    let mut per_server = Vec::with_capacity(n);
+    let mut violations = Vec::new();
+    for ((sim, mut det), name) in sims.iter_mut().zip(detectors).zip(&names) {
+        let mut s = sim.end(&mut det)?;
+        for e in &s.marked_events {
+            det.event(e.at_s, &e.kind, &e.detail);
+        }
+        s.incidents = det.finish_incidents();
+        for v in sim.take_violations() {
+            violations.push(format!("{name}: {v}"));
+        }
+        per_server.push(s);
+    }
+    if !violations.is_empty() {
+        return Err(RunError::Invariant(violations.join("; ")));
+    }
+    let mut summary = f.summarize(end, per_server, farm_events);
+    summary.wall_seconds = round6(wall.elapsed().as_secs_f64());
+    Ok(summary)
+}
+
+impl Front<'_> {
+    fn on_event(
+        &mut self,
+        now: SimTime,
+        ev: FarmEv,
+        sims: &mut [Simulation<'_>],
+        next: &mut [SimTime],
+        sink: &mut dyn SampleSink,
+    ) -> Result<(), RunError> {
+        match ev {
+            FarmEv::Open(src, timer) => {
+                let batch = self.open[src as usize].on_timer(
+                    now,
+                    timer,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: move |t| FarmEv::Open(src, t),
+                    },
+                );
+                for _ in 0..batch.count {
+                    let class = match batch.class {
+                        Some(c) => c,
+                        None => self.open[src as usize].pick_class(),
+                    };
+                    self.begin_user(now, class, NO_USER, sims, next);
+                }
+            }
+            FarmEv::User(timer) => {
+                let class = self
+                    .closed
+                    .as_mut()
+                    .expect("user timer without users")
+                    .on_timer(now, timer);
+                self.begin_user(now, class, timer.0, sims, next);
+            }
+            FarmEv::Client(timer) => {
+                let (verdict, attempt) = self.clients.on_timer(
+                    now,
+                    timer,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: FarmEv::Client,
+                    },
+                );
+                if matches!(timer, ClientTimer::Timeout { .. }) && verdict != Verdict::Stale {
+                    *self.attempt_outcomes.entry(CLIENT_TIMEOUT).or_default() += 1;
+                    self.interval.timeouts += 1;
+                }
+                self.verdict(now, verdict, CLIENT_TIMEOUT);
+                if let Some(a) = attempt {
+                    self.send(now, a, sims, next);
+                }
+            }
+            FarmEv::Lb(timer) => {
+                if let Some(lb) = self.lb.as_mut() {
+                    lb.on_timer(
+                        now,
+                        timer,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: FarmEv::Lb,
+                        },
+                    );
+                }
+                self.lb_follow_up(now, sims, next);
+            }
+            FarmEv::Sample => {
+                self.sample(now, sink)?;
+                let end = self.scn.duration.0;
+                let t = now + self.scn.sample_interval.0;
+                if t <= end {
+                    self.cal.schedule(t, FarmEv::Sample);
+                } else if now < end {
+                    self.cal.schedule(end, FarmEv::Sample);
+                }
+            }
+            FarmEv::WarmupEnd => {
+                self.window = FarmWindow::new(now, self.scn.classes.len());
+                self.user_in_flight.reset_window(now);
+            }
+        }
+        Ok(())
+    }
+
+    fn begin_user(
+        &mut self,
+        now: SimTime,
+        class: ClassId,
+        user: u32,
+        sims: &mut [Simulation<'_>],
+        next: &mut [SimTime],
+    ) {
+        self.begun += 1;
+        self.window.begun += 1;
+        self.interval.begun += 1;
+        self.user_in_flight.inc(now);
+        let a = self.clients.begin(
+            now,
+            class,
+            user,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: FarmEv::Client,
+            },
+        );
+        self.send(now, a, sims, next);
+    }
+
+    /// Sends an attempt through the balancer (or straight to the only server).
+    fn send(
+        &mut self,
+        now: SimTime,
+        a: Attempt,
+        sims: &mut [Simulation<'_>],
+        next: &mut [SimTime],
+    ) {
+        self.interval.attempts += 1;
+        if a.number > 1 {
+            self.interval.retries += 1;
+        }
+        let target = match self.lb.as_mut() {
+            Some(lb) => lb.route(),
+            None => Some(0),
+        };
+        match target {
+            Some(s) => {
+                self.interval.routed[s] += 1;
+                sims[s].inject(now, a.class, a.token());
+                next[s] = sims[s].next_time().unwrap_or(SimTime::MAX);
+                if sims[s].has_completed() {
+                    // Answered at once (e.g. 503 QueueFull at the door).
+                    self.on_completed(now, s, sims, next);
+                }
+            }
+            None => {
+                *self.attempt_outcomes.entry(LB_NO_SERVER).or_default() += 1;
+                self.interval.rejected += 1;
+                let v = self.clients.answered(
+                    now,
+                    a.token(),
+                    Answer::Unavailable,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: FarmEv::Client,
+                    },
+                );
+                self.verdict(now, v, LB_NO_SERVER);
+            }
+        }
+    }
+
+    /// Server `s` answered attempts (or probes).
+    fn on_completed(
+        &mut self,
+        now: SimTime,
+        s: usize,
+        sims: &mut [Simulation<'_>],
+        next: &mut [SimTime],
+    ) {
+        let done: Vec<(u64, Outcome)> = sims[s].take_completed().collect();
+        for (origin, outcome) in done {
+            if origin & PROBE != 0 {
+                let seq = (origin >> 16) as u32;
+                if let Some(lb) = self.lb.as_mut() {
+                    lb.probe_answered(
+                        now,
+                        s,
+                        seq,
+                        outcome == Outcome::Ok,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: FarmEv::Lb,
+                        },
+                    );
+                }
+                continue;
+            }
+            if outcome != Outcome::Ok {
+                self.interval.failed_at[s] += 1;
+            }
+            if let Some(lb) = self.lb.as_mut() {
+                lb.answered(
+                    now,
+                    s,
+                    is_503(outcome),
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: FarmEv::Lb,
+                    },
+                );
+            }
+            let v = self.clients.answered(
+                now,
+                origin,
+                answer_of(outcome),
+                &mut Fx {
+                    cal: &mut self.cal,
+                    wrap: FarmEv::Client,
+                },
+            );
+            if v == Verdict::Stale {
+                self.stale_answers += 1;
+            } else {
+                *self.attempt_outcomes.entry(outcome.name()).or_default() += 1;
+            }
+            self.verdict(now, v, outcome.name());
+        }
+        self.lb_follow_up(now, sims, next);
+    }
+
+    /// Sends the probes the balancer asked for and records its removals.
+    fn lb_follow_up(&mut self, now: SimTime, sims: &mut [Simulation<'_>], next: &mut [SimTime]) {
+        let Some(lb) = self.lb.as_mut() else { return };
+        while let Some(e) = lb.poll_event() {
+            let (kind, server, detail) = match e {
+                LbEvent::Removed { server, reason } => ("lb_removed", server, reason),
+                LbEvent::Reinstated { server } => ("lb_reinstated", server, "its probe passed"),
+            };
+            let s = server as usize;
+            if kind == "lb_removed" && self.first_removed[s].is_none() {
+                self.first_removed[s] = Some(round6(as_secs(now)));
+            }
+            self.events.push(RunEvent {
+                at_s: round6(as_secs(now)),
+                kind: kind.into(),
+                detail: format!("{}: {detail}", self.names[s]),
+            });
+        }
+        let mut probes = Vec::new();
+        while let Some(p) = lb.poll_probe() {
+            probes.push(p);
+        }
+        for p in probes {
+            let s = p.server as usize;
+            let origin = PROBE | ((p.seq as u64) << 16) | p.server as u64;
+            sims[s].inject(now, self.probe_class, origin);
+            next[s] = sims[s].next_time().unwrap_or(SimTime::MAX);
+            if sims[s].has_completed() {
+                self.on_completed(now, s, sims, next);
+            }
+        }
+    }
+
+    /// Records a user request that is over; a closed-loop user thinks again.
+    fn verdict(&mut self, now: SimTime, v: Verdict, last: &'static str) {
+        let Verdict::Done(d) = v else { return };
+        let ok = d.last == Answer::Ok;
+        let name: &'static str = if ok { "ok" } else { last };
+        *self.outcomes.entry(name).or_default() += 1;
+        self.user_in_flight.dec(now);
+        let sojourn = now - d.started;
+        if ok {
+            self.interval.ok += 1;
+            self.interval_latency.record(sojourn);
+        } else {
+            self.interval.failed += 1;
+        }
+        if d.started >= self.window.start {
+            *self.window.outcomes.entry(name).or_default() += 1;
+            self.window.sojourn_sum_ns += sojourn as u128;
+            if ok {
+                self.window.ok += 1;
+                self.window.latency.record(sojourn);
+                self.window.by_class[d.class as usize].record(sojourn);
+            } else {
+                self.window.failed += 1;
+            }
+        }
+        if d.user != NO_USER {
+            if let Some(closed) = self.closed.as_mut() {
+                closed.on_response(
+                    now,
+                    d.user,
+                    &mut Fx {
+                        cal: &mut self.cal,
+                        wrap: FarmEv::User,
+                    },
+                );
+            }
+        }
+    }
+
+    fn sample(&mut self, now: SimTime, sink: &mut dyn SampleSink) -> Result<(), RunError> {
+        let dt = self.scn.sample_interval.0 as f64 * 1e-9;
+        let per_s = |x: u64| round6(x as f64 / dt);
+        let i = std::mem::replace(
+            &mut self.interval,
+            Interval {
+                routed: vec![0; self.names.len()],
+                failed_at: vec![0; self.names.len()],
+                ..Default::default()
+            },
+        );
+        let mut row = vec![
+            round6(as_secs(now)),
+            per_s(i.begun),
+            per_s(i.attempts),
+            per_s(i.retries),
+            per_s(i.ok),
+            per_s(i.failed),
+            per_s(i.timeouts),
+            self.user_in_flight.get() as f64,
+            round6(self.interval_latency.quantile_ms(0.99)),
+        ];
+        self.interval_latency.reset();
+        let n = self.names.len();
+        match &self.lb {
+            Some(lb) => {
+                row.push(lb.in_rotation_now() as f64);
+                row.push((0..n).map(|s| lb.removals(s) as f64).sum());
+            }
+            None => {
+                row.push(n as f64);
+                row.push(0.0);
+            }
+        }
+        row.push(per_s(i.rejected));
+        for s in 0..n {
+            row.push(per_s(i.routed[s]));
+            let (inr, active) = match &self.lb {
+                Some(lb) => (
+                    (lb.state(s) == w3sim_models::load_balancer::ServerState::InRotation) as u8
+                        as f64,
+                    lb.active(s) as f64,
+                ),
+                None => (1.0, 0.0),
+            };
+            row.push(inr);
+            row.push(per_s(i.failed_at[s]));
+            row.push(active);
+        }
+        sink.row(&row)?;
+        Ok(())
+    }
+
+    fn summarize(mut self, end: SimTime, servers: Vec<Summary>, farm_events: u64) -> Summary {
+        let scn = self.scn;
+        let w = &self.window;
+        let span_s = (as_secs(end) - as_secs(w.start)).max(1e-9);
+        let failed_total: u64 = self
+            .outcomes
+            .iter()
+            .filter(|(k, _)| **k != "ok")
+            .map(|(_, v)| v)
+            .sum();
+        let ok_total = self.outcomes.get("ok").copied().unwrap_or(0);
+        let measured = MeasuredSummary {
+            from_s: round6(as_secs(w.start)),
+            to_s: round6(as_secs(end)),
+            arrived: w.begun,
+            completed: w.ok,
+            failed: w.failed,
+            outcomes: w.outcomes.clone(),
+            throughput_per_s: round6(w.ok as f64 / span_s),
+            failure_ratio: if w.ok + w.failed == 0 {
+                0.0
+            } else {
+                round6(w.failed as f64 / (w.ok + w.failed) as f64)
+            },
+        };
+        let l = self.user_in_flight.mean(end);
+        let lambda = w.begun as f64 / span_s;
+        let departures = w.ok + w.failed;
+        let wbar = if departures == 0 {
+            0.0
+        } else {
+            w.sojourn_sum_ns as f64 / departures as f64 * 1e-9
+        };
+        let lw = lambda * wbar;
+        let littles_law = LittlesLaw {
+            l: round6(l),
+            lambda_per_s: round6(lambda),
+            w_s: round6(wbar),
+            relative_error: round6(if l.max(lw) == 0.0 {
+                0.0
+            } else {
+                (l - lw).abs() / l.max(lw)
+            }),
+        };
+        let latency_ms = LatencyByClass {
+            all: w.latency.summary(),
+            classes: scn
+                .classes
+                .iter()
+                .zip(&w.by_class)
+                .map(|(c, l)| (c.name.clone(), l.summary()))
+                .collect(),
+        };
+        // Limits: every server's, in time order, named by server.
+        let mut limits: Vec<LimitHit> = servers
+            .iter()
+            .zip(&self.names)
+            .flat_map(|(s, name)| {
+                s.limits.iter().map(move |l| LimitHit {
+                    at_s: l.at_s,
+                    limit: l.limit.clone(),
+                    detail: format!("{name}: {}", l.detail),
+                })
+            })
+            .collect();
+        limits.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        let min_in_rotation = lb_min(&self.events_min_marker(), self.names.len());
+        let mut marked = std::mem::take(&mut self.events);
+        for (s, name) in servers.iter().zip(&self.names) {
+            marked.extend(s.marked_events.iter().map(|e| RunEvent {
+                at_s: e.at_s,
+                kind: e.kind.clone(),
+                detail: format!("{name}: {}", e.detail),
+            }));
+        }
+        marked.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        let incidents = merge_incidents(&servers, &self.names);
+        let n = self.names.len();
+        let total_routed: u64 = self
+            .lb
+            .as_ref()
+            .map_or(0, |lb| (0..n).map(|s| lb.routed(s)).sum());
+        let server_summaries: Vec<FarmServerSummary> = servers
+            .into_iter()
+            .enumerate()
+            .map(|(s, summary)| {
+                let (routed, removals, out_s) = match &self.lb {
+                    Some(lb) => (
+                        lb.routed(s),
+                        lb.removals(s),
+                        round6(lb.out_ns(s, end) as f64 * 1e-9),
+                    ),
+                    None => (summary.requests.arrived, 0, 0.0),
+                };
+                FarmServerSummary {
+                    name: self.names[s].clone(),
+                    routed,
+                    share: if total_routed == 0 {
+                        1.0
+                    } else {
+                        round6(routed as f64 / total_routed as f64)
+                    },
+                    removals,
+                    first_removed_at_s: self.first_removed[s],
+                    out_of_rotation_seconds: out_s,
+                    summary,
+                }
+            })
+            .collect();
+        let lb = self.lb.as_ref().map(|lb| LbSummary {
+            policy: match scn.load_balancer.policy {
+                LbPolicy::RoundRobin => "round_robin",
+                LbPolicy::LeastConnections => "least_connections",
+                LbPolicy::Random => "random",
+            }
+            .into(),
+            removals: (0..n).map(|s| lb.removals(s) as u64).sum(),
+            servers_ever_removed: (0..n).filter(|&s| lb.removals(s) > 0).count() as u64,
+            rejected_all_out: lb.rejected_all_out,
+            probes_sent: lb.probes_sent,
+            probes_failed: lb.probes_failed,
+            mean_servers_in_rotation: round6(lb.in_rotation.mean(end)),
+            min_servers_in_rotation: min_in_rotation,
+        });
+        let attempts = self.clients.attempts;
+        let farm = FarmSummary {
+            servers: server_summaries,
+            user_requests: self.begun,
+            attempts,
+            retries: self.clients.retries,
+            attempts_per_user_request: if self.begun == 0 {
+                0.0
+            } else {
+                round6(attempts as f64 / self.begun as f64)
+            },
+            client_timeouts: self.clients.timeouts,
+            attempt_outcomes: self.attempt_outcomes.clone(),
+            late_answers_ignored: self.stale_answers,
+            load_balancer: lb,
+        };
+        let events: u64 = farm_events + farm.servers.iter().map(|s| s.summary.events).sum::<u64>();
+        let peak_slots = self.clients.capacity() as u64
+            + farm
+                .servers
+                .iter()
+                .map(|s| s.summary.peak_request_slots)
+                .sum::<u64>();
+        let cpu = farm
+            .servers
+            .iter()
+            .map(|s| s.summary.cpu_utilization_pct)
+            .sum::<f64>()
+            / n.max(1) as f64;
+        Summary {
+            w3sim_version: env!("CARGO_PKG_VERSION"),
+            scenario: scn.name.clone(),
+            seed: scn.seed,
+            requests: RequestTotals {
+                arrived: self.begun,
+                completed: ok_total,
+                failed: failed_total,
+                in_flight: self.clients.in_flight(),
+            },
+            outcomes: self.outcomes.clone(),
+            measured,
+            latency_ms,
+            littles_law,
+            cpu_utilization_pct: round6(cpu),
+            first_limit: limits.first().cloned(),
+            limits,
+            marked_events: marked,
+            events,
+            simulated_seconds: round6(as_secs(end)),
+            peak_request_slots: peak_slots,
+            incidents,
+            farm: Some(farm),
+            ..Default::default()
+        }
+    }
+
+    fn events_min_marker(&self) -> Vec<(f64, i64)> {
+        let mut v = Vec::new();
+        for e in &self.events {
+            match e.kind.as_str() {
+                "lb_removed" => v.push((e.at_s, -1)),
+                "lb_reinstated" => v.push((e.at_s, 1)),
+                _ => {}
+            }
+        }
+        v
+    }
+}
+
+/// The fewest servers in rotation at any time, from the removals and reinstatements.
+fn lb_min(changes: &[(f64, i64)], n: usize) -> u64 {
+    let mut cur = n as i64;
+    let mut min = cur;
+    for &(_, d) in changes {
+        cur += d;
+        min = min.min(cur);
+    }
+    min.max(0) as u64
+}
+
+/// Every server's incidents in one list in time order, each message naming its
+/// server; `caused_by` still points at the same incident, and only the earliest
+/// headline stays one.
+fn merge_incidents(servers: &[Summary], names: &[String]) -> Vec<Incident> {
+    let mut all: Vec<(usize, Incident)> = Vec::new(); // (global index before sorting, incident)
+    let mut offset = 0;
+    for (s, name) in servers.iter().zip(names) {
+        for inc in &s.incidents {
+            let mut i = inc.clone();
+            i.message = format!("{name}: {}", i.message);
+            i.caused_by = i.caused_by.map(|c| c + offset);
+            all.push((all.len(), i));
+        }
+        offset += s.incidents.len();
+    }
+    all.sort_by(|a, b| a.1.time_s.total_cmp(&b.1.time_s).then(a.0.cmp(&b.0)));
+    let mut new_index = vec![0; all.len()];
+    for (pos, (old, _)) in all.iter().enumerate() {
+        new_index[*old] = pos;
+    }
+    let mut out: Vec<Incident> = all
+        .into_iter()
+        .map(|(_, mut i)| {
+            i.caused_by = i.caused_by.map(|c| new_index[c]);
+            i
+        })
+        .collect();
+    let mut seen = false;
+    for i in &mut out {
+        if i.headline {
+            if seen {
+                i.headline = false;
+            }
+            seen = true;
+        }
+    }
+    out
+}
