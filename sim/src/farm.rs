@@ -277,7 +277,7 @@ impl<'a> Front<'a> {
 pub fn run_farm(
     scn: &Scenario,
     farm_sink: &mut dyn SampleSink,
-    server_sinks: &mut [Box<dyn SampleSink>],
+    server_sinks: &mut [&mut dyn SampleSink],
 ) -> Result<Summary, RunError> {
     let wall = Instant::now();
     let servers = scn
@@ -297,7 +297,7 @@ pub fn run_farm(
         .zip(&servers)
         .map(|(sink, (_, s))| {
             Detector::new(
-                sink.as_mut(),
+                &mut **sink,
                 Limits::from_scenario_with_ports(s, s.tcp.dynamic_port_count),
             )
         })
@@ -478,6 +478,9 @@ impl Front<'_> {
             FarmEv::WarmupEnd => {
                 self.window = FarmWindow::new(now, self.scn.classes.len());
                 self.user_in_flight.reset_window(now);
+                if let Some(lb) = self.lb.as_mut() {
+                    lb.in_rotation.reset_window(now);
+                }
             }
         }
         Ok(())

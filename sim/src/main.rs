@@ -238,7 +238,12 @@ fn cmd_run(
                 sinks.push(Box::new(CsvSink::create(&d.join("timeseries.csv"))?));
                 dirs.push(d);
             }
-            let summary = w3sim::farm::run_farm(&scn, &mut sink, &mut sinks)?;
+            let mut refs: Vec<&mut dyn w3sim::output::SampleSink> = sinks
+                .iter_mut()
+                .map(|b| b.as_mut() as &mut dyn w3sim::output::SampleSink)
+                .collect();
+            let summary = w3sim::farm::run_farm(&scn, &mut sink, &mut refs)?;
+            drop(refs);
             drop(sinks);
             if let Some(farm) = &summary.farm {
                 for (srv, d) in farm.servers.iter().zip(&dirs) {

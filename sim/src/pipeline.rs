@@ -3113,11 +3113,13 @@ pub fn run_with_faults(
     if scn.is_farm() {
         // Several servers, or clients that time out and retry: the farm driver. The
         // sink gets the farm's time series; the servers' own are not kept.
-        let mut servers: Vec<Box<dyn SampleSink>> = scn
+        let mut nulls: Vec<crate::output::NullSink> = scn
             .server_names()
             .iter()
-            .map(|_| Box::new(crate::output::NullSink) as Box<dyn SampleSink>)
+            .map(|_| crate::output::NullSink)
             .collect();
+        let mut servers: Vec<&mut dyn SampleSink> =
+            nulls.iter_mut().map(|s| s as &mut dyn SampleSink).collect();
         return crate::farm::run_farm(scn, sink, &mut servers);
     }
     let mut sim = Simulation::new(scn).with_faults(faults);

@@ -468,6 +468,11 @@ impl Summary {
         let mut s = self.clone();
         if !include_wall {
             s.wall_seconds = 0.0;
+            if let Some(f) = s.farm.as_mut() {
+                for srv in &mut f.servers {
+                    srv.summary.wall_seconds = 0.0;
+                }
+            }
         }
         let mut out = serde_json::to_string_pretty(&s).expect("summary serialises");
         out.push('\n');

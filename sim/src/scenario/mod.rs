@@ -950,16 +950,24 @@ pub struct Farm {
 #[serde(deny_unknown_fields)]
 pub struct ServerGroup {
     /// The server's name; with `count > 1` the servers are `name-1`, `name-2`, …
+    /// unless `names` names them.
     pub name: String,
-    #[serde(default = "one")]
-    pub count: u32,
+    /// How many servers (default 1, or as many as `names`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// The servers' names, one each (optional).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
     /// Overrides for these servers, written like `--set`: `["tcp.dynamic_port_count=32768"]`.
     #[serde(default)]
     pub set: Vec<String>,
 }
 
-fn one() -> u32 {
-    1
+impl ServerGroup {
+    /// The number of servers in the group.
+    pub fn servers(&self) -> u32 {
+        self.count.unwrap_or(self.names.len().max(1) as u32)
+    }
 }
 
 /// Keys that describe the farm and its clients, not one server: a server group cannot
@@ -1095,10 +1103,20 @@ impl Scenario {
         }
         let mut out = Vec::new();
         for (g, grp) in self.farm.servers.iter().enumerate() {
-            if grp.count == 1 {
+            let count = grp.servers();
+            if !grp.names.is_empty() {
+                for k in 0..count as usize {
+                    let name = grp
+                        .names
+                        .get(k)
+                        .cloned()
+                        .unwrap_or_else(|| format!("{}-{}", grp.name, k + 1));
+                    out.push((name, g));
+                }
+            } else if count == 1 {
                 out.push((grp.name.clone(), g));
             } else {
-                for k in 1..=grp.count {
+                for k in 1..=count {
                     out.push((format!("{}-{k}", grp.name), g));
                 }
             }
@@ -1440,10 +1458,20 @@ impl Scenario {
                     "a server group needs a name".into(),
                 );
             }
-            if grp.count == 0 || grp.count > 1000 {
+            if grp.servers() == 0 || grp.servers() > 1000 {
                 bad(
                     format!("farm.servers[{g}].count"),
-                    format!("must be 1–1000 servers, got {}", grp.count),
+                    format!("must be 1–1000 servers, got {}", grp.servers()),
+                );
+            }
+            if !grp.names.is_empty() && grp.names.len() != grp.servers() as usize {
+                bad(
+                    format!("farm.servers[{g}].names"),
+                    format!(
+                        "names {} servers but count is {}: give one name per server",
+                        grp.names.len(),
+                        grp.servers()
+                    ),
                 );
             }
             for (j, o) in grp.set.iter().enumerate() {

@@ -1,0 +1,361 @@
+//! The farm, its load balancer, client retries and the valve's sampling lag (issue 8,
+//! seed 003): a server held out moves its share to the others, retries add attempts
+//! exactly during the incident, the cascade takes every server down with retries and
+//! not without them (or with more servers), and a valve sampled every second lets the
+//! queue overshoot its threshold far more than one sampled every 100 ms.
+
+mod common;
+
+use common::*;
+use w3sim::Summary;
+use w3sim::output::{MemorySink, SampleSink};
+use w3sim::scenario::load::load_str;
+
+/// Runs a farm keeping the farm's and every server's time series.
+fn run_farm_series(scn: &w3sim::Scenario) -> (Summary, MemorySink, Vec<MemorySink>) {
+    let mut farm = MemorySink::default();
+    let mut servers: Vec<MemorySink> = scn
+        .server_names()
+        .iter()
+        .map(|_| MemorySink::default())
+        .collect();
+    let mut refs: Vec<&mut dyn SampleSink> = servers
+        .iter_mut()
+        .map(|s| s as &mut dyn SampleSink)
+        .collect();
+    let summary = w3sim::farm::run_farm(scn, &mut farm, &mut refs).expect("farm runs");
+    drop(refs);
+    (summary, farm, servers)
+}
+
+/// Sum of a column over rows with `t0 < time_s <= t1`.
+fn window_sum(sink: &MemorySink, name: &str, t0: f64, t1: f64) -> f64 {
+    let t = col(sink, "time_s");
+    let v = col(sink, name);
+    t.iter()
+        .zip(&v)
+        .filter(|(t, _)| **t > t0 && **t <= t1)
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Mean of a column over rows with `t0 < time_s <= t1`.
+fn window_mean(sink: &MemorySink, name: &str, t0: f64, t1: f64) -> f64 {
+    let rows = col(sink, "time_s")
+        .iter()
+        .filter(|t| **t > t0 && **t <= t1)
+        .count();
+    window_sum(sink, name, t0, t1) / rows as f64
+}
+
+fn farm(s: &Summary) -> &w3sim::stats::FarmSummary {
+    s.farm.as_ref().expect("a farm run")
+}
+
+/// Every user request and every attempt is accounted for.
+fn check_farm_conservation(s: &Summary) {
+    let f = farm(s);
+    let r = &s.requests;
+    assert_eq!(r.arrived, r.completed + r.failed + r.in_flight, "{r:?}");
+    assert_eq!(f.user_requests, r.arrived);
+    let routed: u64 = f.servers.iter().map(|x| x.routed).sum();
+    let rejected = f.load_balancer.as_ref().map_or(0, |l| l.rejected_all_out);
+    assert_eq!(
+        f.attempts,
+        routed + rejected,
+        "attempts = routed + rejected"
+    );
+    assert_eq!(f.attempts, f.user_requests + f.retries);
+    for srv in &f.servers {
+        check_conservation(&srv.summary);
+    }
+}
+
+#[test]
+fn a_farm_of_one_draws_and_serves_exactly_what_a_single_server_run_does() {
+    let plain = load("queue-full-burst.toml", &[]);
+    let (single, single_series) = run_series(&plain);
+    // A client timeout longer than the run sends it through the farm driver.
+    let one = load("queue-full-burst.toml", &["clients.timeout=1000s"]);
+    assert!(one.is_farm());
+    let (s, _, servers) = run_farm_series(&one);
+    let f = farm(&s);
+    assert_eq!(f.servers.len(), 1);
+    let mut a = single.clone();
+    let mut b = f.servers[0].summary.clone();
+    // The farm's arrival events are counted by the farm, not by its server.
+    a.events = 0;
+    b.events = 0;
+    assert!(
+        a.to_json(false) == b.to_json(false),
+        "the server differs from the single run"
+    );
+    assert!(single_series.rows == servers[0].rows, "time series differ");
+    // The users' view equals the server's: no retries, no balancer.
+    assert_eq!(s.outcomes["ok"], single.outcomes["ok"]);
+    assert_eq!(
+        s.outcomes["503_queue_full"],
+        single.outcomes["503_queue_full"]
+    );
+    assert_eq!(s.latency_ms.all, single.latency_ms.all);
+    check_farm_conservation(&s);
+}
+
+#[test]
+fn a_server_held_out_for_15_s_moves_its_share_to_the_other_three() {
+    for policy in ["round_robin", "random"] {
+        let scn = load(
+            "farm-cascade.toml",
+            &[
+                "clients.retries=0",
+                &format!("load_balancer.policy={policy}"),
+            ],
+        );
+        let (s, f_series, servers) = run_farm_series(&scn);
+        check_farm_conservation(&s);
+        let f = farm(&s);
+        let web1 = &f.servers[0];
+        assert_eq!(web1.removals, 1, "{policy}: web1 is removed once");
+        let out_at = web1.first_removed_at_s.expect("web1 removed");
+        assert!(
+            (60.0..62.0).contains(&out_at),
+            "{policy}: removed at {out_at}"
+        );
+        // Held 15 s, back at the first probe (every 5 s) after that.
+        assert!(
+            (15.0..=20.5).contains(&web1.out_of_rotation_seconds),
+            "{policy}: out {} s",
+            web1.out_of_rotation_seconds
+        );
+        for other in &f.servers[1..] {
+            assert_eq!(other.removals, 0, "{policy}: {} stays in", other.name);
+        }
+        // Before: each server gets 1/4 of the load; while web1 is out: 1/3 each.
+        let (b0, b1) = (20.0, 58.0);
+        let (d0, d1) = (out_at.ceil() + 1.0, out_at + 14.0);
+        let total = |t0, t1| window_sum(&f_series, "w3sim\\Farm Attempts/sec", t0, t1);
+        for (k, name) in ["web2", "web3", "web4"].iter().enumerate() {
+            let col = format!("\\\\{name}\\w3sim\\Load Balancer Requests/sec");
+            let before = window_sum(&f_series, &col, b0, b1) / total(b0, b1);
+            let during = window_sum(&f_series, &col, d0, d1) / total(d0, d1);
+            let tol = if policy == "round_robin" { 0.003 } else { 0.02 };
+            assert!((before - 0.25).abs() < tol, "{policy} {name}: {before}");
+            assert!(
+                (during - 1.0 / 3.0).abs() < tol,
+                "{policy} {name}: {during}"
+            );
+            // The server's own HTTP.SYS arrival rate rises by the same 4/3.
+            let own = &servers[k + 1];
+            let rate = "HTTP Service Request Queues\\ArrivalRate";
+            let r_before = window_mean(own, rate, b0, b1);
+            let r_during = window_mean(own, rate, d0, d1);
+            let ratio = r_during / r_before;
+            assert!(
+                (ratio - 4.0 / 3.0).abs() < 0.05,
+                "{policy} {name}: arrival rate ×{ratio:.3}"
+            );
+        }
+        // web1 gets nothing while out (probes are not user requests).
+        let w1 = window_sum(
+            &f_series,
+            "\\\\web1\\w3sim\\Load Balancer Requests/sec",
+            d0,
+            d1,
+        );
+        assert_eq!(w1, 0.0, "{policy}");
+        let in_rot = col(&f_series, "w3sim\\Load Balancer Servers In Rotation");
+        assert_eq!(in_rot.iter().cloned().fold(f64::MAX, f64::min), 3.0);
+    }
+}
+
+#[test]
+fn least_connections_steers_around_a_paused_server_before_it_answers_503() {
+    // During web1's GC its requests do not finish, so it has the most connections open:
+    // the balancer sends it almost nothing and its queue never reaches queueLength.
+    let scn = load(
+        "farm-cascade.toml",
+        &["load_balancer.policy=least_connections"],
+    );
+    let s = run(&scn);
+    check_farm_conservation(&s);
+    let f = farm(&s);
+    assert_eq!(f.load_balancer.as_ref().unwrap().removals, 0);
+    let web1 = &f.servers[0].summary;
+    assert!(web1.gc.max_pause_ms > 1000.0, "the pause happens");
+    assert_eq!(outcome(web1, "503_queue_full"), 0);
+    assert!(
+        web1.gauges["http_sys.Outstanding Requests"].peak < 1000,
+        "{:?}",
+        web1.gauges["http_sys.Outstanding Requests"]
+    );
+    assert_eq!(s.requests.failed, 0, "{:?}", s.outcomes);
+}
+
+#[test]
+fn retries_add_attempts_during_the_incident_and_fall_back_after() {
+    // 11 ms pages: the three others can absorb web1's retried requests.
+    let scn = load("farm-cascade.toml", &["classes[0].steps[0].cpu=exp(11ms)"]);
+    let (s, f_series, _) = run_farm_series(&scn);
+    check_farm_conservation(&s);
+    let f = farm(&s);
+    let ratio = |t0, t1| {
+        window_sum(&f_series, "w3sim\\Farm Attempts/sec", t0, t1)
+            / window_sum(&f_series, "w3sim\\Farm User Requests/sec", t0, t1)
+    };
+    assert_eq!(ratio(20.0, 58.0), 1.0, "no retries before the GC");
+    let during = ratio(60.0, 64.0);
+    assert!(during > 1.03, "attempts exceed user requests: ×{during:.3}");
+    let after = ratio(100.0, 180.0);
+    assert_eq!(after, 1.0, "and fall back after: ×{after:.4}");
+    assert!(f.retries > 500 && f.client_timeouts > 500, "{f:?}");
+    // Here the retries save the users: every user request ends well.
+    assert_eq!(s.requests.failed, 0);
+    assert!(f.attempts > f.user_requests);
+}
+
+#[test]
+fn the_cascade_takes_every_server_down_with_retries() {
+    let scn = load("farm-cascade.toml", &[]);
+    let s = run(&scn);
+    check_farm_conservation(&s);
+    let f = farm(&s);
+    let lb = f.load_balancer.as_ref().unwrap();
+    assert_eq!(lb.servers_ever_removed, 4, "{lb:?}");
+    assert_eq!(lb.min_servers_in_rotation, 0);
+    assert!(lb.rejected_all_out > 100_000, "{lb:?}");
+    // web1 first, the others in turn a few seconds later.
+    let first = f.servers[0].first_removed_at_s.unwrap();
+    for other in &f.servers[1..] {
+        let t = other.first_removed_at_s.expect("removed");
+        assert!(t > first && t < first + 15.0, "{}: {t}", other.name);
+    }
+    assert!(f.attempts_per_user_request > 2.0, "{f:?}");
+    assert!(s.measured.failure_ratio > 0.3, "{:?}", s.measured);
+    assert!(s.outcomes[w3sim::farm::LB_NO_SERVER] > 100_000);
+    // The outcomes are told apart: attempts as the client saw them vs users.
+    assert!(f.attempt_outcomes[w3sim::farm::LB_NO_SERVER] > s.outcomes[w3sim::farm::LB_NO_SERVER]);
+}
+
+#[test]
+fn the_farm_survives_without_retries_or_with_more_servers() {
+    for (what, set) in [
+        ("no retries", vec!["clients.retries=0"]),
+        (
+            "six servers",
+            vec![r#"farm.servers[1].names=["web2","web3","web4","web5","web6"]"#],
+        ),
+    ] {
+        let scn = load("farm-cascade.toml", &set);
+        let s = run(&scn);
+        check_farm_conservation(&s);
+        let f = farm(&s);
+        let lb = f.load_balancer.as_ref().unwrap();
+        assert_eq!(lb.servers_ever_removed, 1, "{what}: only web1: {lb:?}");
+        assert_eq!(lb.rejected_all_out, 0, "{what}");
+        assert!(s.measured.failure_ratio < 0.005, "{what}: {:?}", s.measured);
+        assert!(f.attempts_per_user_request < 1.01, "{what}");
+    }
+}
+
+#[test]
+fn a_1s_valve_overshoots_its_threshold_far_more_than_a_100ms_one() {
+    let overshoot = |period: &str| {
+        let scn = load(
+            "valve-sampling-lag.toml",
+            &[&format!("valves[0].period={period}")],
+        );
+        let s = run(&scn);
+        check_conservation(&s);
+        assert!(s.valves[0].closings > 0, "{period}: the valve closes");
+        assert!(s.valves[0].skipped_calls > 0);
+        s.gauges["aspnet.Requests Queued"].peak as f64 - 2000.0
+    };
+    let slow = overshoot("1s");
+    let fast = overshoot("100ms");
+    assert!(fast >= 0.0 && slow > 0.0, "both cross 2000: {slow} {fast}");
+    // The queue grows ~1000 a second past capacity: up to a period's worth of growth.
+    assert!(slow > 400.0, "1 s overshoot {slow}");
+    assert!(fast < 250.0, "100 ms overshoot {fast}");
+    assert!(slow > 3.0 * fast, "1 s: {slow}, 100 ms: {fast}");
+    // Without a valve the queue keeps growing to IIS's limit: 503.2.
+    let s = run(&load("valve-sampling-lag.toml", &["valves=[]"]));
+    assert!(outcome(&s, "503_2_concurrent_request_limit") > 1000);
+}
+
+#[test]
+fn farm_runs_are_deterministic_and_their_servers_independent() {
+    let scn = load("farm-cascade.toml", &["duration=40s", "clients.retries=0"]);
+    let a = run(&scn);
+    let b = run(&scn);
+    assert!(a.to_json(false) == b.to_json(false), "two runs differ");
+    // Identical servers get their own streams: their figures differ.
+    let f = farm(&a);
+    assert_ne!(
+        f.servers[1].summary.latency_ms.all,
+        f.servers[2].summary.latency_ms.all
+    );
+}
+
+#[test]
+fn bad_farm_settings_are_reported_where_they_are_written() {
+    let text = std::fs::read_to_string(experiment("farm-cascade.toml")).unwrap();
+    // A farm-wide key in a server group.
+    let bad = text.replace(
+        r#"set = ["gc.cache_reload"#,
+        r#"set = ["load.rate=10/s", "gc.cache_reload"#,
+    );
+    let e = load_str("farm.toml", &bad, &[]).unwrap_err().to_string();
+    assert!(e.contains("farm.toml:"), "{e}");
+    assert!(e.contains("farm.servers[0].set[0]"), "{e}");
+    assert!(e.contains("farm-wide"), "{e}");
+    // A misspelt key in a group's set: located, with a suggestion.
+    let bad = text.replace(
+        r#"set = ["gc.cache_reload"#,
+        r#"set = ["http_sys.queue_lenght=5", "gc.cache_reload"#,
+    );
+    let e = load_str("farm.toml", &bad, &[]).unwrap_err().to_string();
+    let line = bad
+        .lines()
+        .position(|l| l.contains("queue_lenght"))
+        .unwrap()
+        + 1;
+    assert!(e.contains(&format!("farm.toml:{line}:")), "{e}");
+    assert!(e.contains("queue_length"), "suggests the right key: {e}");
+    // A probe class that does not exist, with the nearest name.
+    let e = load_str(
+        "farm.toml",
+        &text.replace(r#"probe_class = "health""#, r#"probe_class = "helth""#),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("load_balancer.probe_class") && e.contains("\"health\""),
+        "{e}"
+    );
+    // Unknown policy and jitter values list the accepted ones.
+    let e = load_str(
+        "farm.toml",
+        &text,
+        &["load_balancer.policy=fastest".to_string()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("round_robin") && e.contains("least_connections"),
+        "{e}"
+    );
+    let e = load_str(
+        "farm.toml",
+        &text,
+        &["clients.retry_on=[\"500\"]".to_string()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("503") && e.contains("timeout"), "{e}");
+    // names and count disagree.
+    let e = load_str("farm.toml", &text, &["farm.servers[1].count=2".to_string()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("farm.servers[1].names"), "{e}");
+}
