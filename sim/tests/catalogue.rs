@@ -249,6 +249,9 @@ fn the_capacity_template_runs() {
                 .arg(&out),
             cmd,
         );
-        assert!(out.join("capacity.json").is_file(), "{cmd}: no capacity.json");
+        assert!(
+            out.join("capacity.json").is_file(),
+            "{cmd}: no capacity.json"
+        );
     }
 }

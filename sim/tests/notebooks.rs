@@ -78,8 +78,7 @@ fn python() -> PathBuf {
     let venv = target_dir().join("notebook-venv");
     let stamp = venv.join("requirements.stamp");
     let py = venv_python(&venv);
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && can_import(&py)
-    {
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && can_import(&py) {
         return py;
     }
     let system = system_python();
@@ -91,12 +90,21 @@ fn python() -> PathBuf {
         venv.display()
     );
     run(
-        Command::new(&system).args(["-m", "venv", "--clear"]).arg(&venv),
+        Command::new(&system)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
         "python3 -m venv",
     );
     run(
         Command::new(&py)
-            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(&requirements),
         "pip install -r notebooks/requirements.txt",
     );
