@@ -1,6 +1,8 @@
 //! The reference benchmark: the M/M/16/1000 reduction at ρ = 0.9 with 1,000,000
 //! requests, run on one core with no output files, as `w3sim bench` and the divan
 //! bench do. The same model runs in SimPy and Ciw in `shared/bench/peers/`.
+//! `w3sim bench --farm N` runs it once on one server and once as a farm of N servers
+//! behind a balancer with N times the load: the farm should cost N times as much.
 
 use std::time::Instant;
 
@@ -52,18 +54,62 @@ pub struct BenchFigures {
 
 /// Runs the benchmark once.
 pub fn run_mm16(rho: f64, requests: u64, seed: u64) -> BenchFigures {
-    let scn = mm16_scenario(rho, requests, seed);
+    run_figures(&mm16_scenario(rho, requests, seed))
+}
+
+/// The farm scaling benchmark's scenario: `servers` copies of the M/M/16/1000 server
+/// behind a round-robin balancer (probes every 5 s), offered `servers` times the load,
+/// for the time one server takes to see `requests_per_server` requests.
+pub fn farm_scenario(servers: u32, rho: f64, requests_per_server: u64, seed: u64) -> Scenario {
+    let mut s = mm16_scenario(rho, requests_per_server, seed);
+    s.name = format!("bench-farm-{servers}x-mm16-1000-rho{rho}");
+    s.load.rate = Rate(s.load.rate.0 * servers as f64);
+    s.farm.servers = vec![crate::scenario::ServerGroup {
+        name: "web".into(),
+        count: Some(servers),
+        names: Vec::new(),
+        set: Vec::new(),
+    }];
+    s
+}
+
+/// Figures of the farm scaling benchmark: one server, then a farm of `servers`.
+#[derive(Clone, Debug)]
+pub struct FarmScaling {
+    pub single: BenchFigures,
+    pub farm: BenchFigures,
+    pub servers: u32,
+}
+
+impl FarmScaling {
+    /// The farm's wall time over `servers` × the single server's (1.0: linear).
+    pub fn cost_ratio(&self) -> f64 {
+        self.farm.wall_seconds / (self.servers as f64 * self.single.wall_seconds)
+    }
+}
+
+/// Runs one server and then a farm of `servers`, each server seeing `requests` requests.
+pub fn run_farm_scaling(servers: u32, rho: f64, requests: u64, seed: u64) -> FarmScaling {
+    let single = run_figures(&mm16_scenario(rho, requests, seed));
+    let farm = run_figures(&farm_scenario(servers, rho, requests, seed));
+    FarmScaling {
+        single,
+        farm,
+        servers,
+    }
+}
+
+fn run_figures(scn: &Scenario) -> BenchFigures {
     let t = Instant::now();
-    let summary = crate::run(&scn, &mut NullSink).expect("benchmark scenario runs");
+    let summary = crate::run(scn, &mut NullSink).expect("benchmark scenario runs");
     let wall = t.elapsed().as_secs_f64();
-    let served = summary.latency_ms.all.count;
     BenchFigures {
         requests: summary.requests.arrived,
         events: summary.events,
         wall_seconds: wall,
         requests_per_second: summary.requests.arrived as f64 / wall,
         events_per_second: summary.events as f64 / wall,
-        mean_wait_s: if served == 0 {
+        mean_wait_s: if summary.latency_ms.all.count == 0 {
             0.0
         } else {
             summary.latency_ms.all.mean * 1e-3 - 1.0

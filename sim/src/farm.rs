@@ -42,6 +42,40 @@ use crate::stats::{
     MeasuredSummary, RequestTotals, RunEvent, Summary, round6,
 };
 
+/// The servers' next event times in a tournament tree: the earliest (lowest index on
+/// ties) in O(1), an update in O(log n).
+struct NextTimes {
+    size: usize,
+    /// Node k holds the (time, server) minimum of its subtree; leaves from `size`.
+    tree: Vec<(SimTime, usize)>,
+}
+
+impl NextTimes {
+    fn new(n: usize) -> Self {
+        let size = n.max(1).next_power_of_two();
+        Self {
+            size,
+            tree: vec![(SimTime::MAX, usize::MAX); 2 * size],
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize, t: SimTime) {
+        let mut k = self.size + i;
+        self.tree[k] = (t, i);
+        while k > 1 {
+            k /= 2;
+            let (a, b) = (self.tree[2 * k], self.tree[2 * k + 1]);
+            self.tree[k] = if b < a { b } else { a };
+        }
+    }
+
+    #[inline]
+    fn min(&self) -> (SimTime, usize) {
+        self.tree[1]
+    }
+}
+
 /// The farm's own events.
 #[derive(Clone, Copy, Debug)]
 enum FarmEv {
@@ -57,6 +91,30 @@ enum FarmEv {
 pub const LB_NO_SERVER: &str = "503_load_balancer_no_server";
 /// User-visible outcome of a request whose last attempt the client gave up on.
 pub const CLIENT_TIMEOUT: &str = "client_timeout";
+
+/// Outcome counts: the servers' outcomes by [`Outcome::index`], then the client's timeout
+/// and the balancer's own 503.
+const N_OUT: usize = Outcome::ALL.len() + 2;
+const I_TIMEOUT: usize = Outcome::ALL.len();
+const I_NO_SERVER: usize = Outcome::ALL.len() + 1;
+type Counts = [u64; N_OUT];
+
+fn out_name(i: usize) -> &'static str {
+    match i {
+        I_TIMEOUT => CLIENT_TIMEOUT,
+        I_NO_SERVER => LB_NO_SERVER,
+        _ => Outcome::ALL[i].name(),
+    }
+}
+
+/// The non-zero counts by name (`ok` always present).
+fn to_map(c: &Counts) -> std::collections::BTreeMap<&'static str, u64> {
+    c.iter()
+        .enumerate()
+        .filter(|&(i, &n)| n > 0 || i == Outcome::Ok.index())
+        .map(|(i, &n)| (out_name(i), n))
+        .collect()
+}
 
 /// Probe origins carry this bit; user attempts carry their client token.
 const PROBE: u64 = 1 << 63;
@@ -139,7 +197,7 @@ struct FarmWindow {
     begun: u64,
     ok: u64,
     failed: u64,
-    outcomes: std::collections::BTreeMap<&'static str, u64>,
+    outcomes: Counts,
     latency: Latency,
     by_class: Vec<Latency>,
     sojourn_sum_ns: u128,
@@ -152,7 +210,7 @@ impl FarmWindow {
             begun: 0,
             ok: 0,
             failed: 0,
-            outcomes: Default::default(),
+            outcomes: [0; N_OUT],
             latency: Latency::default(),
             by_class: (0..classes).map(|_| Latency::default()).collect(),
             sojourn_sum_ns: 0,
@@ -174,8 +232,10 @@ struct Front<'a> {
     user_in_flight: Gauge,
     // Whole-run figures.
     begun: u64,
-    outcomes: std::collections::BTreeMap<&'static str, u64>,
-    attempt_outcomes: std::collections::BTreeMap<&'static str, u64>,
+    outcomes: Counts,
+    attempt_outcomes: Counts,
+    /// Reused buffer for the answers a server returns.
+    answers: Vec<(u64, Outcome)>,
     stale_answers: u64,
     window: FarmWindow,
     interval: Interval,
@@ -254,8 +314,9 @@ impl<'a> Front<'a> {
             probe_class,
             user_in_flight: Gauge::new(),
             begun: 0,
-            outcomes: Default::default(),
-            attempt_outcomes: Default::default(),
+            outcomes: [0; N_OUT],
+            attempt_outcomes: [0; N_OUT],
+            answers: Vec::new(),
             stale_answers: 0,
             window: FarmWindow::new(0, scn.classes.len()),
             interval: Interval {
@@ -345,20 +406,15 @@ pub fn run_farm(
     f.cal
         .schedule(scn.sample_interval.0.min(end), FarmEv::Sample);
 
-    let mut next: Vec<SimTime> = sims
-        .iter()
-        .map(|s| s.next_time().unwrap_or(SimTime::MAX))
-        .collect();
+    let mut next = NextTimes::new(n);
+    for (i, sim) in sims.iter().enumerate() {
+        next.set(i, sim.next_time().unwrap_or(SimTime::MAX));
+    }
     let mut farm_events = 0u64;
     loop {
         let tf = f.cal.peek_time().filter(|&t| t <= end);
-        let (mut ts, mut si) = (SimTime::MAX, usize::MAX);
-        for (i, &t) in next.iter().enumerate() {
-            if t < ts {
-                ts = t;
-                si = i;
-            }
-        }
+        let (ts, si) = next.min();
+        let si = if ts == SimTime::MAX { usize::MAX } else { si };
         match tf {
             Some(t) if t <= ts => {
                 let (now, ev) = f.cal.pop().expect("peeked");
@@ -370,7 +426,7 @@ pub fn run_farm(
                 if sims[si].has_completed() {
                     f.on_completed(ts, si, &mut sims, &mut next);
                 }
-                next[si] = sims[si].next_time().unwrap_or(SimTime::MAX);
+                next.set(si, sims[si].next_time().unwrap_or(SimTime::MAX));
             }
             _ => break,
         }
@@ -405,7 +461,7 @@ impl Front<'_> {
         now: SimTime,
         ev: FarmEv,
         sims: &mut [Simulation<'_>],
-        next: &mut [SimTime],
+        next: &mut NextTimes,
         sink: &mut dyn SampleSink,
     ) -> Result<(), RunError> {
         match ev {
@@ -444,10 +500,10 @@ impl Front<'_> {
                     },
                 );
                 if matches!(timer, ClientTimer::Timeout { .. }) && verdict != Verdict::Stale {
-                    *self.attempt_outcomes.entry(CLIENT_TIMEOUT).or_default() += 1;
+                    self.attempt_outcomes[I_TIMEOUT] += 1;
                     self.interval.timeouts += 1;
                 }
-                self.verdict(now, verdict, CLIENT_TIMEOUT);
+                self.verdict(now, verdict, I_TIMEOUT);
                 if let Some(a) = attempt {
                     self.send(now, a, sims, next);
                 }
@@ -492,7 +548,7 @@ impl Front<'_> {
         class: ClassId,
         user: u32,
         sims: &mut [Simulation<'_>],
-        next: &mut [SimTime],
+        next: &mut NextTimes,
     ) {
         self.begun += 1;
         self.window.begun += 1;
@@ -516,7 +572,7 @@ impl Front<'_> {
         now: SimTime,
         a: Attempt,
         sims: &mut [Simulation<'_>],
-        next: &mut [SimTime],
+        next: &mut NextTimes,
     ) {
         self.interval.attempts += 1;
         if a.number > 1 {
@@ -530,14 +586,14 @@ impl Front<'_> {
             Some(s) => {
                 self.interval.routed[s] += 1;
                 sims[s].inject(now, a.class, a.token());
-                next[s] = sims[s].next_time().unwrap_or(SimTime::MAX);
+                next.set(s, sims[s].next_time().unwrap_or(SimTime::MAX));
                 if sims[s].has_completed() {
                     // Answered at once (e.g. 503 QueueFull at the door).
                     self.on_completed(now, s, sims, next);
                 }
             }
             None => {
-                *self.attempt_outcomes.entry(LB_NO_SERVER).or_default() += 1;
+                self.attempt_outcomes[I_NO_SERVER] += 1;
                 self.interval.rejected += 1;
                 let v = self.clients.answered(
                     now,
@@ -548,7 +604,7 @@ impl Front<'_> {
                         wrap: FarmEv::Client,
                     },
                 );
-                self.verdict(now, v, LB_NO_SERVER);
+                self.verdict(now, v, I_NO_SERVER);
             }
         }
     }
@@ -559,10 +615,11 @@ impl Front<'_> {
         now: SimTime,
         s: usize,
         sims: &mut [Simulation<'_>],
-        next: &mut [SimTime],
+        next: &mut NextTimes,
     ) {
-        let done: Vec<(u64, Outcome)> = sims[s].take_completed().collect();
-        for (origin, outcome) in done {
+        let mut done = std::mem::take(&mut self.answers);
+        sims[s].swap_completed(&mut done);
+        for &(origin, outcome) in &done {
             if origin & PROBE != 0 {
                 let seq = (origin >> 16) as u32;
                 if let Some(lb) = self.lb.as_mut() {
@@ -605,15 +662,17 @@ impl Front<'_> {
             if v == Verdict::Stale {
                 self.stale_answers += 1;
             } else {
-                *self.attempt_outcomes.entry(outcome.name()).or_default() += 1;
+                self.attempt_outcomes[outcome.index()] += 1;
             }
-            self.verdict(now, v, outcome.name());
+            self.verdict(now, v, outcome.index());
         }
+        done.clear();
+        self.answers = done;
         self.lb_follow_up(now, sims, next);
     }
 
     /// Sends the probes the balancer asked for and records its removals.
-    fn lb_follow_up(&mut self, now: SimTime, sims: &mut [Simulation<'_>], next: &mut [SimTime]) {
+    fn lb_follow_up(&mut self, now: SimTime, sims: &mut [Simulation<'_>], next: &mut NextTimes) {
         let Some(lb) = self.lb.as_mut() else { return };
         while let Some(e) = lb.poll_event() {
             let (kind, server, detail) = match e {
@@ -638,7 +697,7 @@ impl Front<'_> {
             let s = p.server as usize;
             let origin = PROBE | ((p.seq as u64) << 16) | p.server as u64;
             sims[s].inject(now, self.probe_class, origin);
-            next[s] = sims[s].next_time().unwrap_or(SimTime::MAX);
+            next.set(s, sims[s].next_time().unwrap_or(SimTime::MAX));
             if sims[s].has_completed() {
                 self.on_completed(now, s, sims, next);
             }
@@ -646,11 +705,11 @@ impl Front<'_> {
     }
 
     /// Records a user request that is over; a closed-loop user thinks again.
-    fn verdict(&mut self, now: SimTime, v: Verdict, last: &'static str) {
+    fn verdict(&mut self, now: SimTime, v: Verdict, last: usize) {
         let Verdict::Done(d) = v else { return };
         let ok = d.last == Answer::Ok;
-        let name: &'static str = if ok { "ok" } else { last };
-        *self.outcomes.entry(name).or_default() += 1;
+        let k = if ok { Outcome::Ok.index() } else { last };
+        self.outcomes[k] += 1;
         self.user_in_flight.dec(now);
         let sojourn = now - d.started;
         if ok {
@@ -660,7 +719,7 @@ impl Front<'_> {
             self.interval.failed += 1;
         }
         if d.started >= self.window.start {
-            *self.window.outcomes.entry(name).or_default() += 1;
+            self.window.outcomes[k] += 1;
             self.window.sojourn_sum_ns += sojourn as u128;
             if ok {
                 self.window.ok += 1;
@@ -741,20 +800,15 @@ impl Front<'_> {
         let scn = self.scn;
         let w = &self.window;
         let span_s = (as_secs(end) - as_secs(w.start)).max(1e-9);
-        let failed_total: u64 = self
-            .outcomes
-            .iter()
-            .filter(|(k, _)| **k != "ok")
-            .map(|(_, v)| v)
-            .sum();
-        let ok_total = self.outcomes.get("ok").copied().unwrap_or(0);
+        let ok_total = self.outcomes[Outcome::Ok.index()];
+        let failed_total: u64 = self.outcomes.iter().sum::<u64>() - ok_total;
         let measured = MeasuredSummary {
             from_s: round6(as_secs(w.start)),
             to_s: round6(as_secs(end)),
             arrived: w.begun,
             completed: w.ok,
             failed: w.failed,
-            outcomes: w.outcomes.clone(),
+            outcomes: to_map(&w.outcomes),
             throughput_per_s: round6(w.ok as f64 / span_s),
             failure_ratio: if w.ok + w.failed == 0 {
                 0.0
@@ -873,7 +927,7 @@ impl Front<'_> {
                 round6(attempts as f64 / self.begun as f64)
             },
             client_timeouts: self.clients.timeouts,
-            attempt_outcomes: self.attempt_outcomes.clone(),
+            attempt_outcomes: to_map(&self.attempt_outcomes),
             late_answers_ignored: self.stale_answers,
             load_balancer: lb,
         };
@@ -900,7 +954,7 @@ impl Front<'_> {
                 failed: failed_total,
                 in_flight: self.clients.in_flight(),
             },
-            outcomes: self.outcomes.clone(),
+            outcomes: to_map(&self.outcomes),
             measured,
             latency_ms,
             littles_law,

@@ -132,6 +132,10 @@ enum Cmd {
         /// Repetitions (the best is reported, as well as every one).
         #[arg(long, default_value_t = 3)]
         repeat: u32,
+        /// Also time a farm of N such servers (N times the load, REQUESTS each) against
+        /// one server: the cost should grow N times.
+        #[arg(long)]
+        farm: Option<u32>,
     },
 }
 
@@ -163,7 +167,8 @@ fn main() -> ExitCode {
             requests,
             rho,
             repeat,
-        } => cmd_bench(requests, rho, repeat),
+            farm,
+        } => cmd_bench(requests, rho, repeat, farm),
         Cmd::CompareClr {
             run,
             reference,
@@ -464,10 +469,47 @@ fn explain(scn: &Scenario) -> String {
     s
 }
 
-fn cmd_bench(requests: u64, rho: f64, repeat: u32) -> ExitCode {
+fn cmd_bench(requests: u64, rho: f64, repeat: u32, farm: Option<u32>) -> ExitCode {
     if !(rho > 0.0 && rho < 10.0) || requests == 0 {
         eprintln!("error: need 0 < rho < 10 and requests > 0");
         return ExitCode::from(2);
+    }
+    if let Some(n) = farm {
+        if !(1..=1000).contains(&n) {
+            eprintln!("error: --farm takes 1 to 1000 servers");
+            return ExitCode::from(2);
+        }
+        println!(
+            "one M/M/16/1000 server at rho = {rho} with {requests} requests, then a farm of {n} behind a round-robin balancer with {n}x the load; one core"
+        );
+        let mut best: Option<w3sim::bench::FarmScaling> = None;
+        for i in 0..repeat.max(1) {
+            let f = w3sim::bench::run_farm_scaling(n, rho, requests, 42 + i as u64);
+            println!(
+                "  run {}: one server {:.3} s ({} events), farm of {n} {:.3} s ({} events): {:.2}x one server's cost per server",
+                i + 1,
+                f.single.wall_seconds,
+                f.single.events,
+                f.farm.wall_seconds,
+                f.farm.events,
+                f.cost_ratio()
+            );
+            if best
+                .as_ref()
+                .is_none_or(|b| f.cost_ratio() < b.cost_ratio())
+            {
+                best = Some(f);
+            }
+        }
+        let b = best.expect("at least one run");
+        println!(
+            "best: a farm of {n} costs {:.1}x one server ({:.2}x per server); {:.0} vs {:.0} events/s",
+            b.farm.wall_seconds / b.single.wall_seconds,
+            b.cost_ratio(),
+            b.farm.events_per_second,
+            b.single.events_per_second
+        );
+        return ExitCode::SUCCESS;
     }
     println!("M/M/16/1000 at rho = {rho}, {requests} requests, one core, no output files");
     let mut best: Option<w3sim::bench::BenchFigures> = None;

@@ -933,6 +933,11 @@ impl<'a> Simulation<'a> {
         self.completed.drain(..)
     }
 
+    /// Swaps the attempts that ended with `buf` (an empty buffer to reuse).
+    pub fn swap_completed(&mut self, buf: &mut Vec<(u64, Outcome)>) {
+        std::mem::swap(&mut self.completed, buf);
+    }
+
     /// Whether attempts ended since the last [`Simulation::take_completed`].
     pub fn has_completed(&self) -> bool {
         !self.completed.is_empty()

@@ -13,7 +13,7 @@ const MAX_TRACKED_NS: u64 = 1 << 44;
 /// A latency histogram in nanoseconds, 3 significant digits.
 #[derive(Clone, Debug)]
 pub struct Latency {
-    h: Histogram<u64>,
+    h: Histogram<u32>,
     sum_ns: u128,
 }
 

@@ -4,7 +4,9 @@
 //! completed load; the HTTP.SYS queue against `queueLength`; ASP.NET's queues; the
 //! thread-pool queue; threads and the thread goal; CPU and % time in GC; response-time
 //! percentiles; ports in use and in TIME_WAIT against the dynamic port range; each
-//! failure outcome per second (outcome columns are discovered by their prefix).
+//! failure outcome per second (outcome columns are discovered by their prefix). A
+//! farm's run directory gets the users' requests against the attempts, the servers in
+//! rotation, and each server's share and failures (`\\SERVER\…` columns).
 //! Samples taken during a blocking GC (`w3sim\GC Suspended` = 1) are shaded on every
 //! panel, and the events of `events.csv` (recycles, LB removals, failovers) are
 //! vertical lines.
@@ -58,6 +60,59 @@ pub fn build(title: &str, ts: &MemorySink, limits: &Limits, events: &[Event]) ->
             hlines,
         });
     };
+    // A farm's run directory: the users', the balancer's and each server's share.
+    panel(
+        "Farm: user requests and attempts",
+        "requests/s",
+        &[
+            ("w3sim\\Farm User Requests/sec", "user requests"),
+            ("w3sim\\Farm Attempts/sec", "attempts (with retries)"),
+            ("w3sim\\Farm User Requests OK/sec", "users served"),
+            ("w3sim\\Farm User Requests Failed/sec", "users failed"),
+            ("w3sim\\Farm Client Timeouts/sec", "client timeouts"),
+            (
+                "w3sim\\Load Balancer Rejected/sec",
+                "rejected by the balancer (all servers out)",
+            ),
+        ],
+        vec![],
+    );
+    panel(
+        "Load balancer: servers in rotation",
+        "servers",
+        &[(
+            "w3sim\\Load Balancer Servers In Rotation",
+            "Servers In Rotation",
+        )],
+        vec![],
+    );
+    let per_server = |suffix: &str| -> Vec<(String, String)> {
+        ts.columns
+            .iter()
+            .filter_map(|c| {
+                let rest = c.strip_prefix("\\\\")?;
+                let (server, counter) = rest.split_once('\\')?;
+                (counter == suffix).then(|| (c.clone(), server.to_string()))
+            })
+            .collect()
+    };
+    for (title, suffix) in [
+        (
+            "Load balancer: requests sent to each server",
+            "w3sim\\Load Balancer Requests/sec",
+        ),
+        ("Failed attempts per server", "w3sim\\Attempts Failed/sec"),
+    ] {
+        let cols = per_server(suffix);
+        let refs: Vec<(&str, &str)> = cols.iter().map(|(c, l)| (c.as_str(), l.as_str())).collect();
+        panel(title, "requests/s", &refs, vec![]);
+    }
+    panel(
+        "Farm: users' response time (first attempt to last answer)",
+        "ms",
+        &[("w3sim\\Farm Response Time p99 (ms)", "p99")],
+        vec![],
+    );
     panel(
         "Load: offered and completed",
         "requests/s",
