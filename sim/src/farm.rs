@@ -452,6 +452,20 @@ pub fn run_farm(
     }
     let mut summary = f.summarize(end, per_server, farm_events);
     summary.wall_seconds = round6(wall.elapsed().as_secs_f64());
+    // Every user request and every attempt is accounted for.
+    let r = &summary.requests;
+    let fs = summary.farm.as_ref().expect("a farm summary");
+    let routed: u64 = fs.servers.iter().map(|s| s.routed).sum::<u64>()
+        + fs.load_balancer.as_ref().map_or(0, |l| l.rejected_all_out);
+    if r.arrived != r.completed + r.failed + r.in_flight
+        || (fs.load_balancer.is_some() && routed != fs.attempts)
+        || fs.attempts != fs.user_requests + fs.retries
+    {
+        return Err(RunError::Invariant(format!(
+            "farm requests not conserved: {r:?}, {} attempts ({} retries), {routed} routed or rejected",
+            fs.attempts, fs.retries
+        )));
+    }
     Ok(summary)
 }
 

@@ -365,12 +365,19 @@ fn explain(scn: &Scenario) -> String {
     match scn.load.mode {
         LoadMode::Open => {
             if scn.load.schedule.is_empty() {
-                let lam = scn.load.rate.0;
+                // A farm shares the load among its servers (evenly while all are in rotation).
+                let servers = scn.server_names().len().max(1);
+                let lam = scn.load.rate.0 / servers as f64;
                 let rho = lam * mean_demand / threads as f64;
                 s.push_str(&format!(
-                    "  open loop: {:?} arrivals at {}; mean handler time {:.3} ms → offered load {:.2} threads busy of {} (utilisation {:.3}{})\n",
+                    "  open loop: {:?} arrivals at {}{}; mean handler time {:.3} ms → offered load {:.2} threads busy of {} (utilisation {:.3}{})\n",
                     scn.load.arrivals,
                     scn.load.rate,
+                    if servers > 1 {
+                        format!(", {:.0}/s per server of {servers}", lam)
+                    } else {
+                        String::new()
+                    },
                     mean_demand * 1e3,
                     lam * mean_demand,
                     threads,
@@ -428,6 +435,43 @@ fn explain(scn: &Scenario) -> String {
             } else {
                 ""
             }
+        ));
+    }
+    if !scn.farm.servers.is_empty() {
+        let names: Vec<String> = scn.server_names().into_iter().map(|(n, _)| n).collect();
+        let lb = &scn.load_balancer;
+        s.push_str(&format!(
+            "  farm of {} servers ({}) sharing the load above; load balancer {:?}, probes of class \"{}\" every {} (timeout {}), a {}server held out {} and reinstated at its next passing probe\n",
+            names.len(),
+            names.join(", "),
+            lb.policy,
+            if lb.probe_class.is_empty() {
+                scn.classes.first().map_or("", |c| c.name.as_str())
+            } else {
+                lb.probe_class.as_str()
+            },
+            lb.probe_interval,
+            lb.probe_timeout,
+            if lb.remove_on_503 { "503-answering or probe-failing " } else { "probe-failing " },
+            lb.hold_time
+        ));
+        for g in &scn.farm.servers {
+            if !g.set.is_empty() {
+                s.push_str(&format!("    {}: {}\n", g.name, g.set.join(", ")));
+            }
+        }
+    }
+    let c = &scn.clients;
+    if c.timeout.0 > 0 || c.retries > 0 {
+        s.push_str(&format!(
+            "  clients: timeout {}, {} retries on {:?} after {} (×{} each, at most {}, jitter {:?})\n",
+            if c.timeout.0 == 0 { "none".to_string() } else { c.timeout.to_string() },
+            c.retries,
+            c.retry_on,
+            c.backoff,
+            c.backoff_multiplier,
+            c.max_backoff,
+            c.jitter
         ));
     }
     if scn.classes.iter().any(|c| c.urls.is_some()) {

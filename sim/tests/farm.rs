@@ -214,8 +214,14 @@ fn retries_add_attempts_during_the_incident_and_fall_back_after() {
 }
 
 #[test]
-fn the_cascade_takes_every_server_down_with_retries() {
-    let scn = load("farm-cascade.toml", &[]);
+fn the_cascade_takes_every_server_down_with_retries_jittered_or_not() {
+    for jitter in ["none", "full"] {
+        cascade(&format!("clients.jitter={jitter}"));
+    }
+}
+
+fn cascade(set: &str) {
+    let scn = load("farm-cascade.toml", &[set]);
     let s = run(&scn);
     check_farm_conservation(&s);
     let f = farm(&s);
