@@ -74,15 +74,21 @@ fn instance_for(object: &str) -> Option<&'static str> {
     }
 }
 
-/// A w3sim column as a perfmon counter path: `\\W3SIM\Object(Instance)\Counter`.
+/// A w3sim column as a perfmon counter path: `\\W3SIM\Object(Instance)\Counter`; a farm's
+/// per-server column (`\\web1\…`) keeps its server as the machine.
 pub fn perfmon_path(column: &str) -> String {
+    let machine = column
+        .trim()
+        .strip_prefix("\\\\")
+        .and_then(|rest| rest.split_once('\\'))
+        .map_or(MACHINE, |(host, _)| host);
     match split_counter(column) {
-        Some((o, Some(i), c)) => format!("\\\\{MACHINE}\\{o}({i})\\{c}"),
+        Some((o, Some(i), c)) => format!("\\\\{machine}\\{o}({i})\\{c}"),
         Some((o, None, c)) => match instance_for(&o) {
-            Some(i) => format!("\\\\{MACHINE}\\{o}({i})\\{c}"),
-            None => format!("\\\\{MACHINE}\\{o}\\{c}"),
+            Some(i) => format!("\\\\{machine}\\{o}({i})\\{c}"),
+            None => format!("\\\\{machine}\\{o}\\{c}"),
         },
-        None => format!("\\\\{MACHINE}\\w3sim\\{column}"),
+        None => format!("\\\\{machine}\\w3sim\\{column}"),
     }
 }
 
@@ -450,4 +456,30 @@ pub fn compare_figure(title: &str, errors: &[CounterError]) -> Figure {
             .collect(),
         ..Stack::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_paths_name_the_machine_and_the_instance_perfmon_shows() {
+        assert_eq!(
+            perfmon_path("HTTP Service Request Queues\\CurrentQueueSize"),
+            "\\\\W3SIM\\HTTP Service Request Queues(DefaultAppPool)\\CurrentQueueSize"
+        );
+        assert_eq!(
+            perfmon_path("ASP.NET\\Requests Queued"),
+            "\\\\W3SIM\\ASP.NET\\Requests Queued"
+        );
+        // A farm's per-server column keeps its server as the machine.
+        assert_eq!(
+            perfmon_path("\\\\web1\\w3sim\\In Rotation"),
+            "\\\\web1\\w3sim\\In Rotation"
+        );
+        assert_eq!(
+            match_key("\\\\web2\\w3sim\\In Rotation").as_deref(),
+            Some("w3sim\\in rotation")
+        );
+    }
 }
