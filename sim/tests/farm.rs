@@ -365,3 +365,49 @@ fn bad_farm_settings_are_reported_where_they_are_written() {
         .to_string();
     assert!(e.contains("farm.servers[1].names"), "{e}");
 }
+
+#[test]
+fn probes_alone_find_the_paused_server_and_fail_open_never_rejects() {
+    // No passive check: the probe sent at 60 s meets the GC pause and times out at 60.5 s.
+    let s = run(&load(
+        "farm-cascade.toml",
+        &[
+            "load_balancer.remove_on_503=false",
+            "load_balancer.probe_timeout=500ms",
+        ],
+    ));
+    check_farm_conservation(&s);
+    let f = farm(&s);
+    let lb = f.load_balancer.as_ref().unwrap();
+    assert!(lb.probes_failed > 0, "{lb:?}");
+    assert_eq!(f.servers[0].first_removed_at_s, Some(60.5));
+    // With every server out, fail_open spreads the load instead of answering 503.
+    let s = run(&load(
+        "farm-cascade.toml",
+        &["load_balancer.when_all_out=fail_open"],
+    ));
+    check_farm_conservation(&s);
+    let lb = farm(&s).load_balancer.clone().unwrap();
+    assert_eq!(lb.rejected_all_out, 0);
+    assert_eq!(lb.min_servers_in_rotation, 0);
+    assert!(!s.outcomes.contains_key(w3sim::farm::LB_NO_SERVER));
+}
+
+#[test]
+fn closed_loop_users_hold_back_when_the_farm_is_slow_and_no_storm_follows() {
+    // 4000 users who think 1 s between requests offer ~4000/s but wait for each answer.
+    let s = run(&load(
+        "farm-cascade.toml",
+        &[
+            "load.mode=closed",
+            "load.users=4000",
+            "load.think_time=exp(1s)",
+        ],
+    ));
+    check_farm_conservation(&s);
+    let f = farm(&s);
+    assert_eq!(f.load_balancer.as_ref().unwrap().servers_ever_removed, 1);
+    assert_eq!(s.requests.failed, 0, "{:?}", s.outcomes);
+    // Every user has at most one request in flight.
+    assert!(s.requests.in_flight <= 4000);
+}
