@@ -108,7 +108,7 @@ pub fn build(title: &str, ts: &MemorySink, limits: &Limits, events: &[Event]) ->
         panel(title, "requests/s", &refs, vec![]);
     }
     panel(
-        "Farm: users' response time (first attempt to last answer)",
+        "Farm: response time of the users' successful requests (first attempt to last answer)",
         "ms",
         &[("w3sim\\Farm Response Time p99 (ms)", "p99")],
         vec![],

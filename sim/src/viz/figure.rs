@@ -327,6 +327,8 @@ where
                 .label(label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
         }
+        // Labels only where they do not run into the previous one (many events: lines only).
+        let mut label_free_from = f64::NEG_INFINITY;
         for (x, label) in &st.vlines {
             let style = grey.stroke_width(1);
             chart
@@ -337,7 +339,9 @@ where
                     style,
                 ))
                 .map_err(e)?;
-            if k == 0 {
+            if k == 0 && *x >= label_free_from {
+                // ~6 px per character of an 11 px font on a ~1000 px wide plot.
+                label_free_from = x + (x_hi - x_lo) * (label.chars().count() as f64 * 6.5) / 1000.0;
                 chart
                     .draw_series(std::iter::once(Text::new(
                         label.clone(),
