@@ -327,8 +327,9 @@ where
                 .label(label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
         }
-        // Labels only where they do not run into the previous one (many events: lines only).
-        let mut label_free_from = f64::NEG_INFINITY;
+        // Labels go on up to four rows under the top edge, each on the first row where it
+        // does not run into the previous label; with more events, the rest are lines only.
+        let mut rows_free_from = [f64::NEG_INFINITY; 4];
         for (x, label) in &st.vlines {
             let style = grey.stroke_width(1);
             chart
@@ -339,13 +340,16 @@ where
                     style,
                 ))
                 .map_err(e)?;
-            if k == 0 && *x >= label_free_from {
-                // ~6 px per character of an 11 px font on a ~1000 px wide plot.
-                label_free_from = x + (x_hi - x_lo) * (label.chars().count() as f64 * 6.5) / 1000.0;
+            let row = rows_free_from.iter().position(|free| *x >= *free);
+            if let (0, Some(row)) = (k, row) {
+                // ~6.5 px per character of an 11 px font on a ~1000 px wide plot.
+                rows_free_from[row] =
+                    x + (x_hi - x_lo) * (label.chars().count() as f64 * 6.5) / 1000.0;
+                let y = y_hi - (y_hi - y_lo) * 0.08 * row as f64;
                 chart
                     .draw_series(std::iter::once(Text::new(
                         label.clone(),
-                        (*x, y_hi),
+                        (*x, y),
                         ("sans-serif", 11).into_font().color(&grey),
                     )))
                     .map_err(e)?;
