@@ -738,7 +738,9 @@ impl Front<'_> {
             if ok {
                 self.window.ok += 1;
                 self.window.latency.record(sojourn);
-                self.window.by_class[d.class as usize].record(sojourn);
+                if self.window.by_class.len() > 1 {
+                    self.window.by_class[d.class as usize].record(sojourn);
+                }
             } else {
                 self.window.failed += 1;
             }
@@ -855,7 +857,11 @@ impl Front<'_> {
                 .classes
                 .iter()
                 .zip(&w.by_class)
-                .map(|(c, l)| (c.name.clone(), l.summary()))
+                .map(|(c, l)| {
+                    // With one class its histogram is `latency`: recorded once.
+                    let l = if w.by_class.len() > 1 { l } else { &w.latency };
+                    (c.name.clone(), l.summary())
+                })
                 .collect(),
         };
         // Limits: every server's, in time order, named by server.

@@ -2045,7 +2045,10 @@ impl<'a> Simulation<'a> {
                 };
                 self.window.queue_wait.record(started - r.arrived);
                 self.window.latency_all.record(sojourn);
-                self.window.latency_by_class[r.class as usize].record(sojourn);
+                // With one class its histogram is `latency_all`: record once.
+                if self.handlers.len() > 1 {
+                    self.window.latency_by_class[r.class as usize].record(sojourn);
+                }
             }
         }
         if outcome == Outcome::Ok {
@@ -2528,7 +2531,14 @@ impl<'a> Simulation<'a> {
                 .classes
                 .iter()
                 .zip(&w.latency_by_class)
-                .map(|(c, h)| (c.name.clone(), h.summary()))
+                .map(|(c, h)| {
+                    let h = if scn.classes.len() > 1 {
+                        h
+                    } else {
+                        &w.latency_all
+                    };
+                    (c.name.clone(), h.summary())
+                })
                 .collect(),
         };
         let queue_wait_ms = w.queue_wait.summary();
