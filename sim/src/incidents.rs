@@ -405,7 +405,7 @@ impl<'a> Detector<'a> {
                 value: lq,
                 limit: Some(2.0),
                 message: format!(
-                    "loopback stalled: {lq:.0} loopback work items waiting for AFD's delayed worker threads; {waiters:.0} workers waiting on a filter driver's lock"
+                    "loopback stalled ({waiters:.0} of AFD's delayed worker threads waiting on a filter driver's lock): {lq:.0} loopback work items waiting for a worker"
                 ),
                 soft: true,
                 aux: 0.0,
