@@ -43,36 +43,48 @@ use crate::stats::{
 };
 
 /// The servers' next event times in a tournament tree: the earliest (lowest index on
-/// ties) in O(1), an update in O(log n).
+/// ties) in O(1), an update in O(log n). A node holds `time << 10 | server` (times below
+/// 2^54 ns, about 208 days, and at most 1024 servers: [`MAX_SERVERS`]), so a comparison
+/// is one integer `min`.
 struct NextTimes {
     size: usize,
-    /// Node k holds the (time, server) minimum of its subtree; leaves from `size`.
-    tree: Vec<(SimTime, usize)>,
+    tree: Vec<u64>,
 }
+
+/// The most servers a farm can have.
+pub const MAX_SERVERS: usize = 1024;
+const NONE: u64 = u64::MAX;
 
 impl NextTimes {
     fn new(n: usize) -> Self {
         let size = n.max(1).next_power_of_two();
         Self {
             size,
-            tree: vec![(SimTime::MAX, usize::MAX); 2 * size],
+            tree: vec![NONE; 2 * size],
         }
     }
 
     #[inline]
     fn set(&mut self, i: usize, t: SimTime) {
         let mut k = self.size + i;
-        self.tree[k] = (t, i);
+        self.tree[k] = if t >= 1 << 54 {
+            NONE
+        } else {
+            (t << 10) | i as u64
+        };
         while k > 1 {
             k /= 2;
-            let (a, b) = (self.tree[2 * k], self.tree[2 * k + 1]);
-            self.tree[k] = if b < a { b } else { a };
+            self.tree[k] = self.tree[2 * k].min(self.tree[2 * k + 1]);
         }
     }
 
+    /// The earliest (time, server), or (`SimTime::MAX`, `usize::MAX`) when no server has an event.
     #[inline]
     fn min(&self) -> (SimTime, usize) {
-        self.tree[1]
+        match self.tree[1] {
+            NONE => (SimTime::MAX, usize::MAX),
+            k => (k >> 10, (k & 1023) as usize),
+        }
     }
 }
 
@@ -414,7 +426,6 @@ pub fn run_farm(
     loop {
         let tf = f.cal.peek_time().filter(|&t| t <= end);
         let (ts, si) = next.min();
-        let si = if ts == SimTime::MAX { usize::MAX } else { si };
         match tf {
             Some(t) if t <= ts => {
                 let (now, ev) = f.cal.pop().expect("peeked");
@@ -1052,4 +1063,26 @@ fn merge_incidents(servers: &[Summary], names: &[String]) -> Vec<Incident> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_times_give_the_earliest_server_and_the_lowest_index_on_ties() {
+        let mut n = NextTimes::new(5);
+        assert_eq!(n.min(), (SimTime::MAX, usize::MAX));
+        n.set(3, 70);
+        n.set(1, 90);
+        n.set(4, 70);
+        assert_eq!(n.min(), (70, 3));
+        n.set(3, SimTime::MAX); // server 3 has nothing left
+        assert_eq!(n.min(), (70, 4));
+        n.set(0, 70);
+        assert_eq!(n.min(), (70, 0));
+        n.set(0, 100);
+        n.set(4, 100);
+        assert_eq!(n.min(), (90, 1));
+    }
 }

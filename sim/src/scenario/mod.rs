@@ -1496,6 +1496,22 @@ impl Scenario {
                 }
             }
         }
+        let total = self.server_names().len();
+        if !self.farm.servers.is_empty() && total > crate::farm::MAX_SERVERS {
+            bad(
+                "farm.servers".into(),
+                format!(
+                    "a farm has at most {} servers, got {total}",
+                    crate::farm::MAX_SERVERS
+                ),
+            );
+        }
+        if !self.farm.servers.is_empty() && self.duration.0 >= 200 * 86_400 * 1_000_000_000 {
+            bad(
+                "duration".into(),
+                format!("a farm simulates at most 200 days, got {}", self.duration),
+            );
+        }
         for (name, _) in self.server_names() {
             if !self.farm.servers.is_empty() && !snames.insert(name.clone()) {
                 bad(
