@@ -411,3 +411,37 @@ fn closed_loop_users_hold_back_when_the_farm_is_slow_and_no_storm_follows() {
     // Every user has at most one request in flight.
     assert!(s.requests.in_flight <= 4000);
 }
+
+#[test]
+fn staggered_reinstatement_keeps_the_farm_down_where_synchronised_reinstatement_does_not() {
+    let at = |rate: &str| {
+        let s = run(&load(
+            "farm-cascade.toml",
+            &["clients.retries=0", &format!("load.rate={rate}")],
+        ));
+        check_farm_conservation(&s);
+        s
+    };
+    let (s4500, s5000) = (at("4500/s"), at("5000/s"));
+    // At 5000/s all four go out within a few seconds and come back at one probe round.
+    let back: Vec<f64> = s5000
+        .marked_events
+        .iter()
+        .filter(|e| e.kind == "lb_reinstated")
+        .map(|e| e.at_s)
+        .collect();
+    assert!(
+        back.len() >= 4 && back[..4].iter().all(|t| *t == back[0]),
+        "{back:?}"
+    );
+    assert_eq!(farm(&s5000).load_balancer.as_ref().unwrap().removals, 4);
+    // At 4500/s web1 comes back alone, is overwhelmed, and the farm never has four again.
+    let lb = farm(&s4500).load_balancer.clone().unwrap();
+    assert!(lb.removals > 8, "{lb:?}");
+    assert!(
+        s4500.measured.failure_ratio > 3.0 * s5000.measured.failure_ratio,
+        "4500/s: {}, 5000/s: {}",
+        s4500.measured.failure_ratio,
+        s5000.measured.failure_ratio
+    );
+}
