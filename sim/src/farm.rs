@@ -238,9 +238,10 @@ struct Front<'a> {
     closed: Option<ClosedLoop<Stream>>,
     clients: Sessions<Stream>,
     lb: Option<LoadBalancer<Stream>>,
+    /// The class of the balancer's probes (a probe's lateness is decided by the
+    /// balancer's own timeout timer, so the farm keeps no per-probe state).
     probe_class: ClassId,
-    /// Started-at of each probe in flight, per server (seq → time is not needed: the
-    /// balancer's own timeout decides lateness).
+    /// User requests in flight, including those waiting to retry.
     user_in_flight: Gauge,
     // Whole-run figures.
     begun: u64,
