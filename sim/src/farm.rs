@@ -827,55 +827,23 @@ impl Front<'_> {
     fn summarize(mut self, end: SimTime, servers: Vec<Summary>, farm_events: u64) -> Summary {
         let scn = self.scn;
         let w = &self.window;
-        let span_s = (as_secs(end) - as_secs(w.start)).max(1e-9);
+        let span_s = as_secs(end.saturating_sub(w.start)).max(1e-12);
         let ok_total = self.outcomes[Outcome::Ok.index()];
         let failed_total: u64 = self.outcomes.iter().sum::<u64>() - ok_total;
-        let measured = MeasuredSummary {
-            from_s: round6(as_secs(w.start)),
-            to_s: round6(as_secs(end)),
-            arrived: w.begun,
-            completed: w.ok,
-            failed: w.failed,
-            outcomes: to_map(&w.outcomes),
-            throughput_per_s: round6(w.ok as f64 / span_s),
-            failure_ratio: if w.ok + w.failed == 0 {
-                0.0
-            } else {
-                round6(w.failed as f64 / (w.ok + w.failed) as f64)
-            },
-        };
-        let l = self.user_in_flight.mean(end);
-        let lambda = w.begun as f64 / span_s;
-        let departures = w.ok + w.failed;
-        let wbar = if departures == 0 {
-            0.0
-        } else {
-            w.sojourn_sum_ns as f64 / departures as f64 * 1e-9
-        };
-        let lw = lambda * wbar;
-        let littles_law = LittlesLaw {
-            l: round6(l),
-            lambda_per_s: round6(lambda),
-            w_s: round6(wbar),
-            relative_error: round6(if l.max(lw) == 0.0 {
-                0.0
-            } else {
-                (l - lw).abs() / l.max(lw)
-            }),
-        };
-        let latency_ms = LatencyByClass {
-            all: w.latency.summary(),
-            classes: scn
-                .classes
-                .iter()
-                .zip(&w.by_class)
-                .map(|(c, l)| {
-                    // With one class its histogram is `latency`: recorded once.
-                    let l = if w.by_class.len() > 1 { l } else { &w.latency };
-                    (c.name.clone(), l.summary())
-                })
-                .collect(),
-        };
+        let measured =
+            MeasuredSummary::new(w.start, end, w.begun, w.ok, w.failed, to_map(&w.outcomes));
+        let littles_law = LittlesLaw::new(
+            self.user_in_flight.mean(end),
+            w.begun,
+            span_s,
+            w.sojourn_sum_ns,
+            w.ok + w.failed,
+        );
+        let latency_ms = LatencyByClass::new(
+            scn.classes.iter().map(|c| c.name.as_str()),
+            &w.latency,
+            &w.by_class,
+        );
         // Limits: every server's, in time order, named by server.
         let mut limits: Vec<LimitHit> = servers
             .iter()

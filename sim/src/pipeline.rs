@@ -2491,56 +2491,26 @@ impl<'a> Simulation<'a> {
 
         let w = &self.window;
         let span_s = as_secs(end.saturating_sub(w.start)).max(1e-12);
-        let w_failed = w.outcomes.failed();
-        let w_completed = w.outcomes.get(Outcome::Ok);
-        let measured = MeasuredSummary {
-            from_s: round6(as_secs(w.start)),
-            to_s: round6(as_secs(end)),
-            arrived: w.arrived,
-            completed: w_completed,
-            failed: w_failed,
-            outcomes: w.outcomes.to_map(),
-            throughput_per_s: round6(w_completed as f64 / span_s),
-            failure_ratio: if w_completed + w_failed == 0 {
-                0.0
-            } else {
-                round6(w_failed as f64 / (w_completed + w_failed) as f64)
-            },
-        };
-        let l = self.in_system.mean(end);
-        let lambda = w.arrived as f64 / span_s;
-        let wbar = if w.departures == 0 {
-            0.0
-        } else {
-            w.sojourn_sum_ns as f64 / w.departures as f64 * 1e-9
-        };
-        let lw = lambda * wbar;
-        let littles_law = LittlesLaw {
-            l: round6(l),
-            lambda_per_s: round6(lambda),
-            w_s: round6(wbar),
-            relative_error: round6(if l.max(lw) == 0.0 {
-                0.0
-            } else {
-                (l - lw).abs() / l.max(lw)
-            }),
-        };
-        let latency_ms = LatencyByClass {
-            all: w.latency_all.summary(),
-            classes: scn
-                .classes
-                .iter()
-                .zip(&w.latency_by_class)
-                .map(|(c, h)| {
-                    let h = if scn.classes.len() > 1 {
-                        h
-                    } else {
-                        &w.latency_all
-                    };
-                    (c.name.clone(), h.summary())
-                })
-                .collect(),
-        };
+        let measured = MeasuredSummary::new(
+            w.start,
+            end,
+            w.arrived,
+            w.outcomes.get(Outcome::Ok),
+            w.outcomes.failed(),
+            w.outcomes.to_map(),
+        );
+        let littles_law = LittlesLaw::new(
+            self.in_system.mean(end),
+            w.arrived,
+            span_s,
+            w.sojourn_sum_ns,
+            w.departures,
+        );
+        let latency_ms = LatencyByClass::new(
+            scn.classes.iter().map(|c| c.name.as_str()),
+            &w.latency_all,
+            &w.latency_by_class,
+        );
         let queue_wait_ms = w.queue_wait.summary();
         let g = |gauge: &w3sim_models::stat::Gauge, limit: Option<u64>| GaugeSummary {
             mean: round6(gauge.mean(end)),

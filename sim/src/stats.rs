@@ -461,6 +461,77 @@ pub struct LatencyByClass {
     pub classes: std::collections::BTreeMap<String, LatencySummary>,
 }
 
+impl MeasuredSummary {
+    /// The measurement window `[from, to]`: requests that arrived in it, how they ended.
+    pub fn new(
+        from: SimTime,
+        to: SimTime,
+        arrived: u64,
+        completed: u64,
+        failed: u64,
+        outcomes: std::collections::BTreeMap<&'static str, u64>,
+    ) -> Self {
+        let span_s = (to.saturating_sub(from) as f64 * 1e-9).max(1e-12);
+        Self {
+            from_s: round6(from as f64 * 1e-9),
+            to_s: round6(to as f64 * 1e-9),
+            arrived,
+            completed,
+            failed,
+            outcomes,
+            throughput_per_s: round6(completed as f64 / span_s),
+            failure_ratio: if completed + failed == 0 {
+                0.0
+            } else {
+                round6(failed as f64 / (completed + failed) as f64)
+            },
+        }
+    }
+}
+
+impl LittlesLaw {
+    /// L = λW over a window of `span_s` seconds: `l` the time-average number in the
+    /// system, λ the arrivals per second, W the mean time in the system of departures.
+    pub fn new(l: f64, arrived: u64, span_s: f64, sojourn_sum_ns: u128, departures: u64) -> Self {
+        let lambda = arrived as f64 / span_s.max(1e-12);
+        let wbar = if departures == 0 {
+            0.0
+        } else {
+            sojourn_sum_ns as f64 / departures as f64 * 1e-9
+        };
+        let lw = lambda * wbar;
+        Self {
+            l: round6(l),
+            lambda_per_s: round6(lambda),
+            w_s: round6(wbar),
+            relative_error: round6(if l.max(lw) == 0.0 {
+                0.0
+            } else {
+                (l - lw).abs() / l.max(lw)
+            }),
+        }
+    }
+}
+
+impl LatencyByClass {
+    /// `all` and one entry per class name; with one class its figures are `all`'s
+    /// (its own histogram is not recorded).
+    pub fn new<'a>(
+        names: impl Iterator<Item = &'a str>,
+        all: &Latency,
+        by_class: &[Latency],
+    ) -> Self {
+        let one = by_class.len() <= 1;
+        Self {
+            all: all.summary(),
+            classes: names
+                .zip(by_class)
+                .map(|(n, l)| (n.to_string(), if one { all } else { l }.summary()))
+                .collect(),
+        }
+    }
+}
+
 impl Summary {
     /// The summary as pretty JSON. With `include_wall = false` the wall-clock field is
     /// zeroed, which makes the output byte-identical for the same scenario and seed.
