@@ -22,8 +22,7 @@
 use std::time::Instant;
 
 use w3sim_models::clients::{
-    Answer, Attempt, ClassPicker, ClientTimer, ClosedLoop, Jitter, OpenLoop, OpenTimer,
-    RetryPolicy, Sessions, UserTimer, Verdict,
+    Answer, Attempt, ClientTimer, Jitter, OpenTimer, RetryPolicy, Sessions, UserTimer, Verdict,
 };
 use w3sim_models::load_balancer::{
     LbConfig, LbEvent, LbTimer, LoadBalancer, Policy, WhenAllOut as MWhenAllOut,
@@ -35,8 +34,8 @@ use w3sim_models::time::{SimTime, as_secs};
 use crate::engine::{Calendar, Fx, Stream, stream};
 use crate::incidents::{Detector, Incident, Limits};
 use crate::output::SampleSink;
-use crate::pipeline::{RunError, Simulation, open_sources};
-use crate::scenario::{JitterSpec, LbPolicy, LoadMode, RetryOn, Scenario, WhenAllOut};
+use crate::pipeline::{RunError, Simulation, Sources};
+use crate::scenario::{JitterSpec, LbPolicy, RetryOn, Scenario, WhenAllOut};
 use crate::stats::{
     FarmServerSummary, FarmSummary, Latency, LatencyByClass, LbSummary, LimitHit, LittlesLaw,
     MeasuredSummary, RequestTotals, RunEvent, Summary, round6,
@@ -234,8 +233,7 @@ struct Front<'a> {
     scn: &'a Scenario,
     names: Vec<String>,
     cal: Calendar<FarmEv>,
-    open: Vec<OpenLoop<Stream>>,
-    closed: Option<ClosedLoop<Stream>>,
+    sources: Sources,
     clients: Sessions<Stream>,
     lb: Option<LoadBalancer<Stream>>,
     /// The class of the balancer's probes (a probe's lateness is decided by the
@@ -262,19 +260,6 @@ impl<'a> Front<'a> {
     fn new(scn: &'a Scenario, names: Vec<String>) -> Self {
         let seed = scn.seed;
         let n = names.len();
-        let weights: Vec<f64> = scn.classes.iter().map(|c| c.weight).collect();
-        let (open, closed) = match scn.load.mode {
-            LoadMode::Open => (open_sources(scn), None),
-            LoadMode::Closed => (
-                Vec::new(),
-                Some(ClosedLoop::new(
-                    scn.load.users,
-                    scn.load.think_time.0.sampler(),
-                    ClassPicker::new(&weights),
-                    stream(seed, "load/users"),
-                )),
-            ),
-        };
         let c = &scn.clients;
         let policy = RetryPolicy {
             retries: c.retries,
@@ -320,8 +305,7 @@ impl<'a> Front<'a> {
         Self {
             scn,
             cal: Calendar::new(),
-            open,
-            closed,
+            sources: Sources::new(scn),
             clients: Sessions::new(policy, c.timeout.0, stream(seed, "clients/retries")),
             lb,
             probe_class,
@@ -385,25 +369,7 @@ pub fn run_farm(
     farm_sink.columns(&cols)?;
     let end = scn.duration.0;
     // Arm the farm's timers.
-    for (i, open) in f.open.iter_mut().enumerate() {
-        let i = i as u16;
-        open.start(
-            0,
-            &mut Fx {
-                cal: &mut f.cal,
-                wrap: move |t| FarmEv::Open(i, t),
-            },
-        );
-    }
-    if let Some(closed) = f.closed.as_mut() {
-        closed.start(
-            0,
-            &mut Fx {
-                cal: &mut f.cal,
-                wrap: FarmEv::User,
-            },
-        );
-    }
+    f.sources.start(&mut f.cal, FarmEv::Open, FarmEv::User);
     if let Some(lb) = f.lb.as_mut() {
         lb.start(
             0,
@@ -492,28 +458,16 @@ impl Front<'_> {
     ) -> Result<(), RunError> {
         match ev {
             FarmEv::Open(src, timer) => {
-                let batch = self.open[src as usize].on_timer(
-                    now,
-                    timer,
-                    &mut Fx {
-                        cal: &mut self.cal,
-                        wrap: move |t| FarmEv::Open(src, t),
-                    },
-                );
+                let batch = self
+                    .sources
+                    .open_timer(now, src, timer, &mut self.cal, FarmEv::Open);
                 for _ in 0..batch.count {
-                    let class = match batch.class {
-                        Some(c) => c,
-                        None => self.open[src as usize].pick_class(),
-                    };
+                    let class = self.sources.class_of(src, &batch);
                     self.begin_user(now, class, NO_USER, sims, next);
                 }
             }
             FarmEv::User(timer) => {
-                let class = self
-                    .closed
-                    .as_mut()
-                    .expect("user timer without users")
-                    .on_timer(now, timer);
+                let class = self.sources.user_timer(now, timer);
                 self.begin_user(now, class, timer.0, sims, next);
             }
             FarmEv::Client(timer) => {
@@ -758,16 +712,8 @@ impl Front<'_> {
             }
         }
         if d.user != NO_USER {
-            if let Some(closed) = self.closed.as_mut() {
-                closed.on_response(
-                    now,
-                    d.user,
-                    &mut Fx {
-                        cal: &mut self.cal,
-                        wrap: FarmEv::User,
-                    },
-                );
-            }
+            self.sources
+                .user_done(now, d.user, &mut self.cal, FarmEv::User);
         }
     }
 

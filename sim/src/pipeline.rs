@@ -32,7 +32,8 @@ use w3sim_models::app_pool::{
 use w3sim_models::aspnet::{Admission, AspNet, AspNetConfig};
 use w3sim_models::backends::{Backend, BackendConfig, BackendEvent, BackendTimer};
 use w3sim_models::clients::{
-    ArrivalProcess, Burst, ClassPicker, ClosedLoop, OpenLoop, OpenTimer, RateSchedule, UserTimer,
+    ArrivalBatch, ArrivalProcess, Burst, ClassPicker, ClosedLoop, OpenLoop, OpenTimer,
+    RateSchedule, UserTimer,
 };
 use w3sim_models::config_cache::{ConfigCache, ConfigCacheConfig, ConfigTimer};
 use w3sim_models::connections::{CallId, ConnId, ConnectionPool, PoolConfig, PoolEvent, PoolTimer};
@@ -407,8 +408,7 @@ pub struct Simulation<'a> {
     cal: Calendar<Ev>,
     reqs: Slab<Request>,
     /// Open-loop sources: `[load]`'s weighted classes, then one per class with its own rate.
-    open: Vec<OpenLoop<Stream>>,
-    closed: Option<ClosedLoop<Stream>>,
+    sources: Sources,
     server: Server,
     handlers: Vec<Handler>,
     class_rngs: Vec<Stream>,
@@ -544,9 +544,123 @@ fn thread_pool_config(scn: &Scenario) -> ThreadPoolConfig {
     c
 }
 
+/// Where requests come from: `[load]`'s open-loop sources or its closed-loop users. A
+/// single-server run and a farm's front end drive them the same way, each with its own
+/// event type.
+pub(crate) struct Sources {
+    open: Vec<OpenLoop<Stream>>,
+    closed: Option<ClosedLoop<Stream>>,
+}
+
+impl Sources {
+    pub(crate) fn new(scn: &Scenario) -> Self {
+        match scn.load.mode {
+            LoadMode::Open => Self {
+                open: open_sources(scn),
+                closed: None,
+            },
+            LoadMode::Closed => {
+                let weights: Vec<f64> = scn.classes.iter().map(|c| c.weight).collect();
+                Self {
+                    open: Vec::new(),
+                    closed: Some(ClosedLoop::new(
+                        scn.load.users,
+                        scn.load.think_time.0.sampler(),
+                        ClassPicker::new(&weights),
+                        stream(scn.seed, "load/users"),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// No load at all (a farm's server: the farm sends it its requests).
+    fn none() -> Self {
+        Self {
+            open: Vec::new(),
+            closed: None,
+        }
+    }
+
+    /// Arms every source's first arrival and every user's first think time.
+    pub(crate) fn start<E>(
+        &mut self,
+        cal: &mut Calendar<E>,
+        open: fn(u16, OpenTimer) -> E,
+        user: fn(UserTimer) -> E,
+    ) {
+        for (i, o) in self.open.iter_mut().enumerate() {
+            let i = i as u16;
+            o.start(
+                0,
+                &mut Fx {
+                    cal: &mut *cal,
+                    wrap: move |t| open(i, t),
+                },
+            );
+        }
+        if let Some(closed) = self.closed.as_mut() {
+            closed.start(0, &mut Fx { cal, wrap: user });
+        }
+    }
+
+    /// Open-loop source `src`'s timer fired: the requests that arrive now (draw each
+    /// one's class with [`Sources::class_of`]).
+    #[inline]
+    pub(crate) fn open_timer<E>(
+        &mut self,
+        now: SimTime,
+        src: u16,
+        timer: OpenTimer,
+        cal: &mut Calendar<E>,
+        open: fn(u16, OpenTimer) -> E,
+    ) -> ArrivalBatch {
+        self.open[src as usize].on_timer(
+            now,
+            timer,
+            &mut Fx {
+                cal,
+                wrap: move |t| open(src, t),
+            },
+        )
+    }
+
+    /// The class of one request of `batch` from source `src`.
+    #[inline]
+    pub(crate) fn class_of(&mut self, src: u16, batch: &ArrivalBatch) -> ClassId {
+        match batch.class {
+            Some(c) => c,
+            None => self.open[src as usize].pick_class(),
+        }
+    }
+
+    /// A user finished thinking: the class of the request it sends now.
+    #[inline]
+    pub(crate) fn user_timer(&mut self, now: SimTime, timer: UserTimer) -> ClassId {
+        self.closed
+            .as_mut()
+            .expect("user timer without users")
+            .on_timer(now, timer)
+    }
+
+    /// User `user`'s request ended (answered or failed): it thinks, then sends the next.
+    #[inline]
+    pub(crate) fn user_done<E>(
+        &mut self,
+        now: SimTime,
+        user: u32,
+        cal: &mut Calendar<E>,
+        wrap: fn(UserTimer) -> E,
+    ) {
+        if let Some(closed) = self.closed.as_mut() {
+            closed.on_response(now, user, &mut Fx { cal, wrap });
+        }
+    }
+}
+
 /// The open-loop sources: `[load]` for the classes that take a weighted share of it
 /// (with its bursts), then one source per class with its own `rate` or `schedule`.
-pub(crate) fn open_sources(scn: &Scenario) -> Vec<OpenLoop<Stream>> {
+fn open_sources(scn: &Scenario) -> Vec<OpenLoop<Stream>> {
     let own = |c: &crate::scenario::Class| c.rate.is_some() || !c.schedule.is_empty();
     let process = match scn.load.arrivals {
         Arrivals::Poisson => ArrivalProcess::Poisson,
@@ -732,20 +846,6 @@ impl<'a> Simulation<'a> {
     /// Builds the models from a validated scenario.
     pub fn new(scn: &'a Scenario) -> Self {
         let seed = scn.seed;
-        let weights: Vec<f64> = scn.classes.iter().map(|c| c.weight).collect();
-        let picker = ClassPicker::new(&weights);
-        let (open, closed) = match scn.load.mode {
-            LoadMode::Open => (open_sources(scn), None),
-            LoadMode::Closed => (
-                Vec::new(),
-                Some(ClosedLoop::new(
-                    scn.load.users,
-                    scn.load.think_time.0.sampler(),
-                    picker,
-                    stream(seed, "load/users"),
-                )),
-            ),
-        };
         let cpus = scn.cpu.logical_processors;
         let cpu = match scn.cpu.scheduler {
             Scheduler::Shared => {
@@ -857,8 +957,7 @@ impl<'a> Simulation<'a> {
             scn,
             cal: Calendar::new(),
             reqs: Slab::default(),
-            open,
-            closed,
+            sources: Sources::new(scn),
             server,
             handlers,
             class_rngs,
@@ -918,8 +1017,7 @@ impl<'a> Simulation<'a> {
     /// [`Simulation::take_completed`].
     pub fn member(scn: &'a Scenario) -> Self {
         let mut sim = Self::new(scn);
-        sim.open.clear();
-        sim.closed = None;
+        sim.sources = Sources::none();
         sim
     }
 
@@ -1015,25 +1113,7 @@ impl<'a> Simulation<'a> {
                 wrap: Ev::Afd,
             },
         );
-        for (i, open) in self.open.iter_mut().enumerate() {
-            let i = i as u16;
-            open.start(
-                0,
-                &mut Fx {
-                    cal: &mut self.cal,
-                    wrap: move |t| Ev::Open(i, t),
-                },
-            );
-        }
-        if let Some(closed) = self.closed.as_mut() {
-            closed.start(
-                0,
-                &mut Fx {
-                    cal: &mut self.cal,
-                    wrap: Ev::User,
-                },
-            );
-        }
+        self.sources.start(&mut self.cal, Ev::Open, Ev::User);
         self.server.tp.start(
             0,
             &mut Fx {
@@ -1077,29 +1157,16 @@ impl<'a> Simulation<'a> {
         {
             match ev {
                 Ev::Open(src, timer) => {
-                    let open = &mut self.open[src as usize];
-                    let batch = open.on_timer(
-                        now,
-                        timer,
-                        &mut Fx {
-                            cal: &mut self.cal,
-                            wrap: move |t| Ev::Open(src, t),
-                        },
-                    );
+                    let batch = self
+                        .sources
+                        .open_timer(now, src, timer, &mut self.cal, Ev::Open);
                     for _ in 0..batch.count {
-                        let class = match batch.class {
-                            Some(c) => c,
-                            None => self.open[src as usize].pick_class(),
-                        };
+                        let class = self.sources.class_of(src, &batch);
                         self.arrive(now, class, NO_USER, NO_ORIGIN);
                     }
                 }
                 Ev::User(timer) => {
-                    let class = self
-                        .closed
-                        .as_mut()
-                        .expect("user timer without users")
-                        .on_timer(now, timer);
+                    let class = self.sources.user_timer(now, timer);
                     self.arrive(now, class, timer.0, NO_ORIGIN);
                 }
                 Ev::WaitDone(id) => self.wait_done(now, id),
@@ -2058,16 +2125,7 @@ impl<'a> Simulation<'a> {
             self.completed.push((r.origin, outcome));
         }
         if r.user != NO_USER {
-            if let Some(closed) = self.closed.as_mut() {
-                closed.on_response(
-                    now,
-                    r.user,
-                    &mut Fx {
-                        cal: &mut self.cal,
-                        wrap: Ev::User,
-                    },
-                );
-            }
+            self.sources.user_done(now, r.user, &mut self.cal, Ev::User);
         }
     }
 
