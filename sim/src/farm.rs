@@ -718,6 +718,7 @@ impl Front<'_> {
     }
 
     fn sample(&mut self, now: SimTime, sink: &mut dyn SampleSink) -> Result<(), RunError> {
+        self.interval_latency.settle();
         let dt = self.scn.sample_interval.0 as f64 * 1e-9;
         let per_s = |x: u64| round6(x as f64 / dt);
         let i = std::mem::replace(

@@ -2311,6 +2311,7 @@ impl<'a> Simulation<'a> {
     }
 
     fn sample(&mut self, now: SimTime, sink: &mut dyn SampleSink) -> Result<(), RunError> {
+        self.interval.latency.settle();
         let secs = self.scn.sample_interval.as_secs_f64();
         let busy = self.busy_ns(now);
         let dpc_busy = match &self.server.cpu {
