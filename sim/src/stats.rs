@@ -775,7 +775,7 @@ mod tests {
     fn the_index_is_hdrhistograms() {
         let h = Histogram::<u32>::new_with_bounds(1, MAX_TRACKED_NS, 3).unwrap();
         for v in (1..5000u64)
-            .chain((0..44).flat_map(|k| [(1u64 << k) - 1, 1 << k, (1 << k) + 1, 3 << k / 2]))
+            .chain((0..44).flat_map(|k| [(1u64 << k) - 1, 1 << k, (1 << k) + 1, 3 << (k / 2)]))
         {
             let v = v.clamp(1, MAX_TRACKED_NS);
             let i = hdr_index(v);
