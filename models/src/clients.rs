@@ -473,16 +473,22 @@ struct UserRequest {
     outstanding: bool,
 }
 
+/// A slot of [`Sessions`]: the sequence number of its current attempt (kept across
+/// reuse, so a late answer to an attempt of an earlier user request never matches) next
+/// to its user request, so that an answer reads one cache line.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    seq: u32,
+    req: Option<UserRequest>,
+}
+
 /// The user requests in flight and their attempts: timeouts and retries.
 #[derive(Debug)]
 pub struct Sessions<R> {
     policy: RetryPolicy,
     /// Client timeout per attempt; 0 = wait for ever.
     timeout_ns: u64,
-    slots: Vec<Option<UserRequest>>,
-    /// Sequence number of each slot's current attempt (kept across reuse, so a late
-    /// answer to an attempt of an earlier user request never matches).
-    seq: Vec<u32>,
+    slots: Vec<Slot>,
     free: Vec<u32>,
     rng: R,
     /// Attempts sent, retries among them, attempts the client timed out.
@@ -498,7 +504,6 @@ impl<R: Rng> Sessions<R> {
             policy,
             timeout_ns,
             slots: Vec::new(),
-            seq: Vec::new(),
             free: Vec::new(),
             rng,
             attempts: 0,
@@ -535,12 +540,11 @@ impl<R: Rng> Sessions<R> {
         };
         let slot = match self.free.pop() {
             Some(s) => {
-                self.slots[s as usize] = Some(u);
+                self.slots[s as usize].req = Some(u);
                 s
             }
             None => {
-                self.slots.push(Some(u));
-                self.seq.push(0);
+                self.slots.push(Slot { seq: 0, req: Some(u) });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -550,9 +554,10 @@ impl<R: Rng> Sessions<R> {
 
     fn send(&mut self, now: SimTime, slot: u32, fx: &mut impl Effects<ClientTimer>) -> Attempt {
         let s = slot as usize;
-        self.seq[s] = self.seq[s].wrapping_add(1);
-        let seq = self.seq[s];
-        let u = self.slots[s].as_mut().expect("live user request");
+        let slot_s = &mut self.slots[s];
+        slot_s.seq = slot_s.seq.wrapping_add(1);
+        let seq = slot_s.seq;
+        let u = slot_s.req.as_mut().expect("live user request");
         u.attempts += 1;
         u.outstanding = true;
         self.attempts += 1;
@@ -581,7 +586,7 @@ impl<R: Rng> Sessions<R> {
         let (slot, seq) = Attempt::untoken(token);
         let s = slot as usize;
         match self.slots.get(s) {
-            Some(Some(u)) if u.outstanding && self.seq[s] == seq => {}
+            Some(Slot { seq: q, req: Some(u) }) if u.outstanding && *q == seq => {}
             _ => return Verdict::Stale,
         }
         self.conclude(now, slot, answer, fx)
@@ -598,7 +603,7 @@ impl<R: Rng> Sessions<R> {
             ClientTimer::Timeout { slot, seq } => {
                 let s = slot as usize;
                 match self.slots.get(s) {
-                    Some(Some(u)) if u.outstanding && self.seq[s] == seq => {}
+                    Some(Slot { seq: q, req: Some(u) }) if u.outstanding && *q == seq => {}
                     _ => return (Verdict::Stale, None),
                 }
                 self.timeouts += 1;
@@ -607,7 +612,7 @@ impl<R: Rng> Sessions<R> {
             ClientTimer::Retry { slot, seq } => {
                 let s = slot as usize;
                 match self.slots.get(s) {
-                    Some(Some(u)) if !u.outstanding && self.seq[s] == seq => {}
+                    Some(Slot { seq: q, req: Some(u) }) if !u.outstanding && *q == seq => {}
                     _ => return (Verdict::Stale, None),
                 }
                 (Verdict::Retrying, Some(self.send(now, slot, fx)))
@@ -623,7 +628,7 @@ impl<R: Rng> Sessions<R> {
         fx: &mut impl Effects<ClientTimer>,
     ) -> Verdict {
         let s = slot as usize;
-        let u = self.slots[s].as_mut().expect("live user request");
+        let u = self.slots[s].req.as_mut().expect("live user request");
         u.outstanding = false;
         let retry = u.attempts;
         if answer != Answer::Ok && retry <= self.policy.retries && self.policy.retries_on(answer) {
@@ -632,12 +637,12 @@ impl<R: Rng> Sessions<R> {
                 now + d,
                 ClientTimer::Retry {
                     slot,
-                    seq: self.seq[s],
+                    seq: self.slots[s].seq,
                 },
             );
             return Verdict::Retrying;
         }
-        let u = self.slots[s].take().expect("live user request");
+        let u = self.slots[s].req.take().expect("live user request");
         self.free.push(slot);
         self.in_flight -= 1;
         Verdict::Done(Done {

@@ -199,15 +199,14 @@ impl<R: Rng> LoadBalancer<R> {
         let eligible = |m: &Member| !any_in || m.state == ServerState::InRotation;
         let pick = match self.cfg.policy {
             Policy::RoundRobin => {
-                let mut pick = 0;
-                for k in 0..n {
-                    let i = (self.cursor + k) % n;
-                    if eligible(&self.members[i]) {
-                        pick = i;
-                        break;
-                    }
-                }
-                self.cursor = (pick + 1) % n;
+                // The first eligible server from the cursor on, wrapping once (no
+                // division: this runs for every request).
+                let c = if self.cursor < n { self.cursor } else { 0 };
+                let pick = (c..n)
+                    .chain(0..c)
+                    .find(|&i| eligible(&self.members[i]))
+                    .unwrap_or(0);
+                self.cursor = if pick + 1 == n { 0 } else { pick + 1 };
                 pick
             }
             Policy::LeastConnections => (0..n)

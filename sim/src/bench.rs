@@ -2,7 +2,10 @@
 //! requests, run on one core with no output files, as `w3sim bench` and the divan
 //! bench do. The same model runs in SimPy and Ciw in `shared/bench/peers/`.
 //! `w3sim bench --farm N` runs it once on one server and once as a farm of N servers
-//! behind a balancer with N times the load: the farm should cost N times as much.
+//! behind a balancer with N times the load: the farm should cost N times as much. It
+//! does so for two kinds of server: the reduction above (dedicated processors, the
+//! cheapest requests w3sim simulates) and the same server on the shared CPU scheduler
+//! (the default, which every farm scenario uses).
 
 use std::time::Instant;
 
@@ -57,12 +60,54 @@ pub fn run_mm16(rho: f64, requests: u64, seed: u64) -> BenchFigures {
     run_figures(&mm16_scenario(rho, requests, seed))
 }
 
-/// The farm scaling benchmark's scenario: `servers` copies of the M/M/16/1000 server
-/// behind a round-robin balancer (probes every 5 s), offered `servers` times the load,
-/// for the time one server takes to see `requests_per_server` requests.
-pub fn farm_scenario(servers: u32, rho: f64, requests_per_server: u64, seed: u64) -> Scenario {
-    let mut s = mm16_scenario(rho, requests_per_server, seed);
-    s.name = format!("bench-farm-{servers}x-mm16-1000-rho{rho}");
+/// The M/M/16/1000 server of [`mm16_scenario`] on the shared CPU scheduler (the default:
+/// 16 logical processors, 5 µs context switches, DPCs and priorities) instead of
+/// dedicated processors: each request costs what it costs in a full scenario's pipeline.
+pub fn mm16_shared_cpu_scenario(rho: f64, requests: u64, seed: u64) -> Scenario {
+    let mut s = mm16_scenario(rho, requests, seed);
+    s.name = format!("bench-mm16-1000-shared-cpu-rho{rho}");
+    s.cpu.scheduler = crate::scenario::Scheduler::Shared;
+    s
+}
+
+/// The server a farm benchmark multiplies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchServer {
+    /// [`mm16_scenario`]: dedicated processors (the cheapest requests; the worst case for
+    /// a farm, whose cost of switching between servers weighs most against them).
+    Dedicated,
+    /// [`mm16_shared_cpu_scenario`]: the default CPU model.
+    SharedCpu,
+}
+
+impl BenchServer {
+    pub fn scenario(self, rho: f64, requests: u64, seed: u64) -> Scenario {
+        match self {
+            BenchServer::Dedicated => mm16_scenario(rho, requests, seed),
+            BenchServer::SharedCpu => mm16_shared_cpu_scenario(rho, requests, seed),
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            BenchServer::Dedicated => "M/M/16/1000 on dedicated processors",
+            BenchServer::SharedCpu => "M/M/16/1000 on the shared CPU scheduler",
+        }
+    }
+}
+
+/// The farm scaling benchmark's scenario: `servers` copies of `server` behind a
+/// round-robin balancer (probes every 5 s), offered `servers` times the load, for the
+/// time one server takes to see `requests_per_server` requests.
+pub fn farm_scenario(
+    server: BenchServer,
+    servers: u32,
+    rho: f64,
+    requests_per_server: u64,
+    seed: u64,
+) -> Scenario {
+    let mut s = server.scenario(rho, requests_per_server, seed);
+    s.name = format!("bench-farm-{servers}x-{}", s.name.trim_start_matches("bench-"));
     s.load.rate = Rate(s.load.rate.0 * servers as f64);
     s.farm.servers = vec![crate::scenario::ServerGroup {
         name: "web".into(),
@@ -89,9 +134,15 @@ impl FarmScaling {
 }
 
 /// Runs one server and then a farm of `servers`, each server seeing `requests` requests.
-pub fn run_farm_scaling(servers: u32, rho: f64, requests: u64, seed: u64) -> FarmScaling {
-    let single = run_figures(&mm16_scenario(rho, requests, seed));
-    let farm = run_figures(&farm_scenario(servers, rho, requests, seed));
+pub fn run_farm_scaling(
+    server: BenchServer,
+    servers: u32,
+    rho: f64,
+    requests: u64,
+    seed: u64,
+) -> FarmScaling {
+    let single = run_figures(&server.scenario(rho, requests, seed));
+    let farm = run_figures(&farm_scenario(server, servers, rho, requests, seed));
     FarmScaling {
         single,
         farm,

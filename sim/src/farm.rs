@@ -63,17 +63,27 @@ impl NextTimes {
         }
     }
 
+    /// Server `i`'s next event is at `t`; the path to the root is updated as far as it
+    /// changes (an injected request often leaves its server's next event where it was).
     #[inline]
     fn set(&mut self, i: usize, t: SimTime) {
         let mut k = self.size + i;
-        self.tree[k] = if t >= 1 << 54 {
+        let mut v = if t >= 1 << 54 {
             NONE
         } else {
             (t << 10) | i as u64
         };
+        if self.tree[k] == v {
+            return;
+        }
+        self.tree[k] = v;
         while k > 1 {
+            v = v.min(self.tree[k ^ 1]);
             k /= 2;
-            self.tree[k] = self.tree[2 * k].min(self.tree[2 * k + 1]);
+            if self.tree[k] == v {
+                return;
+            }
+            self.tree[k] = v;
         }
     }
 
@@ -1000,5 +1010,32 @@ mod tests {
         n.set(0, 100);
         n.set(4, 100);
         assert_eq!(n.min(), (90, 1));
+    }
+
+    proptest::proptest! {
+        /// After any sequence of updates (the early exit included) the tree's minimum is
+        /// the brute-force minimum of the servers' times, lowest index on ties.
+        #[test]
+        fn next_times_match_a_linear_scan(
+            n in 1usize..40,
+            updates in proptest::collection::vec((0usize..40, 0u64..20), 0..300),
+        ) {
+            let mut tree = NextTimes::new(n);
+            let mut times = vec![SimTime::MAX; n];
+            for (i, t) in updates {
+                let i = i % n;
+                // Few distinct times: ties and unchanged values are common.
+                let t = if t == 19 { SimTime::MAX } else { t * 1000 };
+                tree.set(i, t);
+                times[i] = t;
+                let want = times
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| **t != SimTime::MAX)
+                    .min_by_key(|&(i, t)| (*t, i))
+                    .map_or((SimTime::MAX, usize::MAX), |(i, t)| (*t, i));
+                proptest::prop_assert_eq!(tree.min(), want);
+            }
+        }
     }
 }
