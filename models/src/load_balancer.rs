@@ -325,6 +325,12 @@ impl<R: Rng> LoadBalancer<R> {
     }
 
     /// Probes to send now (drain after every call).
+    /// Whether probes or events wait to be polled (cheap: checked after every answer).
+    #[inline]
+    pub fn has_output(&self) -> bool {
+        !self.probes.is_empty() || !self.events.is_empty()
+    }
+
     pub fn poll_probe(&mut self) -> Option<ProbeRequest> {
         if self.probes.is_empty() {
             None

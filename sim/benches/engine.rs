@@ -1,4 +1,5 @@
-//! Benchmarks (divan): the M/M/16/1000 reduction at ρ = 0.9, and the calendar alone.
+//! Benchmarks (divan): the M/M/16/1000 reduction at ρ = 0.9, a farm of 8 of them, and
+//! the calendar alone.
 //! `cargo bench -p w3sim` prints the figures; `w3sim bench` prints requests/s and events/s.
 
 use w3sim::engine::Calendar;
@@ -40,4 +41,15 @@ fn calendar_hold_1000(b: divan::Bencher) {
             }
             divan::black_box(c.len())
         });
+}
+
+/// A farm of 8 M/M/16/1000 servers (dedicated processors) behind a round-robin
+/// balancer, 100,000 requests each: compare with 8 × `mm16_1000_rho09_100k_requests`
+/// (README, Performance; `w3sim bench --farm 8` prints the ratio).
+#[divan::bench(sample_count = 5)]
+fn farm_of_8_mm16_1000_rho09_100k_requests_each(b: divan::Bencher) {
+    use w3sim::bench::{BenchServer, farm_scenario};
+    let scn = farm_scenario(BenchServer::Dedicated, 8, 0.9, 100_000, 42);
+    b.counter(divan::counter::ItemsCount::new(800_000usize))
+        .bench(|| w3sim::run(&scn, &mut w3sim::output::NullSink).expect("runs"));
 }

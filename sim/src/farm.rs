@@ -662,7 +662,15 @@ impl Front<'_> {
     }
 
     /// Sends the probes the balancer asked for and records its removals.
+    #[inline]
     fn lb_follow_up(&mut self, now: SimTime, sims: &mut [Simulation<'_>], next: &mut NextTimes) {
+        if self.lb.as_ref().is_some_and(|lb| lb.has_output()) {
+            self.lb_output(now, sims, next);
+        }
+    }
+
+    #[cold]
+    fn lb_output(&mut self, now: SimTime, sims: &mut [Simulation<'_>], next: &mut NextTimes) {
         let Some(lb) = self.lb.as_mut() else { return };
         while let Some(e) = lb.poll_event() {
             let (kind, server, detail) = match e {

@@ -445,3 +445,45 @@ fn staggered_reinstatement_keeps_the_farm_down_where_synchronised_reinstatement_
         s5000.measured.failure_ratio
     );
 }
+
+/// The farm benchmark (`w3sim bench --farm N`, README Performance) compares like with
+/// like: for both kinds of server, each of the N servers gets 1/N of the N-fold load
+/// (round robin, no server ever out), as many requests as the single server, and the
+/// same queueing (mean wait within sampling noise of the single M/M/16/1000 server).
+#[test]
+fn the_farm_benchmark_gives_each_server_the_single_servers_load() {
+    use w3sim::bench::{BenchServer, farm_scenario};
+    for kind in [BenchServer::Dedicated, BenchServer::SharedCpu] {
+        let single = w3sim::run(&kind.scenario(0.9, 60_000, 7), &mut w3sim::output::NullSink)
+            .expect("single server runs");
+        let s = w3sim::run(
+            &farm_scenario(kind, 4, 0.9, 60_000, 7),
+            &mut w3sim::output::NullSink,
+        )
+        .expect("farm runs");
+        check_farm_conservation(&s);
+        let f = farm(&s);
+        assert_eq!(f.servers.len(), 4);
+        assert_eq!(f.retries, 0);
+        let lb = f.load_balancer.as_ref().expect("a balancer");
+        assert_eq!(lb.removals, 0, "{kind:?}: no server is ever taken out");
+        let n1 = single.requests.arrived as f64;
+        for srv in &f.servers {
+            // Round robin: every server gets a quarter, to the request.
+            assert!((srv.share - 0.25).abs() < 1e-4, "{kind:?}: share {}", srv.share);
+            let n = srv.summary.requests.arrived as f64;
+            assert!((n / n1 - 1.0).abs() < 0.03, "{kind:?}: {n} vs {n1} requests");
+            assert_eq!(srv.summary.outcomes["ok"], srv.summary.requests.completed);
+        }
+        // Round robin spreads a Poisson stream into Erlang-4 arrivals per server: more
+        // regular, so the farm's servers wait less than the single M/M/16 server, never more.
+        let wait = |x: &Summary| x.queue_wait_ms.mean;
+        let farm_wait =
+            f.servers.iter().map(|x| wait(&x.summary)).sum::<f64>() / f.servers.len() as f64;
+        assert!(
+            farm_wait <= wait(&single) * 1.05,
+            "{kind:?}: farm servers wait {farm_wait} ms, the single server {} ms",
+            wait(&single)
+        );
+    }
+}
