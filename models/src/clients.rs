@@ -544,7 +544,10 @@ impl<R: Rng> Sessions<R> {
                 s
             }
             None => {
-                self.slots.push(Slot { seq: 0, req: Some(u) });
+                self.slots.push(Slot {
+                    seq: 0,
+                    req: Some(u),
+                });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -586,7 +589,10 @@ impl<R: Rng> Sessions<R> {
         let (slot, seq) = Attempt::untoken(token);
         let s = slot as usize;
         match self.slots.get(s) {
-            Some(Slot { seq: q, req: Some(u) }) if u.outstanding && *q == seq => {}
+            Some(Slot {
+                seq: q,
+                req: Some(u),
+            }) if u.outstanding && *q == seq => {}
             _ => return Verdict::Stale,
         }
         self.conclude(now, slot, answer, fx)
@@ -603,7 +609,10 @@ impl<R: Rng> Sessions<R> {
             ClientTimer::Timeout { slot, seq } => {
                 let s = slot as usize;
                 match self.slots.get(s) {
-                    Some(Slot { seq: q, req: Some(u) }) if u.outstanding && *q == seq => {}
+                    Some(Slot {
+                        seq: q,
+                        req: Some(u),
+                    }) if u.outstanding && *q == seq => {}
                     _ => return (Verdict::Stale, None),
                 }
                 self.timeouts += 1;
@@ -612,7 +621,10 @@ impl<R: Rng> Sessions<R> {
             ClientTimer::Retry { slot, seq } => {
                 let s = slot as usize;
                 match self.slots.get(s) {
-                    Some(Slot { seq: q, req: Some(u) }) if !u.outstanding && *q == seq => {}
+                    Some(Slot {
+                        seq: q,
+                        req: Some(u),
+                    }) if !u.outstanding && *q == seq => {}
                     _ => return (Verdict::Stale, None),
                 }
                 (Verdict::Retrying, Some(self.send(now, slot, fx)))

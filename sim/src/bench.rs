@@ -107,7 +107,10 @@ pub fn farm_scenario(
     seed: u64,
 ) -> Scenario {
     let mut s = server.scenario(rho, requests_per_server, seed);
-    s.name = format!("bench-farm-{servers}x-{}", s.name.trim_start_matches("bench-"));
+    s.name = format!(
+        "bench-farm-{servers}x-{}",
+        s.name.trim_start_matches("bench-")
+    );
     s.load.rate = Rate(s.load.rate.0 * servers as f64);
     s.farm.servers = vec![crate::scenario::ServerGroup {
         name: "web".into(),

@@ -7,8 +7,9 @@
 //! run uses), the retrying clients ([`Sessions`]) and the load balancer
 //! ([`LoadBalancer`]). The loop always processes the earliest event of all calendars —
 //! the farm's first, then the servers' in index order at equal times — so the farm is
-//! one deterministic event loop; its cost per event grows with the number of servers
-//! only by a scan of their next-event times.
+//! one deterministic event loop. The next server is taken from a tournament tree of
+//! their next-event times (O(log N) per update); what grows with the number of servers
+//! is the cache traffic of switching between their states (README, Performance).
 //!
 //! An attempt goes: client → balancer → [`Simulation::inject`] on the chosen server;
 //! its outcome comes back from [`Simulation::take_completed`] to the balancer (a 503

@@ -470,9 +470,16 @@ fn the_farm_benchmark_gives_each_server_the_single_servers_load() {
         let n1 = single.requests.arrived as f64;
         for srv in &f.servers {
             // Round robin: every server gets a quarter, to the request.
-            assert!((srv.share - 0.25).abs() < 1e-4, "{kind:?}: share {}", srv.share);
+            assert!(
+                (srv.share - 0.25).abs() < 1e-4,
+                "{kind:?}: share {}",
+                srv.share
+            );
             let n = srv.summary.requests.arrived as f64;
-            assert!((n / n1 - 1.0).abs() < 0.03, "{kind:?}: {n} vs {n1} requests");
+            assert!(
+                (n / n1 - 1.0).abs() < 0.03,
+                "{kind:?}: {n} vs {n1} requests"
+            );
             assert_eq!(srv.summary.outcomes["ok"], srv.summary.requests.completed);
         }
         // Round robin spreads a Poisson stream into Erlang-4 arrivals per server: more
