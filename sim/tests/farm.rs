@@ -494,3 +494,48 @@ fn the_farm_benchmark_gives_each_server_the_single_servers_load() {
         );
     }
 }
+
+/// `w3sim check` warns when the balancer's probes ask for a page slow enough (against
+/// the probe timeout) to fail under load and hold servers out — the trap the farm
+/// benchmark fell into — and stays quiet for the cascade's 200 µs health page.
+#[test]
+fn check_warns_about_probes_of_a_slow_page() {
+    let check = |path: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_w3sim"))
+            .arg("check")
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let slow = tmp.path().join("slow-probes.toml");
+    std::fs::write(
+        &slow,
+        r#"name = "slow-probes"
+duration = "60s"
+[load]
+rate = "28.8/s"
+[[classes]]
+name = "page"
+service = "exp(1s)"
+[[farm.servers]]
+name = "web"
+count = 2
+"#,
+    )
+    .unwrap();
+    let out = check(&slow);
+    assert!(
+        out.contains("note: probes ask for \"page\", whose own time averages 1000 ms against a probe timeout of 2s"),
+        "{out}"
+    );
+    let out = check(&experiment("farm-cascade.toml"));
+    assert!(out.contains("farm of 4 servers"), "{out}");
+    assert!(!out.contains("note: probes"), "{out}");
+}
