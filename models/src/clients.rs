@@ -587,15 +587,20 @@ impl<R: Rng> Sessions<R> {
         fx: &mut impl Effects<ClientTimer>,
     ) -> Verdict {
         let (slot, seq) = Attempt::untoken(token);
-        let s = slot as usize;
-        match self.slots.get(s) {
-            Some(Slot {
-                seq: q,
-                req: Some(u),
-            }) if u.outstanding && *q == seq => {}
-            _ => return Verdict::Stale,
+        if !self.is_current(slot, seq, true) {
+            return Verdict::Stale;
         }
         self.conclude(now, slot, answer, fx)
+    }
+
+    /// Whether (slot, seq) is the live attempt of its user request, out (`outstanding`)
+    /// or waiting to be retried.
+    #[inline]
+    fn is_current(&self, slot: u32, seq: u32, outstanding: bool) -> bool {
+        matches!(
+            self.slots.get(slot as usize),
+            Some(Slot { seq: q, req: Some(u) }) if u.outstanding == outstanding && *q == seq
+        )
     }
 
     /// A timer fired: a timeout concludes its attempt; a retry returns the attempt to send.
@@ -607,25 +612,15 @@ impl<R: Rng> Sessions<R> {
     ) -> (Verdict, Option<Attempt>) {
         match t {
             ClientTimer::Timeout { slot, seq } => {
-                let s = slot as usize;
-                match self.slots.get(s) {
-                    Some(Slot {
-                        seq: q,
-                        req: Some(u),
-                    }) if u.outstanding && *q == seq => {}
-                    _ => return (Verdict::Stale, None),
+                if !self.is_current(slot, seq, true) {
+                    return (Verdict::Stale, None);
                 }
                 self.timeouts += 1;
                 (self.conclude(now, slot, Answer::Timeout, fx), None)
             }
             ClientTimer::Retry { slot, seq } => {
-                let s = slot as usize;
-                match self.slots.get(s) {
-                    Some(Slot {
-                        seq: q,
-                        req: Some(u),
-                    }) if !u.outstanding && *q == seq => {}
-                    _ => return (Verdict::Stale, None),
+                if !self.is_current(slot, seq, false) {
+                    return (Verdict::Stale, None);
                 }
                 (Verdict::Retrying, Some(self.send(now, slot, fx)))
             }

@@ -322,19 +322,7 @@ fn slow_probe_note(scn: &w3sim::Scenario) -> Option<String> {
     } else {
         scn.classes.iter().find(|c| c.name == lb.probe_class)?
     };
-    let mean_ns = match &class.service {
-        Some(d) => d.0.mean(),
-        None => class
-            .steps
-            .iter()
-            .map(|st| {
-                st.cpu
-                    .as_ref()
-                    .or(st.wait.as_ref())
-                    .map_or(0.0, |d| d.0.mean())
-            })
-            .sum(),
-    };
+    let mean_ns = class.mean_own_time_ns();
     let timeout = lb.probe_timeout.0 as f64;
     (mean_ns * 5.0 >= timeout).then(|| {
         format!(
@@ -384,22 +372,7 @@ fn explain(scn: &Scenario) -> String {
         .classes
         .iter()
         .filter(shared)
-        .map(|c| {
-            let d = match &c.service {
-                Some(d) => d.0.mean(),
-                None => c
-                    .steps
-                    .iter()
-                    .map(|st| {
-                        st.cpu
-                            .as_ref()
-                            .or(st.wait.as_ref())
-                            .map_or(0.0, |d| d.0.mean())
-                    })
-                    .sum(),
-            };
-            c.weight / total_w * d * 1e-9
-        })
+        .map(|c| c.weight / total_w * c.mean_own_time_ns() * 1e-9)
         .sum();
     let cpus = scn.cpu.logical_processors;
     let threads = scn.thread_pool.min_threads(cpus);

@@ -271,6 +271,24 @@ impl Class {
             ..Self::default()
         }
     }
+
+    /// Mean time of the handler's own steps (CPU demand and waits, ns), before any
+    /// queueing and without outgoing calls: the `service` time, or its steps' sum.
+    pub fn mean_own_time_ns(&self) -> f64 {
+        match &self.service {
+            Some(d) => d.0.mean(),
+            None => self
+                .steps
+                .iter()
+                .map(|st| {
+                    st.cpu
+                        .as_ref()
+                        .or(st.wait.as_ref())
+                        .map_or(0.0, |d| d.0.mean())
+                })
+                .sum(),
+        }
+    }
 }
 
 /// One handler step: exactly one of its keys is set.
