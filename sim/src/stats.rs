@@ -93,14 +93,13 @@ impl Latency {
 
     /// Moves the pending counts into the histogram (before it is read).
     pub fn settle(&mut self) {
-        if self.lo > self.hi {
-            return;
-        }
-        for i in self.lo..=self.hi {
-            let c = std::mem::take(&mut self.pending[i]);
-            if c > 0 {
-                let _ = self.h.record_n(hdr_value(i), c as u32);
-            }
+        add_pending(&mut self.h, &self.pending, self.lo, self.hi);
+        self.clear_pending();
+    }
+
+    fn clear_pending(&mut self) {
+        if self.lo <= self.hi {
+            self.pending[self.lo..=self.hi].fill(0);
         }
         self.lo = usize::MAX;
         self.hi = 0;
@@ -111,12 +110,12 @@ impl Latency {
     }
 
     pub fn reset(&mut self) {
-        if self.lo <= self.hi {
-            self.pending[self.lo..=self.hi].fill(0);
+        self.clear_pending();
+        // Clearing HdrHistogram writes all its counts: skip it when nothing is in them
+        // (an interval histogram that was never read).
+        if !self.h.is_empty() {
+            self.h.reset();
         }
-        self.lo = usize::MAX;
-        self.hi = 0;
-        self.h.reset();
         self.n = 0;
         self.sum_ns = 0;
     }
@@ -133,11 +132,7 @@ impl Latency {
             return std::borrow::Cow::Borrowed(&self.h);
         }
         let mut h = self.h.clone();
-        for i in self.lo..=self.hi {
-            if self.pending[i] > 0 {
-                let _ = h.record_n(hdr_value(i), self.pending[i] as u32);
-            }
-        }
+        add_pending(&mut h, &self.pending, self.lo, self.hi);
         std::borrow::Cow::Owned(h)
     }
 
@@ -161,6 +156,19 @@ impl Latency {
             } else {
                 round6(h.max() as f64 * 1e-6)
             },
+        }
+    }
+}
+
+/// Adds the pending byte counts of indices `lo..=hi` to `h`.
+fn add_pending(h: &mut Histogram<u32>, pending: &[u8], lo: usize, hi: usize) {
+    if lo > hi {
+        return;
+    }
+    for (i, &c) in pending[lo..=hi].iter().enumerate() {
+        if c > 0 {
+            // Cannot fail: the index's value is within the bounds.
+            let _ = h.record_n(hdr_value(lo + i), c as u32);
         }
     }
 }
