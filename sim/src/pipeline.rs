@@ -403,6 +403,8 @@ struct Server {
 /// A simulation in progress.
 pub struct Simulation<'a> {
     scn: &'a Scenario,
+    /// `scn.duration`, read on every event (kept here, next to the calendar).
+    end: SimTime,
     /// `[[valves]]`: in-application control loops, with the call steps each skipped.
     valves: Vec<(w3sim_models::valve::Valve, u64)>,
     cal: Calendar<Ev>,
@@ -957,6 +959,7 @@ impl<'a> Simulation<'a> {
             scn,
             cal: Calendar::new(),
             reqs: Slab::default(),
+            end: scn.duration.0,
             sources: Sources::new(scn),
             server,
             handlers,
@@ -1044,7 +1047,7 @@ impl<'a> Simulation<'a> {
     /// Time of the next event within the run's duration.
     #[inline]
     pub fn next_time(&self) -> Option<SimTime> {
-        self.cal.peek_time().filter(|&t| t <= self.scn.duration.0)
+        self.cal.peek_time().filter(|&t| t <= self.end)
     }
 
     /// Events processed so far.
@@ -1152,7 +1155,7 @@ impl<'a> Simulation<'a> {
 
     /// Processes the next event (call only while [`Simulation::next_time`] is `Some`).
     pub fn step(&mut self, sink: &mut dyn SampleSink) -> Result<(), RunError> {
-        let end = self.scn.duration.0;
+        let end = self.end;
         let (now, ev) = self.cal.pop().expect("an event is due");
         {
             match ev {
