@@ -3,23 +3,15 @@
 
 mod common;
 
-use std::process::Command;
-
 fn run_to(dir: &std::path::Path, extra: &[&str]) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_w3sim"))
-        .arg("run")
-        .arg(common::experiment("queue-full-burst.toml"))
-        .args(["--duration", "100s", "--out"])
-        .arg(dir)
-        .arg("--quiet")
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args = vec![
+        std::ffi::OsString::from("run"),
+        common::experiment("queue-full-burst.toml").into(),
+    ];
+    args.extend(["--duration", "100s", "--quiet", "--out"].map(Into::into));
+    args.push(dir.into());
+    args.extend(extra.iter().map(Into::into));
+    common::w3sim_ok(args);
     let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
     let ts = std::fs::read_to_string(dir.join("timeseries.csv")).unwrap();
     let summary: String = summary

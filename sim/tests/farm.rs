@@ -500,19 +500,8 @@ fn the_farm_benchmark_gives_each_server_the_single_servers_load() {
 /// benchmark fell into — and stays quiet for the cascade's 200 µs health page.
 #[test]
 fn check_warns_about_probes_of_a_slow_page() {
-    let check = |path: &std::path::Path| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_w3sim"))
-            .arg("check")
-            .arg(path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let check =
+        |path: &std::path::Path| w3sim_ok([std::ffi::OsStr::new("check"), path.as_os_str()]);
     let tmp = tempfile::tempdir().unwrap();
     let slow = tmp.path().join("slow-probes.toml");
     std::fs::write(

@@ -157,12 +157,7 @@ fn every_shipped_scenario_loads() {
 
 #[test]
 fn show_defaults_lists_every_setting_with_its_windows_name() {
-    let out = Command::new(env!("CARGO_BIN_EXE_w3sim"))
-        .arg("show-defaults")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = common::w3sim_ok(["show-defaults"]);
     assert!(text.contains("http_sys.queue_length = 1000"));
     assert!(text.contains("applicationPools/add/@queueLength"));
     assert!(text.contains("thread_pool.min_worker_threads = 0"));

@@ -197,3 +197,23 @@ pub fn outcome(s: &Summary, name: &str) -> u64 {
         .get(name)
         .unwrap_or_else(|| panic!("no outcome {name}"))
 }
+
+/// Runs the `w3sim` program with `args`, asserts that it succeeded (showing its stderr
+/// otherwise) and returns its standard output.
+pub fn w3sim_ok<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .args(args)
+        .output()
+        .expect("w3sim starts");
+    assert!(
+        out.status.success(),
+        "w3sim failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
