@@ -22,6 +22,8 @@
 //! rate Λ(t): the next arrival after `t` is where Λ has grown by an Exp(1) draw
 //! (by exactly 1 for constant spacing), so steps and ramps need no thinning.
 
+use std::collections::VecDeque;
+
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};
 
@@ -457,8 +459,11 @@ pub enum Verdict {
 /// Timers of retrying clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientTimer {
-    /// The client's timeout for attempt (slot, seq).
-    Timeout { slot: u32, seq: u32 },
+    /// The oldest outstanding attempt's timeout may have expired. Every attempt waits the
+    /// same timeout, so deadlines come in the order attempts are sent: the sessions keep
+    /// them in a queue with one timer outstanding, rather than one timer per attempt
+    /// (most attempts are answered in time and their timers would only be stale).
+    Timeout,
     /// Time to send the next attempt of the user request in `slot`.
     Retry { slot: u32, seq: u32 },
 }
@@ -490,6 +495,11 @@ pub struct Sessions<R> {
     timeout_ns: u64,
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// (deadline, slot, seq) of the attempts sent, oldest first; answered ones are
+    /// dropped when they reach the front.
+    deadlines: VecDeque<(SimTime, u32, u32)>,
+    /// When the outstanding [`ClientTimer::Timeout`] fires, if one is.
+    timeout_at: Option<SimTime>,
     rng: R,
     /// Attempts sent, retries among them, attempts the client timed out.
     pub attempts: u64,
@@ -505,6 +515,8 @@ impl<R: Rng> Sessions<R> {
             timeout_ns,
             slots: Vec::new(),
             free: Vec::new(),
+            deadlines: VecDeque::new(),
+            timeout_at: None,
             rng,
             attempts: 0,
             retries: 0,
@@ -567,14 +579,37 @@ impl<R: Rng> Sessions<R> {
         if u.attempts > 1 {
             self.retries += 1;
         }
-        if self.timeout_ns > 0 {
-            fx.at(now + self.timeout_ns, ClientTimer::Timeout { slot, seq });
-        }
-        Attempt {
+        let a = Attempt {
             slot,
             seq,
             class: u.class,
             number: u.attempts,
+        };
+        if self.timeout_ns > 0 {
+            let deadline = now.saturating_add(self.timeout_ns);
+            self.deadlines.push_back((deadline, slot, seq));
+            if self.timeout_at.is_none() {
+                // Every attempt ahead in the queue was answered: this one is the oldest.
+                self.timeout_at = Some(deadline);
+                fx.at(deadline, ClientTimer::Timeout);
+            }
+        }
+        a
+    }
+
+    /// Drops answered attempts from the front of the deadline queue and makes sure a
+    /// timer is due at the oldest outstanding one's deadline.
+    fn arm_timeout(&mut self, fx: &mut impl Effects<ClientTimer>) {
+        if self.timeout_at.is_some() {
+            return;
+        }
+        while let Some(&(deadline, slot, seq)) = self.deadlines.front() {
+            if self.is_current(slot, seq, true) {
+                self.timeout_at = Some(deadline);
+                fx.at(deadline, ClientTimer::Timeout);
+                return;
+            }
+            self.deadlines.pop_front();
         }
     }
 
@@ -611,12 +646,24 @@ impl<R: Rng> Sessions<R> {
         fx: &mut impl Effects<ClientTimer>,
     ) -> (Verdict, Option<Attempt>) {
         match t {
-            ClientTimer::Timeout { slot, seq } => {
-                if !self.is_current(slot, seq, true) {
-                    return (Verdict::Stale, None);
+            ClientTimer::Timeout => {
+                self.timeout_at = None;
+                let mut verdict = Verdict::Stale;
+                // The oldest outstanding attempt, if its time is up; another one due at
+                // the same instant gets a timer of its own at `now`.
+                while let Some(&(deadline, slot, seq)) = self.deadlines.front() {
+                    if deadline > now {
+                        break;
+                    }
+                    self.deadlines.pop_front();
+                    if self.is_current(slot, seq, true) {
+                        self.timeouts += 1;
+                        verdict = self.conclude(now, slot, Answer::Timeout, fx);
+                        break;
+                    }
                 }
-                self.timeouts += 1;
-                (self.conclude(now, slot, Answer::Timeout, fx), None)
+                self.arm_timeout(fx);
+                (verdict, None)
             }
             ClientTimer::Retry { slot, seq } => {
                 if !self.is_current(slot, seq, false) {
@@ -858,6 +905,82 @@ mod tests {
             Verdict::Done(_)
         ));
         assert_eq!(c.timeouts, 1);
+    }
+
+    #[test]
+    fn timeouts_fire_at_each_attempts_deadline_with_one_timer_outstanding() {
+        // 1000 attempts, one every 10 µs, timeout 1 ms. Every third one is never answered,
+        // the others are answered after 500 µs. Two sent at the same instant time out
+        // together. Each unanswered attempt times out exactly 1 ms after it was sent, and
+        // at most one timer is ever pending.
+        let timeout = 1_000_000;
+        let mut c = Sessions::new(
+            policy(0, Jitter::None),
+            timeout,
+            Xoshiro256PlusPlus::seed_from_u64(1),
+        );
+        let mut fx = Recorder::default();
+        let mut answers: std::collections::VecDeque<(SimTime, u64)> = Default::default();
+        let mut sent_at = std::collections::HashMap::new();
+        let mut timed_out = Vec::new();
+        let mut most_pending = 0;
+        let mut fire_due = |c: &mut Sessions<_>, fx: &mut Recorder<_>, upto: SimTime| {
+            while let Some(t) = fx
+                .timers
+                .iter()
+                .map(|(t, _)| *t)
+                .min()
+                .filter(|&t| t <= upto)
+            {
+                let (t2, timer) = fx.pop_earliest().unwrap();
+                assert_eq!(t, t2);
+                if let (Verdict::Done(d), None) = c.on_timer(t, timer, fx) {
+                    assert_eq!(d.last, Answer::Timeout);
+                    timed_out.push((t, d.user));
+                }
+            }
+        };
+        for k in 0..1000u32 {
+            let now = k as SimTime * 10_000;
+            while answers.front().is_some_and(|&(t, _)| t <= now) {
+                let (t, tok) = answers.pop_front().unwrap();
+                fire_due(&mut c, &mut fx, t);
+                assert!(matches!(
+                    c.answered(t, tok, Answer::Ok, &mut fx),
+                    Verdict::Done(_)
+                ));
+            }
+            fire_due(&mut c, &mut fx, now);
+            let users = if k == 500 { vec![k, 5000] } else { vec![k] };
+            for u in users {
+                let a = c.begin(now, 0, u, &mut fx);
+                sent_at.insert(u, now);
+                if u % 3 != 0 && u != 5000 {
+                    answers.push_back((now + 500_000, a.token()));
+                }
+            }
+            most_pending = most_pending.max(fx.timers.len());
+        }
+        while let Some((t, tok)) = answers.pop_front() {
+            fire_due(&mut c, &mut fx, t);
+            assert!(matches!(
+                c.answered(t, tok, Answer::Ok, &mut fx),
+                Verdict::Done(_)
+            ));
+        }
+        fire_due(&mut c, &mut fx, u64::MAX / 2);
+        assert_eq!(most_pending, 1, "one timer at a time");
+        assert_eq!(
+            timed_out.len(),
+            334 + 1,
+            "every third attempt and the extra one"
+        );
+        for (t, u) in &timed_out {
+            assert_eq!(*t, sent_at[u] + timeout, "user {u}");
+        }
+        assert!(timed_out.contains(&(5_000_000 + timeout, 5000)));
+        assert_eq!(c.timeouts, 335);
+        assert_eq!(c.in_flight(), 0);
     }
 
     #[test]

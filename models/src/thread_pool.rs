@@ -382,14 +382,18 @@ pub enum TpTimer {
     Gate { epoch: u32 },
     /// A newly created worker is ready to dequeue.
     ThreadReady { thread: ThreadId, epoch: u32 },
-    /// An idle worker's wait times out (Net48 retired threads too).
-    IdleTimeout { thread: ThreadId, epoch: u32 },
+    /// The earliest idle (or Net48 retired) worker's wait may have timed out: every
+    /// worker whose 20 s is up exits. One such timer is outstanding at a time, not one
+    /// per idle period (a pool going idle 1000 times a second would otherwise keep
+    /// 20,000 stale timers in the calendar).
+    IdleSweep,
     /// The gate thread's cooperative-blocking adjustment (Net6).
     BlockingAdjustment { epoch: u32 },
     /// A newly created IOCP thread is ready.
     IoThreadReady { thread: ThreadId, epoch: u32 },
-    /// An idle IOCP thread's `GetQueuedCompletionStatus` times out.
-    IoIdleTimeout { thread: ThreadId, epoch: u32 },
+    /// The earliest idle IOCP thread's `GetQueuedCompletionStatus` may have timed out
+    /// (one outstanding timer, like [`TpTimer::IdleSweep`]).
+    IoIdleSweep,
     /// Tiered compilation queues its next runtime work item (delay callback or
     /// `OptimizeMethods`).
     TieringDelay,
@@ -430,6 +434,16 @@ enum WState {
     Idle,
     /// Net48: retired above the goal, waiting to be woken (not counted as existing).
     Retired,
+}
+
+/// A thread waiting with a timeout (idle, retired, or an idle IOCP thread).
+#[derive(Clone, Copy, Debug)]
+struct Parked {
+    thread: ThreadId,
+    /// When its wait times out.
+    deadline: SimTime,
+    /// Parking order (ties at one deadline exit in this order).
+    seq: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -729,8 +743,15 @@ pub struct ThreadPool<R> {
     starting: u32,
     slots: Vec<Slot>,
     free_ids: Vec<ThreadId>,
-    idle: Vec<ThreadId>,
-    retired: Vec<ThreadId>,
+    /// Idle workers waiting on the semaphore, oldest first (released from the back:
+    /// LIFO); their deadlines therefore ascend from the front.
+    idle: VecDeque<Parked>,
+    /// Net48 retired workers waiting to be un-retired or to exit, oldest first.
+    retired: VecDeque<Parked>,
+    /// When the outstanding [`TpTimer::IdleSweep`] fires, if one is.
+    idle_sweep_at: Option<SimTime>,
+    /// Order of parking, to exit workers whose deadlines tie in the order they parked.
+    parked_seq: u64,
     queue: VecDeque<WorkItem>,
     /// Runtime work items (tiered compilation) on the unmanaged queue, served first.
     runtime_queue: u32,
@@ -767,7 +788,10 @@ pub struct ThreadPool<R> {
     // IOCP pool
     io_active: u32,
     io_working: u32,
-    io_idle: Vec<ThreadId>,
+    /// Idle IOCP threads, oldest first (a completion takes the newest: LIFO).
+    io_idle: VecDeque<Parked>,
+    /// When the outstanding [`TpTimer::IoIdleSweep`] fires, if one is.
+    io_idle_sweep_at: Option<SimTime>,
     io_queue: VecDeque<WorkItem>,
     last_io_creation: Option<SimTime>,
     /// Source of thread generation numbers (monotone over all threads, so a stale timer of
@@ -825,8 +849,10 @@ impl<R: Rng> ThreadPool<R> {
             starting: 0,
             slots: Vec::new(),
             free_ids: Vec::new(),
-            idle: Vec::new(),
-            retired: Vec::new(),
+            idle: VecDeque::new(),
+            retired: VecDeque::new(),
+            idle_sweep_at: None,
+            parked_seq: 0,
             queue: VecDeque::new(),
             runtime_queue: 0,
             tiering_started: false,
@@ -855,7 +881,8 @@ impl<R: Rng> ThreadPool<R> {
             blocking_timer_at: None,
             io_active: 0,
             io_working: 0,
-            io_idle: Vec::new(),
+            io_idle: VecDeque::new(),
+            io_idle_sweep_at: None,
             io_queue: VecDeque::new(),
             last_io_creation: None,
             next_epoch: 0,
@@ -1057,19 +1084,29 @@ impl<R: Rng> ThreadPool<R> {
                     self.thread_starts_work(now, thread, fx);
                 }
             }
-            TpTimer::IdleTimeout { thread, epoch } => {
-                if let Some(w) = self.worker_mut(thread)
-                    && w.epoch == epoch
-                {
-                    match w.state {
-                        WState::Idle => self.idle_exit(now, thread),
-                        WState::Retired => {
-                            self.retired.retain(|&t| t != thread);
-                            self.free_slot(thread);
+            TpTimer::IdleSweep => {
+                self.idle_sweep_at = None;
+                // Every wait that timed out, in deadline (then parking) order.
+                loop {
+                    let i = self.idle.front().filter(|p| p.deadline <= now);
+                    let r = self.retired.front().filter(|p| p.deadline <= now);
+                    match (i, r) {
+                        (Some(i), Some(r)) if r.seq < i.seq => {
+                            let p = self.retired.pop_front().expect("front");
+                            self.free_slot(p.thread);
                         }
-                        _ => {}
+                        (Some(_), _) => {
+                            let p = self.idle.pop_front().expect("front");
+                            self.idle_exit(now, p.thread);
+                        }
+                        (None, Some(_)) => {
+                            let p = self.retired.pop_front().expect("front");
+                            self.free_slot(p.thread);
+                        }
+                        (None, None) => break,
                     }
                 }
+                self.arm_idle_sweep(fx);
             }
             TpTimer::BlockingAdjustment { epoch } => {
                 if epoch == self.blocking_epoch {
@@ -1091,21 +1128,20 @@ impl<R: Rng> ThreadPool<R> {
                     }
                 }
             }
-            TpTimer::IoIdleTimeout { thread, epoch } => {
-                if let Some(Slot::Io(io)) = self.slots.get(thread as usize).copied()
-                    && io.epoch == epoch
-                    && io.state == IoState::Idle
-                {
-                    // Keep one free thread listening on the port.
+            TpTimer::IoIdleSweep => {
+                self.io_idle_sweep_at = None;
+                while let Some(p) = self.io_idle.front().copied().filter(|p| p.deadline <= now) {
+                    self.io_idle.pop_front();
                     if self.io_active - 1 == self.io_working {
-                        self.io_go_idle(now, thread, fx);
+                        // Keep one free thread listening on the port: it waits again.
+                        self.io_go_idle(now, p.thread, fx);
                     } else {
-                        self.io_idle.retain(|&t| t != thread);
                         self.io_active -= 1;
                         self.io_thread_count.set(now, self.io_active as u64);
-                        self.free_slot(thread);
+                        self.free_slot(p.thread);
                     }
                 }
+                self.arm_io_idle_sweep(fx);
             }
             TpTimer::TieringDelay => {
                 self.runtime_queue += 1;
@@ -1139,8 +1175,8 @@ impl<R: Rng> ThreadPool<R> {
         probe: Probe,
         fx: &mut impl Effects<TpTimer>,
     ) {
-        if let Some(t) = self.io_idle.pop() {
-            self.io_run(now, t, item, probe, fx);
+        if let Some(p) = self.io_idle.pop_back() {
+            self.io_run(now, p.thread, item, probe, fx);
             return;
         }
         self.io_queue.push_back(item);
@@ -1299,11 +1335,11 @@ impl<R: Rng> ThreadPool<R> {
         }
         self.processing += 1;
         self.processing_work.set(now, self.processing as u64);
-        if let Some(t) = self.idle.pop() {
+        if let Some(Parked { thread: t, .. }) = self.idle.pop_back() {
             // Release a waiting thread (LIFO semaphore).
             self.set_worker_epoch(t);
             self.thread_starts_work(now, t, fx);
-        } else if let Some(t) = self.retired.pop() {
+        } else if let Some(Parked { thread: t, .. }) = self.retired.pop_back() {
             // Net48: un-retire.
             self.set_worker_epoch(t);
             self.existing += 1;
@@ -1408,22 +1444,65 @@ impl<R: Rng> ThreadPool<R> {
     }
 
     fn go_idle(&mut self, now: SimTime, thread: ThreadId, fx: &mut impl Effects<TpTimer>) {
-        let timeout = self.cfg.thread_idle_timeout_ns;
-        let epoch = self.set_worker_epoch(thread);
+        self.set_worker_epoch(thread);
         let Some(w) = self.worker_mut(thread) else {
             return;
         };
         w.state = WState::Idle;
-        self.idle.push(thread);
-        if let Some(t) = timeout {
-            fx.at(now + t, TpTimer::IdleTimeout { thread, epoch });
+        let p = self.park(now, thread, self.cfg.thread_idle_timeout_ns);
+        self.idle.push_back(p);
+        self.arm_idle_sweep(fx);
+    }
+
+    /// A thread starts a wait that times out after `timeout` (never with `None`).
+    fn park(&mut self, now: SimTime, thread: ThreadId, timeout: Option<u64>) -> Parked {
+        self.parked_seq += 1;
+        Parked {
+            thread,
+            deadline: timeout.map_or(SimTime::MAX, |t| now.saturating_add(t)),
+            seq: self.parked_seq,
+        }
+    }
+
+    /// Makes sure a sweep is due at the earliest idle or retired worker's deadline.
+    /// Deadlines only grow (now + the same timeout), so an outstanding sweep is never
+    /// later than a new one would be.
+    fn arm_idle_sweep(&mut self, fx: &mut impl Effects<TpTimer>) {
+        if self.idle_sweep_at.is_some() {
+            return;
+        }
+        let first = match (self.idle.front(), self.retired.front()) {
+            (Some(i), Some(r)) => i.deadline.min(r.deadline),
+            (Some(p), None) | (None, Some(p)) => p.deadline,
+            (None, None) => return,
+        };
+        if first != SimTime::MAX {
+            let t = first;
+            self.idle_sweep_at = Some(t);
+            fx.at(t, TpTimer::IdleSweep);
+        }
+    }
+
+    /// The same for idle IOCP threads.
+    fn arm_io_idle_sweep(&mut self, fx: &mut impl Effects<TpTimer>) {
+        if self.io_idle_sweep_at.is_some() {
+            return;
+        }
+        if let Some(t) = self
+            .io_idle
+            .front()
+            .map(|p| p.deadline)
+            .filter(|&t| t != SimTime::MAX)
+        {
+            self.io_idle_sweep_at = Some(t);
+            fx.at(t, TpTimer::IoIdleSweep);
         }
     }
 
     /// Net48: `NumActive > MaxWorking` → the thread retires (not counted any more).
     fn retire(&mut self, now: SimTime, thread: ThreadId, fx: &mut impl Effects<TpTimer>) {
         let timeout = self.cfg.thread_idle_timeout_ns;
-        let epoch = self.set_worker_epoch(thread);
+        self.set_worker_epoch(thread);
         let Some(w) = self.worker_mut(thread) else {
             return;
         };
@@ -1433,10 +1512,9 @@ impl<R: Rng> ThreadPool<R> {
         self.processing -= 1;
         self.thread_count.set(now, self.existing as u64);
         self.processing_work.set(now, self.processing as u64);
-        self.retired.push(thread);
-        if let Some(t) = timeout {
-            fx.at(now + t, TpTimer::IdleTimeout { thread, epoch });
-        }
+        let p = self.park(now, thread, timeout);
+        self.retired.push_back(p);
+        self.arm_idle_sweep(fx);
         // Work may have arrived meanwhile.
         if self.pending() > 0 {
             self.maybe_add_working_worker(now, fx);
@@ -1445,7 +1523,6 @@ impl<R: Rng> ThreadPool<R> {
 
     /// An idle worker timed out: it exits and the goal follows the thread count down.
     fn idle_exit(&mut self, now: SimTime, thread: ThreadId) {
-        self.idle.retain(|&t| t != thread);
         self.existing -= 1;
         self.thread_count.set(now, self.existing as u64);
         self.idle_exits.inc();
@@ -1837,12 +1914,9 @@ impl<R: Rng> ThreadPool<R> {
         };
         io.state = IoState::Idle;
         io.epoch = epoch;
-        if !self.io_idle.contains(&thread) {
-            self.io_idle.push(thread);
-        }
-        if let Some(t) = timeout {
-            fx.at(now + t, TpTimer::IoIdleTimeout { thread, epoch });
-        }
+        let p = self.park(now, thread, timeout);
+        self.io_idle.push_back(p);
+        self.arm_io_idle_sweep(fx);
     }
 }
 
@@ -2155,6 +2229,50 @@ mod tests {
         s.enqueue(8, &mut d);
         s.run_until(22 * SECONDS + 10 * MILLIS, &mut d);
         assert_eq!(s.pool.thread_count(), 8);
+    }
+
+    #[test]
+    fn a_busy_pool_keeps_one_idle_timer_however_often_its_threads_idle() {
+        // 100 items a second, 1 ms each, worker and IOCP alike: a thread goes idle after
+        // every item. The LIFO semaphore keeps reusing the newest thread, so the other
+        // workers' 20 s (IOCP: 15 s) waits time out while one timer at a time is pending.
+        let mut s = Sim::new(cfg(2), 3);
+        let mut d = |_: &Pool, _| MILLIS;
+        s.pool.set_min_threads(0, 8, &mut s.fx);
+        s.enqueue(8, &mut d);
+        for i in 0..2 {
+            s.pool.io_enqueue(s.now, i, s.probe, &mut s.fx);
+            s.drain(&mut d);
+        }
+        s.run_until(10 * MILLIS, &mut d);
+        assert_eq!(s.pool.thread_count(), 8);
+        let io_threads = s.pool.io_thread_count();
+        assert!(io_threads >= 2, "{io_threads} IOCP threads");
+        let (mut most_workers, mut most_io) = (0, 0);
+        for k in 1..=3000 {
+            let t = k * 10 * MILLIS;
+            s.run_until(t, &mut d);
+            s.enqueue(1, &mut d);
+            s.pool.io_enqueue(s.now, k, s.probe, &mut s.fx);
+            s.drain(&mut d);
+            let sweeps = |w: TpTimer| s.fx.timers.iter().filter(|(_, x)| *x == w).count();
+            most_workers = most_workers.max(sweeps(TpTimer::IdleSweep));
+            most_io = most_io.max(sweeps(TpTimer::IoIdleSweep));
+        }
+        assert_eq!(
+            (most_workers, most_io),
+            (1, 1),
+            "one sweep timer of each kind"
+        );
+        // After 30 s only the worker in use is left; IOCP threads time out too but are
+        // created again at once below their minimum (2 here).
+        assert_eq!(s.pool.idle_exits.total(), 7, "seven workers timed out");
+        assert_eq!(s.pool.thread_count(), 1);
+        assert_eq!(s.pool.io_thread_count(), io_threads);
+        // And the last ones time out 20 s after the load stops.
+        s.run_until(30 * SECONDS + 21 * SECONDS, &mut d);
+        assert_eq!(s.pool.thread_count(), 0);
+        assert_eq!(s.pool.idle_exits.total(), 8);
     }
 
     #[test]

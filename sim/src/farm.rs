@@ -490,7 +490,7 @@ impl Front<'_> {
                         wrap: FarmEv::Client,
                     },
                 );
-                if matches!(timer, ClientTimer::Timeout { .. }) && verdict != Verdict::Stale {
+                if timer == ClientTimer::Timeout && verdict != Verdict::Stale {
                     self.attempt_outcomes[I_TIMEOUT] += 1;
                     self.interval.timeouts += 1;
                 }
