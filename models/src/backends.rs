@@ -23,7 +23,9 @@
 //! backend's own connection limits and keep-alive timers, load-dependent latency, retries,
 //! timeouts on the server side.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use rand::{Rng, RngExt};
 
@@ -100,8 +102,8 @@ impl<R: Rng> Backend<R> {
             cfg,
             rng,
             next_seq: 0,
-            reqs: HashMap::new(),
-            by_call: HashMap::new(),
+            reqs: HashMap::default(),
+            by_call: HashMap::default(),
             queue: VecDeque::new(),
             queued_live: 0,
             events: VecDeque::new(),

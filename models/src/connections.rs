@@ -46,7 +46,9 @@
 //! refresh, the `ServicePoint` object's own idle expiry, `Expect: 100-continue`, connection
 //! groups, retries of a failed request on a fresh connection.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::effects::Effects;
 use crate::stat::{Counter, Gauge};
@@ -169,11 +171,11 @@ impl ConnectionPool {
     pub fn new(cfg: PoolConfig) -> Self {
         Self {
             cfg,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             next_conn: 0,
             idle_mru: BTreeMap::new(),
             queue: VecDeque::new(),
-            waiting_calls: HashMap::new(),
+            waiting_calls: HashMap::default(),
             next_stamp: 0,
             events: VecDeque::new(),
             active: Gauge::new(),

@@ -55,8 +55,8 @@
 //! One virtual clock per priority level: `V_p` advances at the level's per-thread rate,
 //! so a job submitted at virtual time `V` with demand `d` finishes when `V_p` reaches
 //! its tag `V + d`. A per-level min-heap of tags gives the next completion of the level;
-//! each event costs O(levels + log n). Rates change only at events. One timer is
-//! outstanding (the earliest completion over all levels and timed jobs), identified by
+//! each event costs O(busy levels + log n) (a bit set of the levels in use). Rates
+//! change only at events. One timer is outstanding (the earliest completion over all levels and timed jobs), identified by
 //! a generation number; stale timers are ignored. Completion times are integer ns
 //! rounded *up*, so a job never finishes before it got its demand; a job whose
 //! remaining demand is below half a nanosecond counts as finished (floating-point
@@ -83,7 +83,9 @@
 //! and the time a thread spends spinning before it blocks.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::effects::Effects;
 use crate::stat::{Counter, Gauge};
@@ -237,6 +239,10 @@ pub struct Cpu {
     cfg: CpuConfig,
     n_procs: u32,
     levels: Vec<Level>,
+    /// Bit `l` set: level `l` may have competitors or heap entries (a superset: a bit is
+    /// cleared only when the level is found empty). The per-event passes over the levels
+    /// visit these only, so an event costs O(busy levels), not O(33).
+    live: u64,
     jobs: HashMap<JobId, Job>,
     /// Timed jobs by end time: (until, seq, id).
     timed: BinaryHeap<Reverse<(SimTime, u64, JobId)>>,
@@ -268,7 +274,8 @@ impl Cpu {
             cfg,
             n_procs,
             levels: (0..LEVELS).map(|_| Level::new()).collect(),
-            jobs: HashMap::new(),
+            live: 0,
+            jobs: HashMap::default(),
             timed: BinaryHeap::new(),
             next_seq: 0,
             last: 0,
@@ -313,6 +320,7 @@ impl Cpu {
                 demand += self.cfg.context_switch_cost_ns as f64;
                 self.context_switches.inc();
             }
+            self.live |= 1 << level;
             let l = &mut self.levels[level];
             let tag = l.vtime + demand;
             l.heap.push(Reverse(Entry {
@@ -374,6 +382,7 @@ impl Cpu {
             if level != DPC_LEVEL {
                 self.context_switches.inc();
             }
+            self.live |= 1 << level;
             let l = &mut self.levels[level];
             l.n += 1;
             l.threads += 1;
@@ -428,6 +437,7 @@ impl Cpu {
         let ok = match self.jobs.get_mut(&job) {
             Some(j) if j.suspended => {
                 let level = j.level as usize;
+                self.live |= 1 << level;
                 let l = &mut self.levels[level];
                 j.suspended = false;
                 if level != DPC_LEVEL {
@@ -586,7 +596,11 @@ impl Cpu {
         let dt = now - self.last;
         let dtf = dt as f64;
         let period = (self.cfg.quantum_ns + self.cfg.context_switch_cost_ns) as f64;
-        for l in &mut self.levels {
+        let mut live = self.live;
+        while live != 0 {
+            let level = live.trailing_zeros() as usize;
+            live &= live - 1;
+            let l = &mut self.levels[level];
             if l.procs == 0 {
                 continue;
             }
@@ -613,6 +627,7 @@ impl Cpu {
         let cost = self.cfg.context_switch_cost_ns;
         if cost > 0 {
             let seq = self.take_seq();
+            self.live |= 1 << level;
             let l = &mut self.levels[level];
             l.heap.push(Reverse(Entry {
                 tag: (l.vtime + cost as f64).to_bits(),
@@ -646,8 +661,12 @@ impl Cpu {
     }
 
     fn collect(&mut self, now: SimTime) {
-        for level in 0..LEVELS {
+        let mut live = self.live;
+        while live != 0 {
+            let level = live.trailing_zeros() as usize;
+            live &= live - 1;
             if self.levels[level].n == 0 && self.levels[level].heap.is_empty() {
+                self.forget_level(level);
                 continue;
             }
             while let Some(tag) = self.clean_top(level) {
@@ -671,6 +690,7 @@ impl Cpu {
                 l.heap.clear();
                 l.stale = 0;
                 l.vtime = 0.0;
+                self.forget_level(level);
             } else if l.stale > 64 && l.stale > l.heap.len() / 2 {
                 let jobs = &self.jobs;
                 l.heap.retain(|Reverse(e)| Self::entry_live(jobs, e));
@@ -700,6 +720,25 @@ impl Cpu {
         }
     }
 
+    /// An empty level leaves the live set with the share [`Cpu::recompute`] gives an
+    /// empty level (nothing runs there until a job is submitted to it again).
+    fn forget_level(&mut self, level: usize) {
+        let l = &mut self.levels[level];
+        l.rate = 0.0;
+        l.procs = 0;
+        l.running = 0;
+        l.switching = false;
+        self.live &= !(1 << level);
+    }
+
+    /// The live set holds every level that has competitors, heap entries or processors.
+    #[cfg(test)]
+    fn live_set_covers_busy_levels(&self) -> bool {
+        self.levels.iter().enumerate().all(|(i, l)| {
+            self.live & (1 << i) != 0 || (l.n == 0 && l.heap.is_empty() && l.procs == 0)
+        })
+    }
+
     fn recompute(&mut self, now: SimTime) {
         let mut avail = self.n_procs;
         let q = self.cfg.quantum_ns;
@@ -711,7 +750,11 @@ impl Cpu {
         };
         let mut runnable = 0;
         let mut running = 0;
-        for level in (0..LEVELS).rev() {
+        // Highest priority first.
+        let mut live = self.live;
+        while live != 0 {
+            let level = 63 - live.leading_zeros() as usize;
+            live &= !(1 << level);
             let l = &mut self.levels[level];
             if level != DPC_LEVEL {
                 runnable += l.threads;
@@ -754,7 +797,10 @@ impl Cpu {
 
     fn schedule(&mut self, now: SimTime, fx: &mut impl Effects<CpuTimer>) {
         let mut next: Option<SimTime> = self.timed.peek().map(|Reverse((t, _, _))| *t);
-        for level in 0..LEVELS {
+        let mut live = self.live;
+        while live != 0 {
+            let level = live.trailing_zeros() as usize;
+            live &= live - 1;
             if self.levels[level].n == 0 || self.levels[level].rate <= 0.0 {
                 continue;
             }
@@ -1298,6 +1344,7 @@ mod tests {
                 b.drain();
                 prop_assert!(b.cpu.busy_ns(b.now) <= n as u128 * b.now as u128);
                 prop_assert!(b.cpu.running() <= n);
+                prop_assert!(b.cpu.live_set_covers_busy_levels());
             }
             for &id in &ids {
                 b.cpu.resume(b.now, id, &mut b.fx);

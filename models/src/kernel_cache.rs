@@ -58,7 +58,9 @@
 //! (`cachhttp!UL_RESPONSE_CACHE::ScavengerCallback` → `HttpFlushResponseCache`), so real
 //! expiry is quantised to that scavenger's period; here it is exact.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::effects::Effects;
 use crate::stat::{Counter, Gauge};
@@ -206,12 +208,12 @@ impl KernelCache {
     pub fn new(cfg: KernelCacheConfig) -> Self {
         Self {
             cfg,
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             lru: BTreeMap::new(),
             next_stamp: 0,
             next_id: 0,
             expiry: VecDeque::new(),
-            tracker: HashMap::new(),
+            tracker: HashMap::default(),
             tracker_fifo: VecDeque::new(),
             scavenger_epoch: 0,
             current_uris_cached: Gauge::new(),
