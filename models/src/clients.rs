@@ -420,10 +420,20 @@ pub struct Attempt {
     pub number: u32,
 }
 
+/// `Attempt::slot` of a single-shot attempt (no slot: its token carries class and user).
+const SINGLE_SHOT: u32 = u32::MAX;
+/// Token bit of a single-shot attempt.
+const SINGLE_SHOT_BIT: u64 = 1 << 62;
+
 impl Attempt {
-    /// The attempt's token as one number (slot, sequence).
+    /// The attempt's token as one number: (slot, sequence), or for a single-shot
+    /// attempt a flag, its class and its user. Bit 63 is never set (callers may use it).
     pub fn token(&self) -> u64 {
-        ((self.slot as u64) << 32) | self.seq as u64
+        if self.slot == SINGLE_SHOT {
+            SINGLE_SHOT_BIT | (self.class as u64) << 32 | self.seq as u64
+        } else {
+            ((self.slot as u64) << 32) | self.seq as u64
+        }
     }
 
     /// Splits a token back into (slot, sequence).
@@ -500,6 +510,10 @@ pub struct Sessions<R> {
     deadlines: VecDeque<(SimTime, u32, u32)>,
     /// When the outstanding [`ClientTimer::Timeout`] fires, if one is.
     timeout_at: Option<SimTime>,
+    /// No timeout and nothing is ever retried: every user request is one attempt, and
+    /// an attempt's token carries all there is to know (class, user; its answer brings
+    /// the time it was sent), so no slot is kept.
+    single_shot: bool,
     rng: R,
     /// Attempts sent, retries among them, attempts the client timed out.
     pub attempts: u64,
@@ -510,7 +524,10 @@ pub struct Sessions<R> {
 
 impl<R: Rng> Sessions<R> {
     pub fn new(policy: RetryPolicy, timeout_ns: u64, rng: R) -> Self {
+        let retries_something = policy.on_503 || policy.on_error || policy.on_timeout;
+        let single_shot = timeout_ns == 0 && (policy.retries == 0 || !retries_something);
         Self {
+            single_shot,
             policy,
             timeout_ns,
             slots: Vec::new(),
@@ -543,6 +560,16 @@ impl<R: Rng> Sessions<R> {
         user: u32,
         fx: &mut impl Effects<ClientTimer>,
     ) -> Attempt {
+        self.in_flight += 1;
+        if self.single_shot {
+            self.attempts += 1;
+            return Attempt {
+                slot: SINGLE_SHOT,
+                seq: user,
+                class,
+                number: 1,
+            };
+        }
         let u = UserRequest {
             class,
             started: now,
@@ -560,10 +587,13 @@ impl<R: Rng> Sessions<R> {
                     seq: 0,
                     req: Some(u),
                 });
+                assert!(
+                    self.slots.len() < 1 << 30,
+                    "too many user requests in flight"
+                );
                 (self.slots.len() - 1) as u32
             }
         };
-        self.in_flight += 1;
         self.send(now, slot, fx)
     }
 
@@ -613,14 +643,25 @@ impl<R: Rng> Sessions<R> {
         }
     }
 
-    /// Attempt `token` was answered.
+    /// Attempt `token`, sent at `sent_at`, was answered.
     pub fn answered(
         &mut self,
         now: SimTime,
         token: u64,
+        sent_at: SimTime,
         answer: Answer,
         fx: &mut impl Effects<ClientTimer>,
     ) -> Verdict {
+        if token & SINGLE_SHOT_BIT != 0 {
+            self.in_flight -= 1;
+            return Verdict::Done(Done {
+                class: (token >> 32) as ClassId,
+                started: sent_at,
+                attempts: 1,
+                last: answer,
+                user: token as u32,
+            });
+        }
         let (slot, seq) = Attempt::untoken(token);
         if !self.is_current(slot, seq, true) {
             return Verdict::Stale;
@@ -845,7 +886,7 @@ mod tests {
         let mut fx = Recorder::default();
         let a = c.begin(0, 0, u32::MAX, &mut fx);
         assert_eq!(
-            c.answered(10, a.token(), Answer::Unavailable, &mut fx),
+            c.answered(10, a.token(), 0, Answer::Unavailable, &mut fx),
             Verdict::Retrying
         );
         let (t, timer) = fx.pop_earliest().unwrap();
@@ -855,16 +896,16 @@ mod tests {
         assert_eq!(a2.number, 2);
         // A late answer to the first attempt is stale.
         assert_eq!(
-            c.answered(t, a.token(), Answer::Ok, &mut fx),
+            c.answered(t, a.token(), 0, Answer::Ok, &mut fx),
             Verdict::Stale
         );
         assert_eq!(
-            c.answered(t, a2.token(), Answer::Error, &mut fx),
+            c.answered(t, a2.token(), 0, Answer::Error, &mut fx),
             Verdict::Retrying
         );
         let (t, timer) = fx.pop_earliest().unwrap();
         let a3 = c.on_timer(t, timer, &mut fx).1.unwrap();
-        match c.answered(t, a3.token(), Answer::Unavailable, &mut fx) {
+        match c.answered(t, a3.token(), 0, Answer::Unavailable, &mut fx) {
             Verdict::Done(d) => {
                 assert_eq!(d.attempts, 3);
                 assert_eq!(d.last, Answer::Unavailable);
@@ -890,18 +931,18 @@ mod tests {
             v => panic!("{v:?}"),
         }
         assert_eq!(
-            c.answered(2_000, a.token(), Answer::Ok, &mut fx),
+            c.answered(2_000, a.token(), 0, Answer::Ok, &mut fx),
             Verdict::Stale
         );
         // The slot is reused; the old token still does not match.
         let b = c.begin(3_000, 0, u32::MAX, &mut fx);
         assert_eq!(b.slot, a.slot);
         assert_eq!(
-            c.answered(3_001, a.token(), Answer::Ok, &mut fx),
+            c.answered(3_001, a.token(), 0, Answer::Ok, &mut fx),
             Verdict::Stale
         );
         assert!(matches!(
-            c.answered(3_002, b.token(), Answer::Ok, &mut fx),
+            c.answered(3_002, b.token(), 0, Answer::Ok, &mut fx),
             Verdict::Done(_)
         ));
         assert_eq!(c.timeouts, 1);
@@ -946,7 +987,7 @@ mod tests {
                 let (t, tok) = answers.pop_front().unwrap();
                 fire_due(&mut c, &mut fx, t);
                 assert!(matches!(
-                    c.answered(t, tok, Answer::Ok, &mut fx),
+                    c.answered(t, tok, 0, Answer::Ok, &mut fx),
                     Verdict::Done(_)
                 ));
             }
@@ -964,7 +1005,7 @@ mod tests {
         while let Some((t, tok)) = answers.pop_front() {
             fire_due(&mut c, &mut fx, t);
             assert!(matches!(
-                c.answered(t, tok, Answer::Ok, &mut fx),
+                c.answered(t, tok, 0, Answer::Ok, &mut fx),
                 Verdict::Done(_)
             ));
         }
@@ -984,6 +1025,38 @@ mod tests {
     }
 
     #[test]
+    fn without_timeout_or_retries_a_request_is_one_attempt_and_keeps_no_slot() {
+        for (retries, on) in [(0, true), (3, false)] {
+            let mut p = policy(retries, Jitter::None);
+            (p.on_503, p.on_error, p.on_timeout) = (on, on, on);
+            let mut c = Sessions::new(p, 0, Xoshiro256PlusPlus::seed_from_u64(1));
+            let mut fx = Recorder::default();
+            let a = c.begin(100, 2, 7, &mut fx);
+            let b = c.begin(200, 1, u32::MAX, &mut fx);
+            assert_eq!((a.number, b.number), (1, 1));
+            assert_eq!(a.token() >> 63, 0, "bit 63 is the caller's");
+            assert_ne!(a.token(), b.token());
+            assert_eq!(c.in_flight(), 2);
+            // Answered in the other order; each brings the time it was sent.
+            let vb = c.answered(900, b.token(), 200, Answer::Unavailable, &mut fx);
+            let va = c.answered(950, a.token(), 100, Answer::Ok, &mut fx);
+            let done = |class, started, last, user| {
+                Verdict::Done(Done {
+                    class,
+                    started,
+                    attempts: 1,
+                    last,
+                    user,
+                })
+            };
+            assert_eq!(vb, done(1, 200, Answer::Unavailable, u32::MAX));
+            assert_eq!(va, done(2, 100, Answer::Ok, 7));
+            assert!(fx.timers.is_empty(), "no timer, no retry");
+            assert_eq!((c.capacity(), c.in_flight(), c.attempts), (0, 0, 2));
+        }
+    }
+
+    #[test]
     fn answers_not_in_retry_on_are_final() {
         let mut p = policy(3, Jitter::None);
         p.on_503 = false;
@@ -991,7 +1064,7 @@ mod tests {
         let mut fx = Recorder::default();
         let a = c.begin(0, 0, u32::MAX, &mut fx);
         assert!(matches!(
-            c.answered(5, a.token(), Answer::Unavailable, &mut fx),
+            c.answered(5, a.token(), 0, Answer::Unavailable, &mut fx),
             Verdict::Done(_)
         ));
         assert!(fx.timers.is_empty());

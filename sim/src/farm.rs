@@ -12,7 +12,7 @@
 //! is the cache traffic of switching between their states (README, Performance).
 //!
 //! An attempt goes: client → balancer → [`Simulation::inject`] on the chosen server;
-//! its outcome comes back from [`Simulation::take_completed`] to the balancer (a 503
+//! its outcome comes back from [`Simulation::swap_completed`] to the balancer (a 503
 //! takes the server out) and to the client (done, or retry after a backoff). Health
 //! probes are requests of the probe class injected the same way.
 //!
@@ -35,7 +35,7 @@ use w3sim_models::time::{SimTime, as_secs};
 use crate::engine::{Calendar, Fx, Stream, stream};
 use crate::incidents::{Detector, Incident, Limits};
 use crate::output::SampleSink;
-use crate::pipeline::{RunError, Simulation, Sources};
+use crate::pipeline::{Ended, RunError, Simulation, Sources};
 use crate::scenario::{JitterSpec, LbPolicy, RetryOn, Scenario, WhenAllOut};
 use crate::stats::{
     FarmServerSummary, FarmSummary, Latency, LatencyByClass, LbSummary, LimitHit, LittlesLaw,
@@ -257,7 +257,7 @@ struct Front<'a> {
     outcomes: Counts,
     attempt_outcomes: Counts,
     /// Reused buffer for the answers a server returns.
-    answers: Vec<(u64, Outcome)>,
+    answers: Vec<Ended>,
     stale_answers: u64,
     window: FarmWindow,
     interval: Interval,
@@ -589,6 +589,7 @@ impl Front<'_> {
                 let v = self.clients.answered(
                     now,
                     a.token(),
+                    now,
                     Answer::Unavailable,
                     &mut Fx {
                         cal: &mut self.cal,
@@ -610,7 +611,12 @@ impl Front<'_> {
     ) {
         let mut done = std::mem::take(&mut self.answers);
         sims[s].swap_completed(&mut done);
-        for &(origin, outcome) in &done {
+        for &Ended {
+            origin,
+            outcome,
+            arrived,
+        } in &done
+        {
             if origin & PROBE != 0 {
                 let seq = (origin >> 16) as u32;
                 if let Some(lb) = self.lb.as_mut() {
@@ -644,6 +650,7 @@ impl Front<'_> {
             let v = self.clients.answered(
                 now,
                 origin,
+                arrived,
                 answer_of(outcome),
                 &mut Fx {
                     cal: &mut self.cal,

@@ -426,10 +426,20 @@ pub struct Simulation<'a> {
     window_busy_start: u128,
     violations: Vec<String>,
     faults: Faults,
-    /// Attempts injected by a farm that ended since the farm last looked: (origin, outcome).
-    completed: Vec<(u64, Outcome)>,
+    /// Attempts injected by a farm that ended since the farm last looked.
+    completed: Vec<Ended>,
     /// Wall-clock start of the run (for `wall_seconds`).
     wall: Option<Instant>,
+}
+
+/// An attempt injected by a farm that ended.
+#[derive(Clone, Copy, Debug)]
+pub struct Ended {
+    /// What the farm passed to [`Simulation::inject`].
+    pub origin: u64,
+    pub outcome: Outcome,
+    /// When it was injected.
+    pub arrived: SimTime,
 }
 
 /// Deliberate model errors, used only by the validation suite to prove that its
@@ -1017,7 +1027,7 @@ impl<'a> Simulation<'a> {
 
     /// A server of a farm: the same models, but no load of its own; the farm sends it
     /// attempts with [`Simulation::inject`] and collects their outcomes with
-    /// [`Simulation::take_completed`].
+    /// [`Simulation::swap_completed`].
     pub fn member(scn: &'a Scenario) -> Self {
         let mut sim = Self::new(scn);
         sim.sources = Sources::none();
@@ -1029,17 +1039,13 @@ impl<'a> Simulation<'a> {
         self.arrive(now, class, NO_USER, origin);
     }
 
-    /// Attempts sent with [`Simulation::inject`] that ended: (origin, outcome).
-    pub fn take_completed(&mut self) -> std::vec::Drain<'_, (u64, Outcome)> {
-        self.completed.drain(..)
-    }
-
-    /// Swaps the attempts that ended with `buf` (an empty buffer to reuse).
-    pub fn swap_completed(&mut self, buf: &mut Vec<(u64, Outcome)>) {
+    /// Swaps the attempts sent with [`Simulation::inject`] that ended since the last call
+    /// with `buf` (an empty buffer to reuse).
+    pub fn swap_completed(&mut self, buf: &mut Vec<Ended>) {
         std::mem::swap(&mut self.completed, buf);
     }
 
-    /// Whether attempts ended since the last [`Simulation::take_completed`].
+    /// Whether attempts ended since the last [`Simulation::swap_completed`].
     pub fn has_completed(&self) -> bool {
         !self.completed.is_empty()
     }
@@ -2125,7 +2131,11 @@ impl<'a> Simulation<'a> {
             self.interval.latency.record(sojourn);
         }
         if r.origin != NO_ORIGIN {
-            self.completed.push((r.origin, outcome));
+            self.completed.push(Ended {
+                origin: r.origin,
+                outcome,
+                arrived: r.arrived,
+            });
         }
         if r.user != NO_USER {
             self.sources.user_done(now, r.user, &mut self.cal, Ev::User);
