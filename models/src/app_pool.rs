@@ -185,8 +185,10 @@ pub enum AppPoolEvent {
 pub enum AppPoolTimer {
     /// Process `generation` finished its cold start.
     Ready { generation: u32 },
-    /// Process `generation` has been idle since idle period `epoch` began.
-    Idle { generation: u32, epoch: u64 },
+    /// Process `generation` may have been idle for `idle_timeout` (one such timer per
+    /// process at a time, re-armed if a request came and went meanwhile: not one per
+    /// idle period, which a lightly loaded pool starts after nearly every request).
+    Idle { generation: u32 },
     /// Process `generation` reached `periodicRestart/@time`.
     Periodic { generation: u32 },
     /// `scheduled_recycles_ns[index]`.
@@ -209,7 +211,10 @@ struct Proc {
     generation: u32,
     phase: Phase,
     in_flight: u32,
-    idle_epoch: u64,
+    /// When the process last ran out of requests, while it has none.
+    idle_since: Option<SimTime>,
+    /// An [`AppPoolTimer::Idle`] of this process is pending.
+    idle_timer: bool,
     /// A recycle of this process is under way, for this reason.
     recycle: Option<ExitReason>,
 }
@@ -371,7 +376,8 @@ impl AppPool {
             generation,
             phase: Phase::Starting,
             in_flight: 0,
-            idle_epoch: 0,
+            idle_since: None,
+            idle_timer: false,
             recycle: None,
         });
         self.starts.inc();
@@ -389,13 +395,15 @@ impl AppPool {
 
     fn arm_idle(&mut self, now: SimTime, i: usize, fx: &mut impl Effects<AppPoolTimer>) {
         let p = &mut self.procs[i];
-        p.idle_epoch += 1;
-        if let Some(idle) = self.cfg.idle_timeout_ns.filter(|&t| t > 0) {
+        p.idle_since = Some(now);
+        if let Some(idle) = self.cfg.idle_timeout_ns.filter(|&t| t > 0)
+            && !p.idle_timer
+        {
+            p.idle_timer = true;
             fx.at(
                 now.saturating_add(idle),
                 AppPoolTimer::Idle {
                     generation: p.generation,
-                    epoch: p.idle_epoch,
                 },
             );
         }
@@ -496,7 +504,7 @@ impl AppPool {
         if let Some(i) = self.accepting() {
             let p = &mut self.procs[i];
             p.in_flight += 1;
-            p.idle_epoch += 1;
+            p.idle_since = None;
             return Admit::Take {
                 generation: p.generation,
             };
@@ -584,14 +592,26 @@ impl AppPool {
                     self.begin_drain(now, o, fx);
                 }
             }
-            AppPoolTimer::Idle { generation, epoch } => {
+            AppPoolTimer::Idle { generation } => {
                 let Some(i) = self.find(generation) else {
                     return;
                 };
+                self.procs[i].idle_timer = false;
+                let idle = self.cfg.idle_timeout_ns.unwrap_or(0);
+                let Some(since) = self.procs[i].idle_since else {
+                    // Busy: the next idle period arms a timer again.
+                    return;
+                };
+                let due = since.saturating_add(idle);
+                if due > now {
+                    // A newer idle period: wait for its end.
+                    self.procs[i].idle_timer = true;
+                    fx.at(due, AppPoolTimer::Idle { generation });
+                    return;
+                }
                 let p = self.procs[i];
                 let starting = self.procs.iter().any(|p| p.phase == Phase::Starting);
                 if p.phase == Phase::Accepting
-                    && p.idle_epoch == epoch
                     && p.in_flight == 0
                     && p.recycle.is_none()
                     && !starting

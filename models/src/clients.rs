@@ -617,6 +617,12 @@ impl<R: Rng> Sessions<R> {
         };
         if self.timeout_ns > 0 {
             let deadline = now.saturating_add(self.timeout_ns);
+            if self.deadlines.len() >= 64 && self.deadlines.len() as u64 >= 4 * self.in_flight {
+                // Mostly answered attempts behind a slow one: keep memory to what is out.
+                let slots = &self.slots;
+                self.deadlines
+                    .retain(|&(_, sl, sq)| Self::current(slots, sl, sq, true));
+            }
             self.deadlines.push_back((deadline, slot, seq));
             if self.timeout_at.is_none() {
                 // Every attempt ahead in the queue was answered: this one is the oldest.
@@ -673,8 +679,13 @@ impl<R: Rng> Sessions<R> {
     /// or waiting to be retried.
     #[inline]
     fn is_current(&self, slot: u32, seq: u32, outstanding: bool) -> bool {
+        Self::current(&self.slots, slot, seq, outstanding)
+    }
+
+    #[inline]
+    fn current(slots: &[Slot], slot: u32, seq: u32, outstanding: bool) -> bool {
         matches!(
-            self.slots.get(slot as usize),
+            slots.get(slot as usize),
             Some(Slot { seq: q, req: Some(u) }) if u.outstanding == outstanding && *q == seq
         )
     }

@@ -91,8 +91,12 @@ impl PoolConfig {
 /// The pool's timers (stale ones are ignored).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolTimer {
-    /// The connection has been idle for `idle_timeout_ns` since the idle period `stamp` began.
-    IdleCheck { conn: ConnId, stamp: u64 },
+    /// The oldest idle period may have lasted `idle_timeout_ns`: every connection idle
+    /// that long closes. One such timer is pending at a time (idle periods all last the
+    /// same, so they end in the order they began), not one per idle period: a pool
+    /// reusing its connections thousands of times a second would otherwise keep
+    /// 100 s × that many stale timers.
+    IdleSweep,
     /// The call queued with wait number `seq` has waited `queue_timeout_ns`.
     QueueTimeout { call: CallId, seq: u64 },
     /// The connection reached `lease_timeout_ns` of age.
@@ -143,6 +147,11 @@ pub struct ConnectionPool {
     next_conn: ConnId,
     /// Idle connections by idle stamp: the last entry is the most recently used.
     idle_mru: BTreeMap<u64, ConnId>,
+    /// (deadline, stamp, connection) of the idle periods begun, oldest first; periods
+    /// that ended (reuse, close) are dropped when they reach the front.
+    idle_deadlines: VecDeque<(SimTime, u64, ConnId)>,
+    /// When the pending [`PoolTimer::IdleSweep`] fires, if one is.
+    idle_sweep_at: Option<SimTime>,
     /// Waiting calls in FIFO order with their wait number; entries no longer in
     /// `waiting_calls` (cancelled, timed out) are skipped.
     queue: VecDeque<(CallId, u64)>,
@@ -174,6 +183,8 @@ impl ConnectionPool {
             conns: HashMap::default(),
             next_conn: 0,
             idle_mru: BTreeMap::new(),
+            idle_deadlines: VecDeque::new(),
+            idle_sweep_at: None,
             queue: VecDeque::new(),
             waiting_calls: HashMap::default(),
             next_stamp: 0,
@@ -264,10 +275,30 @@ impl ConnectionPool {
         }
         self.idle_mru.insert(stamp, conn);
         self.idle.inc(now);
-        fx.at(
-            now.saturating_add(self.cfg.idle_timeout_ns),
-            PoolTimer::IdleCheck { conn, stamp },
-        );
+        let deadline = now.saturating_add(self.cfg.idle_timeout_ns);
+        if self.idle_deadlines.len() >= 64 && self.idle_deadlines.len() >= 4 * self.idle_mru.len() {
+            // Mostly ended periods behind a long-idle connection: keep memory to what is idle.
+            let conns = &self.conns;
+            self.idle_deadlines
+                .retain(|&(_, st, c)| Self::idle_in_period(conns, c, st));
+        }
+        self.idle_deadlines.push_back((deadline, stamp, conn));
+        if self.idle_sweep_at.is_none() {
+            // Every period ahead in the queue has ended: this one is the oldest.
+            self.idle_sweep_at = Some(deadline);
+            fx.at(deadline, PoolTimer::IdleSweep);
+        }
+    }
+
+    /// Whether `conn` is still in the idle period `stamp`.
+    fn idle_in(&self, conn: ConnId, stamp: u64) -> bool {
+        Self::idle_in_period(&self.conns, conn, stamp)
+    }
+
+    fn idle_in_period(conns: &HashMap<ConnId, Conn>, conn: ConnId, stamp: u64) -> bool {
+        conns
+            .get(&conn)
+            .is_some_and(|c| c.state == ConnState::Idle { stamp })
     }
 
     /// A call wants a connection: the most recently used idle one, else a new one if below
@@ -397,18 +428,24 @@ impl ConnectionPool {
         }
     }
 
-    pub fn on_timer(&mut self, now: SimTime, t: PoolTimer, _fx: &mut impl Effects<PoolTimer>) {
+    pub fn on_timer(&mut self, now: SimTime, t: PoolTimer, fx: &mut impl Effects<PoolTimer>) {
         match t {
-            PoolTimer::IdleCheck { conn, stamp } => {
-                let is_current = self
-                    .conns
-                    .get(&conn)
-                    .is_some_and(|c| c.state == ConnState::Idle { stamp });
-                if is_current {
-                    self.idle_mru.remove(&stamp);
-                    self.idle.dec(now);
-                    self.close(conn);
-                    self.serve_queue(now);
+            PoolTimer::IdleSweep => {
+                self.idle_sweep_at = None;
+                while let Some(&(deadline, stamp, conn)) = self.idle_deadlines.front() {
+                    let live = self.idle_in(conn, stamp);
+                    if live && deadline > now {
+                        self.idle_sweep_at = Some(deadline);
+                        fx.at(deadline, PoolTimer::IdleSweep);
+                        break;
+                    }
+                    self.idle_deadlines.pop_front();
+                    if live {
+                        self.idle_mru.remove(&stamp);
+                        self.idle.dec(now);
+                        self.close(conn);
+                        self.serve_queue(now);
+                    }
                 }
             }
             PoolTimer::QueueTimeout { call, seq } => {
@@ -575,6 +612,62 @@ mod tests {
         assert_eq!((p.idle.get(), p.closed.total()), (0, 1));
         assert_eq!(p.open_connections(), 0);
         assert!((p.idle.mean(160 * SECONDS) - (49.0 + 100.0) / 160.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_busy_pool_keeps_one_idle_timer_and_closes_each_connection_100_s_after_its_last_use() {
+        // Three connections; from 1 ms on, a 1 ms call every 10 ms reuses the most recently
+        // used one (conn 2), so conns 0 and 1 stay idle and close at 100 s + 1 ms, and
+        // conn 2 closes 100 s after its last call, with never more than one timer pending.
+        let mut p = ConnectionPool::new(PoolConfig::new(3));
+        let mut fx = Recorder::default();
+        for call in 0..3 {
+            p.acquire(0, call, &mut fx);
+        }
+        for conn in 0..3 {
+            p.connected(0, conn, &mut fx);
+        }
+        for conn in 0..3 {
+            p.release(MILLIS, conn, &mut fx);
+        }
+        drain(&mut p);
+        let mut closes = Vec::new();
+        let mut fire = |p: &mut ConnectionPool, fx: &mut Recorder<PoolTimer>, upto: SimTime| {
+            while fx.timers.iter().any(|&(t, _)| t <= upto) {
+                let (t, timer) = fx.pop_earliest().unwrap();
+                p.on_timer(t, timer, fx);
+                for e in drain(p) {
+                    if let PoolEvent::Close { conn } = e {
+                        closes.push((t, conn));
+                    }
+                }
+            }
+        };
+        let mut most_pending = 0;
+        let mut call = 3;
+        let mut t = 10 * MILLIS;
+        while t < 200 * SECONDS {
+            fire(&mut p, &mut fx, t);
+            p.acquire(t, call, &mut fx);
+            assert_eq!(drain(&mut p), vec![PoolEvent::Ready { call, conn: 2 }]);
+            p.release(t + MILLIS, 2, &mut fx);
+            most_pending = most_pending.max(fx.timers.len());
+            call += 1;
+            t += 10 * MILLIS;
+        }
+        let last_release = t - 10 * MILLIS + MILLIS;
+        fire(&mut p, &mut fx, SimTime::MAX);
+        assert_eq!(most_pending, 1, "one idle timer at a time");
+        assert_eq!(
+            closes,
+            vec![
+                (100 * SECONDS + MILLIS, 0),
+                (100 * SECONDS + MILLIS, 1),
+                (last_release + 100 * SECONDS, 2)
+            ]
+        );
+        assert_eq!(p.open_connections(), 0);
+        assert!(p.idle_deadlines.len() <= 64, "{}", p.idle_deadlines.len());
     }
 
     #[test]

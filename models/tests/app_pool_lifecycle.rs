@@ -157,6 +157,40 @@ fn quiet() -> AppPoolConfig {
 }
 
 #[test]
+fn a_lightly_loaded_pool_keeps_one_idle_timer_and_still_exits_20_min_after_its_last_request() {
+    // One 1 ms request every 100 ms for 30 minutes: the process runs out of requests
+    // 18,000 times, yet at most one idle timer is pending, and it exits 20 minutes after
+    // the last request ended, not earlier.
+    let mut e = Engine::new(quiet(), 1_000_000);
+    let last = 30 * MIN;
+    e.arrivals(0, last, 100_000_000);
+    let mut pending_most = 0;
+    let mut t = 0;
+    while t < last {
+        t += SECONDS;
+        e.run_until(t);
+        let pending = e
+            .cal
+            .iter()
+            .filter(|Reverse((_, _, ev))| {
+                matches!(ev, Ev::Timer(i) if matches!(e.timers[*i], AppPoolTimer::Idle { .. }))
+            })
+            .count();
+        pending_most = pending_most.max(pending);
+    }
+    assert_eq!(pending_most, 1);
+    let idle_from = last - 100_000_000 + 1_000_000;
+    e.run_until(idle_from + 20 * MIN - 1);
+    assert_eq!(e.pool.state(), PoolState::Running);
+    e.run_until(idle_from + 20 * MIN);
+    assert_eq!(
+        e.exits(),
+        vec![(idle_from + 20 * MIN, 1, ExitReason::IdleTimeout)]
+    );
+    assert!(e.timers.len() < 200, "{} timers asked for", e.timers.len());
+}
+
+#[test]
 fn idle_timeout_exits_and_the_next_request_cold_starts() {
     let mut e = Engine::new(quiet(), SECONDS);
     assert_eq!(e.pool.state(), PoolState::Stopped);

@@ -1,5 +1,5 @@
-//! Benchmarks (divan): the M/M/16/1000 reduction at ρ = 0.9, a farm of 8 of them, and
-//! the calendar alone.
+//! Benchmarks (divan): the M/M/16/1000 reduction at ρ = 0.9, a farm of 8 of them, a
+//! seed-003 page server and a farm of 8 of those, and the calendar alone.
 //! `cargo bench -p w3sim` prints the figures; `w3sim bench` prints requests/s and events/s.
 
 use w3sim::engine::Calendar;
@@ -51,5 +51,24 @@ fn farm_of_8_mm16_1000_rho09_100k_requests_each(b: divan::Bencher) {
     use w3sim::bench::{BenchServer, farm_scenario};
     let scn = farm_scenario(BenchServer::Dedicated, 8, 0.9, 100_000, 42);
     b.counter(divan::counter::ItemsCount::new(800_000usize))
+        .bench(|| w3sim::run(&scn, &mut w3sim::output::NullSink).expect("runs"));
+}
+
+/// A farm of 8 seed-003 page servers (thread pool, GC, shared CPU; the cascade's
+/// balancer and retrying clients) at 90 % CPU, 20,000 requests each: compare with 8 ×
+/// `seed003_server_20k_requests`.
+#[divan::bench(sample_count = 5)]
+fn farm_of_8_seed003_servers_20k_requests_each(b: divan::Bencher) {
+    use w3sim::bench::{BenchServer, farm_scenario};
+    let scn = farm_scenario(BenchServer::Seed003, 8, 0.9, 20_000, 42);
+    b.counter(divan::counter::ItemsCount::new(160_000usize))
+        .bench(|| w3sim::run(&scn, &mut w3sim::output::NullSink).expect("runs"));
+}
+
+/// One seed-003 page server at 90 % CPU, 20,000 requests.
+#[divan::bench(sample_count = 5)]
+fn seed003_server_20k_requests(b: divan::Bencher) {
+    let scn = w3sim::bench::seed003_scenario(0.9, 20_000, 42);
+    b.counter(divan::counter::ItemsCount::new(20_000usize))
         .bench(|| w3sim::run(&scn, &mut w3sim::output::NullSink).expect("runs"));
 }

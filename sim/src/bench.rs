@@ -3,9 +3,11 @@
 //! bench do. The same model runs in SimPy and Ciw in `shared/bench/peers/`.
 //! `w3sim bench --farm N` runs it once on one server and once as a farm of N servers
 //! behind a balancer with N times the load: the farm should cost N times as much. It
-//! does so for two kinds of server: the reduction above (dedicated processors, the
-//! cheapest requests w3sim simulates) and the same server on the shared CPU scheduler
-//! (the default, which every farm scenario uses).
+//! does so for three kinds of server: the reduction above (dedicated processors, the
+//! cheapest requests w3sim simulates), the same server on the shared CPU scheduler
+//! (the default, which every farm scenario uses), and the seed-003 server of
+//! `experiments/farm-cascade.toml` without its incident, behind that file's balancer
+//! and retrying clients.
 
 use std::time::Instant;
 
@@ -78,6 +80,70 @@ pub enum BenchServer {
     Dedicated,
     /// [`mm16_shared_cpu_scenario`]: the default CPU model.
     SharedCpu,
+    /// [`seed003_scenario`]: a full seed-003 page server (thread pool, GC, shared CPU,
+    /// a second of sampling), and in a farm the cascade's balancer and clients.
+    Seed003,
+}
+
+/// The server of `experiments/farm-cascade.toml` (seed 003: 16 logical processors,
+/// queueLength 1000, .NET 4.5 with 200 minimum threads, blocking server GC; a page of
+/// exp(12 ms) CPU, 100 KB allocated, a 20 ms wait) without web1's cache reload.
+const SEED003_SERVER: &str = r#"
+name = "bench-seed003-server"
+sample_interval = "1s"
+[[classes]]
+name = "page"
+handler = "sync"
+steps = [ { cpu = "exp(12ms)" }, { alloc = "100KB", retain = "20KB" }, { wait = "20ms" } ]
+[[classes]]
+name = "health"
+handler = "sync"
+weight = 0
+steps = [ { cpu = "200us" } ]
+[cpu]
+logical_processors = 16
+[http_sys]
+queue_length = 1000
+[thread_pool]
+runtime = "net48"
+min_worker_threads = 200
+[gc]
+flavor = "server"
+background = false
+"#;
+
+/// The same file's balancer and clients (500 ms timeout, 3 retries after 100, 200,
+/// 400 ms on a 503 or a timeout): a farm of these servers costs what the cascade does.
+const SEED003_FRONT: &str = r#"
+[load_balancer]
+policy = "round_robin"
+probe_interval = "5s"
+probe_timeout = "2s"
+probe_class = "health"
+hold_time = "15s"
+[clients]
+timeout = "500ms"
+retries = 3
+retry_on = ["503", "timeout"]
+backoff = "100ms"
+backoff_multiplier = 2.0
+"#;
+
+/// [`BenchServer::Seed003`]: λ = ρ × 16 processors / 12 ms of CPU (ρ = 0.75 is the
+/// seed's 1000 requests/s), for the time it takes to see `requests` requests.
+pub fn seed003_scenario(rho: f64, requests: u64, seed: u64) -> Scenario {
+    seed003_with(rho, requests, seed, "")
+}
+
+fn seed003_with(rho: f64, requests: u64, seed: u64, extra: &str) -> Scenario {
+    let text = format!("{SEED003_SERVER}{extra}");
+    let mut s = crate::scenario::load::load_str("bench.rs", &text, &[])
+        .expect("the seed-003 benchmark scenario is valid");
+    let lambda = rho * 16.0 / 0.012;
+    s.seed = seed;
+    s.load.rate = Rate(lambda);
+    s.duration = Duration((requests as f64 / lambda * 1e9).round() as u64);
+    s
 }
 
 impl BenchServer {
@@ -85,6 +151,7 @@ impl BenchServer {
         match self {
             BenchServer::Dedicated => mm16_scenario(rho, requests, seed),
             BenchServer::SharedCpu => mm16_shared_cpu_scenario(rho, requests, seed),
+            BenchServer::Seed003 => seed003_scenario(rho, requests, seed),
         }
     }
 
@@ -92,6 +159,7 @@ impl BenchServer {
         match self {
             BenchServer::Dedicated => "M/M/16/1000 on dedicated processors",
             BenchServer::SharedCpu => "M/M/16/1000 on the shared CPU scheduler",
+            BenchServer::Seed003 => "a seed-003 page server: thread pool, GC, shared CPU",
         }
     }
 }
@@ -106,7 +174,10 @@ pub fn farm_scenario(
     requests_per_server: u64,
     seed: u64,
 ) -> Scenario {
-    let mut s = server.scenario(rho, requests_per_server, seed);
+    let mut s = match server {
+        BenchServer::Seed003 => seed003_with(rho, requests_per_server, seed, SEED003_FRONT),
+        _ => server.scenario(rho, requests_per_server, seed),
+    };
     s.name = format!(
         "bench-farm-{servers}x-{}",
         s.name.trim_start_matches("bench-")
@@ -118,11 +189,14 @@ pub fn farm_scenario(
         names: Vec::new(),
         set: Vec::new(),
     }];
-    // Probes every 5 s (the default) ask for the benchmark's page, whose service time
-    // is exp(1 s) and whose queue wait at rho = 0.9 has a tail: with the default 2 s
-    // timeout they would fail now and then and take their server out for 15 s, and the
-    // benchmark would time an unevenly loaded farm. It measures cost, so probes wait.
-    s.load_balancer.probe_timeout = Duration(60 * 1_000_000_000);
+    if server != BenchServer::Seed003 {
+        // Probes every 5 s (the default) ask for the benchmark's page, whose service
+        // time is exp(1 s) and whose queue wait at rho = 0.9 has a tail: with the default
+        // 2 s timeout they would fail now and then and take their server out for 15 s,
+        // and the benchmark would time an unevenly loaded farm. It measures cost, so
+        // probes wait. (The seed-003 farm probes its 200 µs health page.)
+        s.load_balancer.probe_timeout = Duration(60 * 1_000_000_000);
+    }
     s
 }
 

@@ -541,7 +541,11 @@ fn cmd_bench(requests: u64, rho: f64, repeat: u32, farm: Option<u32>) -> ExitCod
             return ExitCode::from(2);
         }
         use w3sim::bench::BenchServer;
-        for kind in [BenchServer::Dedicated, BenchServer::SharedCpu] {
+        for kind in [
+            BenchServer::Dedicated,
+            BenchServer::SharedCpu,
+            BenchServer::Seed003,
+        ] {
             println!(
                 "one server ({}) at rho = {rho} with {requests} requests, then a farm of {n} behind a round-robin balancer with {n}x the load; one core",
                 kind.describe()

@@ -447,13 +447,17 @@ fn staggered_reinstatement_keeps_the_farm_down_where_synchronised_reinstatement_
 }
 
 /// The farm benchmark (`w3sim bench --farm N`, README Performance) compares like with
-/// like: for both kinds of server, each of the N servers gets 1/N of the N-fold load
+/// like: for every kind of server, each of the N servers gets 1/N of the N-fold load
 /// (round robin, no server ever out), as many requests as the single server, and the
 /// same queueing (mean wait within sampling noise of the single M/M/16/1000 server).
 #[test]
 fn the_farm_benchmark_gives_each_server_the_single_servers_load() {
     use w3sim::bench::{BenchServer, farm_scenario};
-    for kind in [BenchServer::Dedicated, BenchServer::SharedCpu] {
+    for kind in [
+        BenchServer::Dedicated,
+        BenchServer::SharedCpu,
+        BenchServer::Seed003,
+    ] {
         let single = w3sim::run(&kind.scenario(0.9, 60_000, 7), &mut w3sim::output::NullSink)
             .expect("single server runs");
         let s = w3sim::run(
