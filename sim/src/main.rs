@@ -133,8 +133,9 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
         /// Instead, time a farm of N servers (N times the load, REQUESTS each) against
-        /// one server: the cost should grow N times. Two kinds of server: the M/M/16/1000
-        /// reduction on dedicated processors and the same server on the shared CPU scheduler.
+        /// one server: the cost should grow N times. Three kinds of server: the M/M/16/1000
+        /// reduction on dedicated processors, the same server on the shared CPU scheduler,
+        /// and a seed-003 page server behind farm-cascade.toml's balancer and clients.
         #[arg(long)]
         farm: Option<u32>,
     },
