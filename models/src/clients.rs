@@ -22,11 +22,10 @@
 //! rate Λ(t): the next arrival after `t` is where Λ has grown by an Exp(1) draw
 //! (by exactly 1 for constant spacing), so steps and ramps need no thinning.
 
-use std::collections::VecDeque;
-
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};
 
+use crate::deadlines::Deadlines;
 use crate::dist::Sampler;
 use crate::effects::Effects;
 use crate::request::ClassId;
@@ -505,11 +504,8 @@ pub struct Sessions<R> {
     timeout_ns: u64,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// (deadline, slot, seq) of the attempts sent, oldest first; answered ones are
-    /// dropped when they reach the front.
-    deadlines: VecDeque<(SimTime, u32, u32)>,
-    /// When the outstanding [`ClientTimer::Timeout`] fires, if one is.
-    timeout_at: Option<SimTime>,
+    /// (slot, seq) of the attempts sent, by deadline; answered ones are dropped.
+    deadlines: Deadlines<(u32, u32)>,
     /// No timeout and nothing is ever retried: every user request is one attempt, and
     /// an attempt's token carries all there is to know (class, user; its answer brings
     /// the time it was sent), so no slot is kept.
@@ -532,8 +528,7 @@ impl<R: Rng> Sessions<R> {
             timeout_ns,
             slots: Vec::new(),
             free: Vec::new(),
-            deadlines: VecDeque::new(),
-            timeout_at: None,
+            deadlines: Deadlines::new(),
             rng,
             attempts: 0,
             retries: 0,
@@ -617,36 +612,15 @@ impl<R: Rng> Sessions<R> {
         };
         if self.timeout_ns > 0 {
             let deadline = now.saturating_add(self.timeout_ns);
-            if self.deadlines.len() >= 64 && self.deadlines.len() as u64 >= 4 * self.in_flight {
-                // Mostly answered attempts behind a slow one: keep memory to what is out.
-                let slots = &self.slots;
-                self.deadlines
-                    .retain(|&(_, sl, sq)| Self::current(slots, sl, sq, true));
-            }
-            self.deadlines.push_back((deadline, slot, seq));
-            if self.timeout_at.is_none() {
-                // Every attempt ahead in the queue was answered: this one is the oldest.
-                self.timeout_at = Some(deadline);
-                fx.at(deadline, ClientTimer::Timeout);
+            let slots = &self.slots;
+            let out = self.in_flight as usize;
+            if let Some(t) = self.deadlines.push(deadline, (slot, seq), out, |(sl, sq)| {
+                Self::current(slots, sl, sq, true)
+            }) {
+                fx.at(t, ClientTimer::Timeout);
             }
         }
         a
-    }
-
-    /// Drops answered attempts from the front of the deadline queue and makes sure a
-    /// timer is due at the oldest outstanding one's deadline.
-    fn arm_timeout(&mut self, fx: &mut impl Effects<ClientTimer>) {
-        if self.timeout_at.is_some() {
-            return;
-        }
-        while let Some(&(deadline, slot, seq)) = self.deadlines.front() {
-            if self.is_current(slot, seq, true) {
-                self.timeout_at = Some(deadline);
-                fx.at(deadline, ClientTimer::Timeout);
-                return;
-            }
-            self.deadlines.pop_front();
-        }
     }
 
     /// Attempt `token`, sent at `sent_at`, was answered.
@@ -699,22 +673,25 @@ impl<R: Rng> Sessions<R> {
     ) -> (Verdict, Option<Attempt>) {
         match t {
             ClientTimer::Timeout => {
-                self.timeout_at = None;
+                self.deadlines.fired();
                 let mut verdict = Verdict::Stale;
                 // The oldest outstanding attempt, if its time is up; another one due at
                 // the same instant gets a timer of its own at `now`.
-                while let Some(&(deadline, slot, seq)) = self.deadlines.front() {
-                    if deadline > now {
-                        break;
-                    }
-                    self.deadlines.pop_front();
-                    if self.is_current(slot, seq, true) {
-                        self.timeouts += 1;
-                        verdict = self.conclude(now, slot, Answer::Timeout, fx);
-                        break;
-                    }
+                let slots = &self.slots;
+                if let Some((slot, _)) = self
+                    .deadlines
+                    .pop_due(now, |(sl, sq)| Self::current(slots, sl, sq, true))
+                {
+                    self.timeouts += 1;
+                    verdict = self.conclude(now, slot, Answer::Timeout, fx);
                 }
-                self.arm_timeout(fx);
+                let slots = &self.slots;
+                if let Some(t) = self
+                    .deadlines
+                    .rearm(|(sl, sq)| Self::current(slots, sl, sq, true))
+                {
+                    fx.at(t, ClientTimer::Timeout);
+                }
                 (verdict, None)
             }
             ClientTimer::Retry { slot, seq } => {

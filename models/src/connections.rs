@@ -50,6 +50,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rustc_hash::FxHashMap as HashMap;
 
+use crate::deadlines::Deadlines;
+
 use crate::effects::Effects;
 use crate::stat::{Counter, Gauge};
 use crate::time::{SECONDS, SimTime};
@@ -147,11 +149,9 @@ pub struct ConnectionPool {
     next_conn: ConnId,
     /// Idle connections by idle stamp: the last entry is the most recently used.
     idle_mru: BTreeMap<u64, ConnId>,
-    /// (deadline, stamp, connection) of the idle periods begun, oldest first; periods
-    /// that ended (reuse, close) are dropped when they reach the front.
-    idle_deadlines: VecDeque<(SimTime, u64, ConnId)>,
-    /// When the pending [`PoolTimer::IdleSweep`] fires, if one is.
-    idle_sweep_at: Option<SimTime>,
+    /// (stamp, connection) of the idle periods begun, by deadline; periods that ended
+    /// (reuse, close) are dropped.
+    idle_deadlines: Deadlines<(u64, ConnId)>,
     /// Waiting calls in FIFO order with their wait number; entries no longer in
     /// `waiting_calls` (cancelled, timed out) are skipped.
     queue: VecDeque<(CallId, u64)>,
@@ -183,8 +183,7 @@ impl ConnectionPool {
             conns: HashMap::default(),
             next_conn: 0,
             idle_mru: BTreeMap::new(),
-            idle_deadlines: VecDeque::new(),
-            idle_sweep_at: None,
+            idle_deadlines: Deadlines::new(),
             queue: VecDeque::new(),
             waiting_calls: HashMap::default(),
             next_stamp: 0,
@@ -276,25 +275,19 @@ impl ConnectionPool {
         self.idle_mru.insert(stamp, conn);
         self.idle.inc(now);
         let deadline = now.saturating_add(self.cfg.idle_timeout_ns);
-        if self.idle_deadlines.len() >= 64 && self.idle_deadlines.len() >= 4 * self.idle_mru.len() {
-            // Mostly ended periods behind a long-idle connection: keep memory to what is idle.
-            let conns = &self.conns;
-            self.idle_deadlines
-                .retain(|&(_, st, c)| Self::idle_in_period(conns, c, st));
-        }
-        self.idle_deadlines.push_back((deadline, stamp, conn));
-        if self.idle_sweep_at.is_none() {
-            // Every period ahead in the queue has ended: this one is the oldest.
-            self.idle_sweep_at = Some(deadline);
-            fx.at(deadline, PoolTimer::IdleSweep);
+        let conns = &self.conns;
+        let idle = self.idle_mru.len();
+        if let Some(t) = self
+            .idle_deadlines
+            .push(deadline, (stamp, conn), idle, |(st, c)| {
+                Self::idle_in_period(conns, c, st)
+            })
+        {
+            fx.at(t, PoolTimer::IdleSweep);
         }
     }
 
     /// Whether `conn` is still in the idle period `stamp`.
-    fn idle_in(&self, conn: ConnId, stamp: u64) -> bool {
-        Self::idle_in_period(&self.conns, conn, stamp)
-    }
-
     fn idle_in_period(conns: &HashMap<ConnId, Conn>, conn: ConnId, stamp: u64) -> bool {
         conns
             .get(&conn)
@@ -431,21 +424,26 @@ impl ConnectionPool {
     pub fn on_timer(&mut self, now: SimTime, t: PoolTimer, fx: &mut impl Effects<PoolTimer>) {
         match t {
             PoolTimer::IdleSweep => {
-                self.idle_sweep_at = None;
-                while let Some(&(deadline, stamp, conn)) = self.idle_deadlines.front() {
-                    let live = self.idle_in(conn, stamp);
-                    if live && deadline > now {
-                        self.idle_sweep_at = Some(deadline);
-                        fx.at(deadline, PoolTimer::IdleSweep);
+                self.idle_deadlines.fired();
+                loop {
+                    let conns = &self.conns;
+                    let Some((stamp, conn)) = self
+                        .idle_deadlines
+                        .pop_due(now, |(st, c)| Self::idle_in_period(conns, c, st))
+                    else {
                         break;
-                    }
-                    self.idle_deadlines.pop_front();
-                    if live {
-                        self.idle_mru.remove(&stamp);
-                        self.idle.dec(now);
-                        self.close(conn);
-                        self.serve_queue(now);
-                    }
+                    };
+                    self.idle_mru.remove(&stamp);
+                    self.idle.dec(now);
+                    self.close(conn);
+                    self.serve_queue(now);
+                }
+                let conns = &self.conns;
+                if let Some(t) = self
+                    .idle_deadlines
+                    .rearm(|(st, c)| Self::idle_in_period(conns, c, st))
+                {
+                    fx.at(t, PoolTimer::IdleSweep);
                 }
             }
             PoolTimer::QueueTimeout { call, seq } => {

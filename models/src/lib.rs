@@ -33,6 +33,7 @@
 //! | [`valve`] | an in-application control loop that samples a counter and switches behaviour (seed 003's valve) | 003 |
 //! | [`load_balancer`] | a load balancer in front of a farm: round-robin / least connections / random, health probes, removal for a hold time after a 503 | 003 |
 //! | [`tcp`] | ephemeral ports, TIME_WAIT, WSAENOBUFS / WSAEADDRINUSE, connection counts | 003 |
+//! | [`deadlines`] | not a component: a queue of same-span deadlines with one timer outstanding (clients' timeouts, idle connections, outgoing calls' timeouts) | — |
 
 pub mod afd;
 pub mod app_pool;
@@ -43,6 +44,7 @@ pub mod clr_reference;
 pub mod config_cache;
 pub mod connections;
 pub mod cpu;
+pub mod deadlines;
 pub mod dist;
 pub mod effects;
 pub mod gc;

@@ -38,6 +38,7 @@ use w3sim_models::clients::{
 use w3sim_models::config_cache::{ConfigCache, ConfigCacheConfig, ConfigTimer};
 use w3sim_models::connections::{CallId, ConnId, ConnectionPool, PoolConfig, PoolEvent, PoolTimer};
 use w3sim_models::cpu::{Cpu, CpuConfig, CpuTimer, JobId, Priority};
+use w3sim_models::deadlines::Deadlines;
 use w3sim_models::gc::{Collection, Gc, GcConfig, GcFlavor as MGcFlavor, GcTimer};
 use w3sim_models::handler::{Drawn, Handler, HandlerKind as MHandlerKind, Step};
 use w3sim_models::http_sys::{AppPoolQueue, AppPoolQueueConfig};
@@ -96,8 +97,9 @@ pub enum Ev {
     Backend(u16, BackendTimer),
     /// The TCP handshake of connection `conn` to backend `b` completed.
     Connected(u16, ConnId),
-    /// An outgoing call's cancel timeout: (call slot, generation).
-    CallTimeout(u32, u32),
+    /// The oldest outgoing call with timeout `Outgoing::call_timeouts[i]` may have timed
+    /// out (one event outstanding per distinct timeout, not one per call).
+    CallTimeouts(u16),
     /// The kernel cache's scavenger.
     Cache(CacheTimer),
     /// The application pool's lifecycle timers.
@@ -333,9 +335,20 @@ struct Outgoing {
     connect_rng: Stream,
     calls: Slab<Call>,
     next_generation: u32,
+    /// Per distinct call timeout (ns): the calls' (slot, generation) by deadline.
+    call_timeouts: Vec<(u64, Deadlines<(u32, u32)>)>,
     /// Connections with a bound port, per backend (a `Close` of one releases its port).
     bound: Vec<std::collections::HashSet<ConnId>>,
     stats: OutgoingCounts,
+}
+
+impl Outgoing {
+    /// Whether the call in `slot` is still call `generation` and its timeout still matters.
+    fn call_live(calls: &Slab<Call>, slot: u32, generation: u32) -> bool {
+        calls
+            .get(slot)
+            .is_some_and(|c| c.generation == generation && !c.abandoned)
+    }
 }
 
 /// Counts of outgoing calls by result.
@@ -834,6 +847,7 @@ fn outgoing(scn: &Scenario) -> Outgoing {
         connect_rng: stream(scn.seed, "tcp/connect"),
         calls: Slab::default(),
         next_generation: 0,
+        call_timeouts: Vec::new(),
         bound: scn.backends.iter().map(|_| Default::default()).collect(),
         stats: OutgoingCounts {
             per_backend: vec![[0; 6]; scn.backends.len()],
@@ -1272,7 +1286,7 @@ impl<'a> Simulation<'a> {
                     );
                     self.drain_pool(now, b);
                 }
-                Ev::CallTimeout(slot, generation) => self.call_timeout(now, slot, generation),
+                Ev::CallTimeouts(q) => self.call_timeouts(now, q as usize),
                 Ev::Cache(timer) => {
                     self.server.cache.on_timer(
                         now,
@@ -2848,10 +2862,23 @@ impl Simulation<'_> {
             abandoned: false,
         });
         out.stats.calls += 1;
-        self.cal.schedule(
+        let q = match out.call_timeouts.iter().position(|(t, _)| *t == timeout_ns) {
+            Some(q) => q,
+            None => {
+                out.call_timeouts.push((timeout_ns, Deadlines::new()));
+                out.call_timeouts.len() - 1
+            }
+        };
+        let calls = &out.calls;
+        let live = calls.len();
+        if let Some(t) = out.call_timeouts[q].1.push(
             now.saturating_add(timeout_ns),
-            Ev::CallTimeout(slot, generation),
-        );
+            (slot, generation),
+            live,
+            |(sl, g)| Outgoing::call_live(calls, sl, g),
+        ) {
+            self.cal.schedule(t, Ev::CallTimeouts(q as u16));
+        }
         let id = Self::call_id(slot, generation);
         let b = backend;
         self.server.out.pools[b as usize].acquire(
@@ -3023,6 +3050,30 @@ impl Simulation<'_> {
     }
 
     /// The call's cancel timeout: the request gives up on it and aborts its connection.
+    /// Every call of timeout queue `q` whose time is up, then the queue's next event.
+    fn call_timeouts(&mut self, now: SimTime, q: usize) {
+        self.server.out.call_timeouts[q].1.fired();
+        loop {
+            let out = &mut self.server.out;
+            let calls = &out.calls;
+            let Some((slot, generation)) = out.call_timeouts[q]
+                .1
+                .pop_due(now, |(sl, g)| Outgoing::call_live(calls, sl, g))
+            else {
+                break;
+            };
+            self.call_timeout(now, slot, generation);
+        }
+        let out = &mut self.server.out;
+        let calls = &out.calls;
+        if let Some(t) = out.call_timeouts[q]
+            .1
+            .rearm(|(sl, g)| Outgoing::call_live(calls, sl, g))
+        {
+            self.cal.schedule(t, Ev::CallTimeouts(q as u16));
+        }
+    }
+
     fn call_timeout(&mut self, now: SimTime, slot: u32, generation: u32) {
         let Some(c) = self.server.out.calls.get(slot).copied() else {
             return;
