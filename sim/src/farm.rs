@@ -744,7 +744,7 @@ impl Front<'_> {
     }
 
     fn sample(&mut self, now: SimTime, sink: &mut dyn SampleSink) -> Result<(), RunError> {
-        self.interval_latency.settle();
+        let [p99] = self.interval_latency.quantiles_ms([0.99]);
         let dt = self.scn.sample_interval.0 as f64 * 1e-9;
         let per_s = |x: u64| round6(x as f64 / dt);
         let i = std::mem::replace(
@@ -764,7 +764,7 @@ impl Front<'_> {
             per_s(i.failed),
             per_s(i.timeouts),
             self.user_in_flight.get() as f64,
-            round6(self.interval_latency.quantile_ms(0.99)),
+            round6(p99),
         ];
         self.interval_latency.reset();
         let n = self.names.len();

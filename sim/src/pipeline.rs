@@ -2338,7 +2338,7 @@ impl<'a> Simulation<'a> {
     }
 
     fn sample(&mut self, now: SimTime, sink: &mut dyn SampleSink) -> Result<(), RunError> {
-        self.interval.latency.settle();
+        let [p50, p95, p99] = self.interval.latency.quantiles_ms([0.50, 0.95, 0.99]);
         let secs = self.scn.sample_interval.as_secs_f64();
         let busy = self.busy_ns(now);
         let dpc_busy = match &self.server.cpu {
@@ -2470,9 +2470,9 @@ impl<'a> Simulation<'a> {
             per_s(s.nic.dpcs_queued.since_mark()),
             dpc_pct,
             self.in_system.get() as f64,
-            round6(self.interval.latency.quantile_ms(0.50)),
-            round6(self.interval.latency.quantile_ms(0.95)),
-            round6(self.interval.latency.quantile_ms(0.99)),
+            round6(p50),
+            round6(p95),
+            round6(p99),
         ];
         let mut row = row.to_vec();
         row.extend(Outcome::ALL.iter().map(|&o| per_s(io.get(o))));

@@ -125,6 +125,41 @@ impl Latency {
         quantile_ms(&self.settled(), q)
     }
 
+    /// Quantiles `qs` (ascending, each in (0, 1]) in milliseconds, 0 when empty: exactly
+    /// [`Latency::quantile_ms`] of each. While every count is still pending (an interval's
+    /// histogram, as a rule) one pass over the buckets in use gives them all, where
+    /// HdrHistogram scans from its lowest bucket once per quantile (a time series
+    /// sampled every second spent 6 % of a seed-003 run there).
+    pub fn quantiles_ms<const N: usize>(&self, qs: [f64; N]) -> [f64; N] {
+        debug_assert!(qs.windows(2).all(|w| w[0] <= w[1]) && qs.iter().all(|&q| q > 0.0));
+        let mut out = [0.0; N];
+        if self.n == 0 {
+            return out;
+        }
+        if !self.h.is_empty() {
+            let h = self.settled();
+            for (o, &q) in out.iter_mut().zip(&qs) {
+                *o = quantile_ms(&h, q);
+            }
+            return out;
+        }
+        // HdrHistogram's rule: the first bucket where the running count reaches
+        // ceil(q × total) (at least 1), reported as the bucket's highest value.
+        let want = qs.map(|q| ((q.min(1.0) * self.n as f64).ceil() as u64).max(1));
+        let (mut j, mut acc) = (0, 0u64);
+        for i in self.lo..=self.hi {
+            acc += self.pending[i] as u64;
+            while j < N && acc >= want[j] {
+                out[j] = self.h.highest_equivalent(hdr_value(i)) as f64 * 1e-6;
+                j += 1;
+            }
+            if j == N {
+                break;
+            }
+        }
+        out
+    }
+
     /// The histogram with the pending counts in it: itself after [`Latency::settle`], a
     /// copy otherwise.
     fn settled(&self) -> std::borrow::Cow<'_, Histogram<u32>> {
@@ -821,6 +856,13 @@ mod tests {
             let mut all = first.clone();
             for _ in 0..2 { all.extend(&repeat); }
             for &v in &all { l.record(v); }
+            let qs = [0.1, 0.5, 0.5, 0.95, 0.99, 0.999, 1.0];
+            let h = direct(&all);
+            let one_pass = l.quantiles_ms(qs);
+            for (k, &q) in qs.iter().enumerate() {
+                let expect = if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 * 1e-6 };
+                prop_assert_eq!(one_pass[k], expect, "q {}", q);
+            }
             same(&l, &direct(&all));
             let _ = l.quantile_ms(0.99);
             l.settle();
