@@ -1088,22 +1088,20 @@ impl<R: Rng> ThreadPool<R> {
                 self.idle_sweep_at = None;
                 // Every wait that timed out, in deadline (then parking) order.
                 loop {
-                    let i = self.idle.front().filter(|p| p.deadline <= now);
-                    let r = self.retired.front().filter(|p| p.deadline <= now);
-                    match (i, r) {
-                        (Some(i), Some(r)) if r.seq < i.seq => {
-                            let p = self.retired.pop_front().expect("front");
-                            self.free_slot(p.thread);
-                        }
-                        (Some(_), _) => {
-                            let p = self.idle.pop_front().expect("front");
-                            self.idle_exit(now, p.thread);
-                        }
-                        (None, Some(_)) => {
-                            let p = self.retired.pop_front().expect("front");
-                            self.free_slot(p.thread);
-                        }
+                    let due = |q: &VecDeque<Parked>| {
+                        q.front().filter(|p| p.deadline <= now).map(|p| p.seq)
+                    };
+                    let retired_first = match (due(&self.idle), due(&self.retired)) {
                         (None, None) => break,
+                        (Some(i), Some(r)) => r < i,
+                        (i, _) => i.is_none(),
+                    };
+                    if retired_first {
+                        let p = self.retired.pop_front().expect("due");
+                        self.free_slot(p.thread);
+                    } else {
+                        let p = self.idle.pop_front().expect("due");
+                        self.idle_exit(now, p.thread);
                     }
                 }
                 self.arm_idle_sweep(fx);
