@@ -364,6 +364,40 @@ fn bad_farm_settings_are_reported_where_they_are_written() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("farm.servers[1].names"), "{e}");
+    // With `names`, a group needs no `name`; with neither, the error says what to write.
+    let named = text.replace("name = \"web\"\nnames = ", "names = ");
+    assert_ne!(named, text);
+    let s = load_str("farm.toml", &named, &[]).unwrap();
+    assert_eq!(
+        s.server_names()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>(),
+        ["web1", "web2", "web3", "web4"]
+    );
+    let e = load_str(
+        "farm.toml",
+        &named.replace("names = [\"web2\", \"web3\", \"web4\"]", "count = 3"),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("farm.servers[1].name") && e.contains("names"),
+        "{e}"
+    );
+    // A group may hold as many servers as a farm: 1024.
+    let e = load_str(
+        "farm.toml",
+        &text,
+        &["farm.servers[0].count=1025".to_string()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("farm.servers[0].count") && e.contains("1–1024"),
+        "{e}"
+    );
 }
 
 #[test]

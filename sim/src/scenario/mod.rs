@@ -968,7 +968,8 @@ pub struct Farm {
 #[serde(deny_unknown_fields)]
 pub struct ServerGroup {
     /// The server's name; with `count > 1` the servers are `name-1`, `name-2`, …
-    /// unless `names` names them.
+    /// unless `names` names them (then `name` may be left out).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// How many servers (default 1, or as many as `names`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1470,17 +1471,29 @@ impl Scenario {
         // The farm, its load balancer and its clients.
         let mut snames = std::collections::HashSet::new();
         for (g, grp) in self.farm.servers.iter().enumerate() {
-            if grp.name.trim().is_empty() {
+            if grp.name.trim().is_empty() && grp.names.is_empty() {
                 bad(
                     format!("farm.servers[{g}].name"),
-                    "a server group needs a name".into(),
+                    "a server group needs a `name` (its servers are name-1, name-2, … when count > 1) or one name per server in `names`".into(),
                 );
             }
-            if grp.servers() == 0 || grp.servers() > 1000 {
+            if grp.servers() == 0 || grp.servers() as usize > crate::farm::MAX_SERVERS {
                 bad(
                     format!("farm.servers[{g}].count"),
-                    format!("must be 1–1000 servers, got {}", grp.servers()),
+                    format!(
+                        "must be 1–{} servers, got {}",
+                        crate::farm::MAX_SERVERS,
+                        grp.servers()
+                    ),
                 );
+            }
+            for (k, n) in grp.names.iter().enumerate() {
+                if n.trim().is_empty() {
+                    bad(
+                        format!("farm.servers[{g}].names[{k}]"),
+                        "a server needs a name that is not empty".into(),
+                    );
+                }
             }
             if !grp.names.is_empty() && grp.names.len() != grp.servers() as usize {
                 bad(
