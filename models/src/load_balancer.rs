@@ -11,6 +11,13 @@
 //! - Routing: round-robin over the servers in rotation, least connections (fewest
 //!   requests the balancer has sent there and not yet seen answered; ties by index),
 //!   or uniformly random.
+//! - Weights (ARR's weighted round robin, F5's ratio, HAProxy's `weight`): a server of
+//!   weight 2 gets twice the requests of one of weight 1. Round-robin then becomes
+//!   nginx's smooth weighted round-robin (the heavy
+//!   server's turns are spread, not bunched: 5:1:1 give a, a, b, a, c, a, a), least
+//!   connections compares requests
+//!   outstanding per unit of weight (HAProxy's `leastconn`), random draws in proportion
+//!   to the weights. Equal weights (the default) route exactly as unweighted.
 //! - Passive health: a 503 answer to a user request (`remove_on_503`) takes the server
 //!   out for `hold` (seed 003: 15 s).
 //! - Active health: every `probe_interval` the balancer sends one probe request to
@@ -22,7 +29,7 @@
 //!   default: the seed's "all servers have a problem at once") or spreads the load over
 //!   all servers anyway (`FailOpen`, what some cloud balancers do).
 //!
-//! **Leaves out**: session affinity, slow start after reinstatement, weights, the
+//! **Leaves out**: session affinity, slow start after reinstatement, the
 //! balancer's own capacity and latency (it is taken as instantaneous), connection
 //! reuse between balancer and servers.
 
@@ -64,6 +71,8 @@ pub struct LbConfig {
     /// Whether a 503 answer to a user request takes the server out.
     pub remove_on_503: bool,
     pub when_all_out: WhenAllOut,
+    /// Each server's weight (≥ 1), in server order; empty: every server weighs 1.
+    pub weights: Vec<u32>,
 }
 
 /// Where a server stands.
@@ -116,6 +125,9 @@ struct Member {
     reinstated: u32,
     out_since: SimTime,
     out_ns: u128,
+    weight: u32,
+    /// Smooth weighted round-robin's running credit.
+    credit: i64,
 }
 
 /// The load balancer's state and counters.
@@ -124,6 +136,11 @@ pub struct LoadBalancer<R> {
     cfg: LbConfig,
     members: Vec<Member>,
     cursor: usize,
+    /// Not every weight is the same: route by weight.
+    weighted: bool,
+    /// Sum of the weights of the servers in rotation, and of all servers.
+    weight_in_rotation: u64,
+    weight_total: u64,
     rng: R,
     probes: Vec<ProbeRequest>,
     events: Vec<LbEvent>,
@@ -141,23 +158,31 @@ impl<R: Rng> LoadBalancer<R> {
         let n = cfg.servers.max(1);
         let mut in_rotation = Gauge::new();
         in_rotation.set(0, n as u64);
+        let weight = |i: usize| cfg.weights.get(i).copied().unwrap_or(1).max(1);
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                state: ServerState::InRotation,
+                active: 0,
+                probe_pending: None,
+                probe_seq: 0,
+                removals: 0,
+                routed: 0,
+                reinstated: 0,
+                out_since: 0,
+                out_ns: 0,
+                weight: weight(i),
+                credit: 0,
+            })
+            .collect();
+        let weighted = members.iter().any(|m| m.weight != members[0].weight);
+        let weight_total = members.iter().map(|m| m.weight as u64).sum();
         Self {
-            members: vec![
-                Member {
-                    state: ServerState::InRotation,
-                    active: 0,
-                    probe_pending: None,
-                    probe_seq: 0,
-                    removals: 0,
-                    routed: 0,
-                    reinstated: 0,
-                    out_since: 0,
-                    out_ns: 0,
-                };
-                n
-            ],
+            members,
             cfg,
             cursor: 0,
+            weighted,
+            weight_in_rotation: weight_total,
+            weight_total,
             rng,
             probes: Vec::new(),
             events: Vec::new(),
@@ -187,6 +212,11 @@ impl<R: Rng> LoadBalancer<R> {
         self.in_rotation.get()
     }
 
+    /// The weight of `server`.
+    pub fn weight(&self, server: usize) -> u32 {
+        self.members[server].weight
+    }
+
     /// Picks the server for a user request and counts it as active there; `None`
     /// when every server is out and the policy is [`WhenAllOut::Reject`].
     pub fn route(&mut self) -> Option<usize> {
@@ -198,6 +228,25 @@ impl<R: Rng> LoadBalancer<R> {
         }
         let eligible = |m: &Member| !any_in || m.state == ServerState::InRotation;
         let pick = match self.cfg.policy {
+            Policy::RoundRobin if self.weighted => {
+                // nginx's smooth weighted round-robin: every eligible server earns its
+                // weight, the richest (lowest index on ties) is picked and pays the total.
+                let mut total = 0i64;
+                let mut pick = 0;
+                let mut best = i64::MIN;
+                for (i, m) in self.members.iter_mut().enumerate() {
+                    if eligible(m) {
+                        m.credit += m.weight as i64;
+                        total += m.weight as i64;
+                        if m.credit > best {
+                            best = m.credit;
+                            pick = i;
+                        }
+                    }
+                }
+                self.members[pick].credit -= total;
+                pick
+            }
             Policy::RoundRobin => {
                 // The first eligible server from the cursor on, wrapping once (no
                 // division: this runs for every request).
@@ -209,25 +258,44 @@ impl<R: Rng> LoadBalancer<R> {
                 self.cursor = if pick + 1 == n { 0 } else { pick + 1 };
                 pick
             }
+            Policy::LeastConnections if self.weighted => {
+                // Fewest outstanding per unit of weight: a/w < b/v as a·v < b·w.
+                let m = &self.members;
+                (0..n)
+                    .filter(|&i| eligible(&m[i]))
+                    .min_by(|&i, &j| {
+                        (m[i].active as u64 * m[j].weight as u64)
+                            .cmp(&(m[j].active as u64 * m[i].weight as u64))
+                            .then(i.cmp(&j))
+                    })
+                    .unwrap_or(0)
+            }
             Policy::LeastConnections => (0..n)
                 .filter(|&i| eligible(&self.members[i]))
                 .min_by_key(|&i| (self.members[i].active, i))
                 .unwrap_or(0),
             Policy::Random => {
-                let count = if any_in {
-                    self.in_rotation.get() as usize
-                } else {
-                    n
+                // A draw over the eligible servers' weights (one unit each when equal).
+                let count = match (any_in, self.weighted) {
+                    (true, false) => self.in_rotation.get() as usize,
+                    (false, false) => n,
+                    (true, true) => self.weight_in_rotation as usize,
+                    (false, true) => self.weight_total as usize,
                 };
                 let mut k = self.rng.random_range(0..count);
                 let mut pick = 0;
                 for i in 0..n {
                     if eligible(&self.members[i]) {
-                        if k == 0 {
+                        let w = if self.weighted {
+                            self.members[i].weight as usize
+                        } else {
+                            1
+                        };
+                        if k < w {
                             pick = i;
                             break;
                         }
-                        k -= 1;
+                        k -= w;
                     }
                 }
                 pick
@@ -371,6 +439,7 @@ impl<R: Rng> LoadBalancer<R> {
                     },
                 );
                 self.in_rotation.dec(now);
+                self.weight_in_rotation -= m.weight as u64;
                 self.events.push(LbEvent::Removed {
                     server: s as u16,
                     reason,
@@ -386,6 +455,7 @@ impl<R: Rng> LoadBalancer<R> {
         m.state = ServerState::InRotation;
         m.reinstated += 1;
         m.out_ns += (now - m.out_since) as u128;
+        self.weight_in_rotation += m.weight as u64;
         self.in_rotation.inc(now);
         self.events.push(LbEvent::Reinstated { server: s as u16 });
     }
@@ -434,6 +504,7 @@ mod tests {
                 hold_ns: 15 * SECONDS,
                 remove_on_503: true,
                 when_all_out: WhenAllOut::Reject,
+                weights: Vec::new(),
             },
             Xoshiro256PlusPlus::seed_from_u64(7),
         )
@@ -538,6 +609,86 @@ mod tests {
             seen[b.route().unwrap()] += 1;
         }
         assert!(seen[0] > 400 && seen[1] > 400, "{seen:?}");
+    }
+
+    fn weighted(weights: &[u32], policy: Policy) -> LoadBalancer<Xoshiro256PlusPlus> {
+        let mut b = lb(weights.len(), policy);
+        let mut cfg = b.config().clone();
+        cfg.weights = weights.to_vec();
+        b = LoadBalancer::new(cfg, Xoshiro256PlusPlus::seed_from_u64(7));
+        b
+    }
+
+    #[test]
+    fn weighted_round_robin_is_smooth_and_exact_per_cycle() {
+        // nginx's example: weights 5, 1, 1 give a a b a c a a.
+        let mut b = weighted(&[5, 1, 1], Policy::RoundRobin);
+        let picks: Vec<usize> = (0..14).map(|_| b.route().unwrap()).collect();
+        assert_eq!(picks, [0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]);
+        // Any weights: every cycle of sum(weights) picks gives each server its weight.
+        let w = [3, 1, 2, 7];
+        let mut b = weighted(&w, Policy::RoundRobin);
+        for _ in 0..5 {
+            let mut c = [0u32; 4];
+            for _ in 0..13 {
+                c[b.route().unwrap()] += 1;
+            }
+            assert_eq!(c, w);
+        }
+        // A removed server's share goes to the others by their weights.
+        let mut fx = Recorder::default();
+        b.answered(SECONDS, 3, true, &mut fx);
+        let mut c = [0u32; 4];
+        for _ in 0..600 {
+            c[b.route().unwrap()] += 1;
+        }
+        assert_eq!(c, [300, 100, 200, 0]);
+    }
+
+    #[test]
+    fn weighted_least_connections_fills_servers_in_proportion_to_their_weights() {
+        let mut b = weighted(&[3, 1], Policy::LeastConnections);
+        let picks: Vec<usize> = (0..6).map(|_| b.route().unwrap()).collect();
+        assert_eq!(picks, [0, 1, 0, 0, 0, 1]);
+        for _ in 0..394 {
+            b.route();
+        }
+        assert_eq!((b.active(0), b.active(1)), (300, 100));
+    }
+
+    #[test]
+    fn weighted_random_draws_in_proportion_to_the_weights() {
+        let mut b = weighted(&[3, 1, 0], Policy::Random);
+        assert_eq!(b.weight(2), 1, "a weight of 0 counts as 1");
+        let mut fx = Recorder::default();
+        b.answered(0, 2, true, &mut fx);
+        let mut seen = [0u32; 3];
+        for _ in 0..40_000 {
+            seen[b.route().unwrap()] += 1;
+        }
+        assert_eq!(seen[2], 0);
+        assert!((seen[0] as f64 / 40_000.0 - 0.75).abs() < 0.01, "{seen:?}");
+    }
+
+    #[test]
+    fn equal_weights_route_exactly_as_no_weights() {
+        for policy in [Policy::RoundRobin, Policy::LeastConnections, Policy::Random] {
+            let mut a = lb(4, policy);
+            let mut b = weighted(&[2, 2, 2, 2], policy);
+            let mut fx = Recorder::default();
+            for k in 0..2000u64 {
+                if k == 500 {
+                    a.answered(k, 1, true, &mut fx);
+                    b.answered(k, 1, true, &mut fx);
+                }
+                let (pa, pb) = (a.route(), b.route());
+                assert_eq!(pa, pb, "{policy:?} at {k}");
+                if k % 3 == 0 {
+                    a.answered(k, pa.unwrap(), false, &mut fx);
+                    b.answered(k, pb.unwrap(), false, &mut fx);
+                }
+            }
+        }
     }
 
     #[test]

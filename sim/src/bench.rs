@@ -188,6 +188,7 @@ pub fn farm_scenario(
         count: Some(servers),
         names: Vec::new(),
         set: Vec::new(),
+        weight: 1,
     }];
     if server != BenchServer::Seed003 {
         // Probes every 5 s (the default) ask for the benchmark's page, whose service

@@ -304,6 +304,11 @@ impl<'a> Front<'a> {
                         WhenAllOut::Reject => MWhenAllOut::Reject,
                         WhenAllOut::FailOpen => MWhenAllOut::FailOpen,
                     },
+                    weights: scn
+                        .server_names()
+                        .iter()
+                        .map(|&(_, g)| scn.farm.servers[g].weight)
+                        .collect(),
                 },
                 stream(seed, "load_balancer"),
             )
@@ -860,6 +865,7 @@ impl Front<'_> {
                 };
                 FarmServerSummary {
                     name: self.names[s].clone(),
+                    weight: self.lb.as_ref().map_or(1, |lb| lb.weight(s)),
                     routed,
                     share: if total_routed == 0 {
                         1.0

@@ -459,6 +459,8 @@ pub struct LbSummary {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FarmServerSummary {
     pub name: String,
+    /// Its weight at the balancer (1 unless `farm.servers[].weight` says otherwise).
+    pub weight: u32,
     /// User attempts the balancer sent it (probes not counted).
     pub routed: u64,
     /// Its share of the routed attempts.

@@ -566,3 +566,64 @@ count = 2
     assert!(out.contains("farm of 4 servers"), "{out}");
     assert!(!out.contains("note: probes"), "{out}");
 }
+
+#[test]
+fn weights_keep_a_farm_of_unequal_servers_alive_where_equal_shares_take_it_down() {
+    // farm-weights.toml: big has 32 processors, small1 and small2 16 each.
+    let weighted = run(&load("farm-weights.toml", &[]));
+    check_farm_conservation(&weighted);
+    let f = farm(&weighted);
+    let names: Vec<&str> = f.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["big", "small1", "small2"]);
+    assert_eq!(
+        f.servers.iter().map(|s| s.weight).collect::<Vec<_>>(),
+        [2, 1, 1]
+    );
+    // Smooth weighted round-robin: exactly 2:1:1, every server at ~82 % CPU, no 503.
+    for (s, share) in f.servers.iter().zip([0.5, 0.25, 0.25]) {
+        assert!((s.share - share).abs() < 1e-3, "{}: {}", s.name, s.share);
+        assert_eq!(s.removals, 0, "{}", s.name);
+        let cpu = s.summary.cpu_utilization_pct;
+        assert!((78.0..87.0).contains(&cpu), "{}: {cpu} % CPU", s.name);
+    }
+    assert_eq!(
+        weighted.outcomes.get("ok"),
+        Some(&weighted.requests.completed)
+    );
+
+    // Equal weights: a third each; the small servers overload and answer 503 first,
+    // then big gets everything, and the balancer ends up answering 503 itself.
+    let equal = run(&load("farm-weights.toml", &["farm.servers[0].weight=1"]));
+    check_farm_conservation(&equal);
+    let f = farm(&equal);
+    assert!(f.servers.iter().all(|s| s.weight == 1 && s.removals >= 2));
+    let first = |i: usize| f.servers[i].first_removed_at_s.unwrap();
+    assert!(
+        first(1) < first(0) && first(2) < first(0),
+        "small ones first"
+    );
+    let lb = f.load_balancer.as_ref().unwrap();
+    assert_eq!(lb.min_servers_in_rotation, 0);
+    let failed = equal.requests.failed as f64 / equal.requests.arrived as f64;
+    assert!(failed > 0.3, "{failed}");
+    assert!(equal.outcomes[w3sim::farm::LB_NO_SERVER] > 0);
+    assert!(f.servers[1].summary.outcomes["503_queue_full"] > 0);
+
+    // Least connections without weights also spares the small servers, but only just:
+    // ~99 % CPU and a p99 well above the weighted farm's.
+    let lc = run(&load(
+        "farm-weights.toml",
+        &[
+            "farm.servers[0].weight=1",
+            "load_balancer.policy=least_connections",
+        ],
+    ));
+    check_farm_conservation(&lc);
+    let f = farm(&lc);
+    assert!(f.servers.iter().all(|s| s.removals == 0));
+    assert!(f.servers[1].summary.cpu_utilization_pct > 97.0);
+    assert!(
+        f.servers[1].summary.latency_ms.all.p99
+            > 1.3 * farm(&weighted).servers[1].summary.latency_ms.all.p99
+    );
+}

@@ -980,6 +980,18 @@ pub struct ServerGroup {
     /// Overrides for these servers, written like `--set`: `["tcp.dynamic_port_count=32768"]`.
     #[serde(default)]
     pub set: Vec<String>,
+    /// The balancer's weight of each of these servers (ARR's weighted round robin, F5's
+    /// ratio): a server of weight 2 gets twice the requests of one of weight 1.
+    #[serde(default = "one_u32", skip_serializing_if = "is_one_u32")]
+    pub weight: u32,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+fn is_one_u32(w: &u32) -> bool {
+    *w == 1
 }
 
 impl ServerGroup {
@@ -1484,6 +1496,15 @@ impl Scenario {
                         "must be 1–{} servers, got {}",
                         crate::farm::MAX_SERVERS,
                         grp.servers()
+                    ),
+                );
+            }
+            if grp.weight == 0 || grp.weight > 1000 {
+                bad(
+                    format!("farm.servers[{g}].weight"),
+                    format!(
+                        "a server's weight is 1–1000 (its share is weight / sum of the weights in rotation), got {}",
+                        grp.weight
                     ),
                 );
             }

@@ -769,9 +769,9 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "farm.servers",
-        "list of { name, count = 1, names = [], set = [\"key=value\", …] } (up to 1024 servers in all)",
+        "list of { name, count = 1, names = [], set = [\"key=value\", …], weight = 1 } (up to 1024 servers in all; weight 1–1000)",
         "-",
-        "The servers behind the load balancer, in groups: each group is `count` servers (named by `names`, which makes `name` optional, or name-1, name-2, … when count > 1) built from this file with its `set` overrides applied (same keys as --set; farm-wide keys — load, farm, load_balancer, clients, duration, seed… — cannot be set per server). Each server has its own state and random streams (the first keeps the master seed). Empty (default): one server, no load balancer."
+        "The servers behind the load balancer, in groups: each group is `count` servers (named by `names`, which makes `name` optional, or name-1, name-2, … when count > 1) built from this file with its `set` overrides applied (same keys as --set; farm-wide keys — load, farm, load_balancer, clients, duration, seed… — cannot be set per server). Each server has its own state and random streams (the first keeps the master seed). `weight` is the balancer's weight of each server of the group (ARR's weighted round robin, F5's ratio): round_robin becomes smooth weighted round-robin, least_connections compares requests outstanding per unit of weight, random draws in proportion; equal weights route exactly as none. Empty (default): one server, no load balancer."
     ),
     s!(
         "load_balancer.policy",
