@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use w3sim::output::{CsvSink, write_atomic, write_summary};
 use w3sim::scenario::load::load_file;
-use w3sim::scenario::{LoadMode, Scenario, settings};
+use w3sim::scenario::{LbPolicy, LoadMode, Scenario, settings};
 
 #[derive(Parser)]
 #[command(
@@ -350,6 +350,74 @@ fn cmd_check(args: &ScenarioArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Each farm server's share of the users' load (by weight, while every server is in
+/// rotation) and, for a constant open-loop rate, what it asks of that server's own
+/// processors and threads.
+fn per_server_load(scn: &Scenario) -> String {
+    let Ok(servers) = scn.server_scenarios() else {
+        return String::new();
+    };
+    let names = scn.server_names();
+    let weights: Vec<f64> = names
+        .iter()
+        .map(|&(_, g)| scn.farm.servers.get(g).map_or(1, |grp| grp.weight) as f64)
+        .collect();
+    let total: f64 = weights.iter().sum::<f64>().max(1.0);
+    // The rate is known when it is constant: [load]'s, classes with no rate of their own.
+    let constant = scn.load.mode == LoadMode::Open
+        && scn.load.schedule.is_empty()
+        && scn.load.bursts.is_empty()
+        && scn
+            .classes
+            .iter()
+            .all(|c| c.rate.is_none() && c.schedule.is_empty());
+    let mut s = format!(
+        "  each server's share while all are in rotation ({}):\n",
+        match scn.load_balancer.policy {
+            LbPolicy::LeastConnections =>
+                "by weight as a first guess: least connections sends more to whichever answers sooner",
+            _ => "by weight",
+        }
+    );
+    for (((name, srv), w), &(_, g)) in servers.iter().zip(&weights).zip(&names) {
+        let share = w / total;
+        let weight = scn.farm.servers.get(g).map_or(1, |grp| grp.weight);
+        s.push_str(&format!(
+            "    {name} (weight {weight}): {:.1} %",
+            100.0 * share
+        ));
+        if constant {
+            let tw: f64 = srv.classes.iter().map(|c| c.weight).sum::<f64>().max(1e-12);
+            let mean = |f: &dyn Fn(&w3sim::scenario::Class) -> f64| -> f64 {
+                srv.classes
+                    .iter()
+                    .map(|c| c.weight / tw * f(c) * 1e-9)
+                    .sum()
+            };
+            let (cpu_s, own_s) = (mean(&|c| c.mean_cpu_ns()), mean(&|c| c.mean_own_time_ns()));
+            let lam = scn.load.rate.0 * share;
+            let lp = srv.cpu.logical_processors;
+            let threads = srv.thread_pool.min_threads(lp);
+            let cpu = lam * cpu_s / lp as f64;
+            s.push_str(&format!(
+                ", {lam:.0}/s: {:.1} of {lp} processors busy ({:.0} %), {:.1} threads busy of {threads}{}",
+                lam * cpu_s,
+                100.0 * cpu,
+                lam * own_s,
+                if cpu >= 1.0 {
+                    " — more than its processors can do: its queue will fill"
+                } else if lam * own_s >= threads as f64 {
+                    " — more than its threads can carry without the pool growing"
+                } else {
+                    ""
+                }
+            ));
+        }
+        s.push('\n');
+    }
+    s
+}
+
 /// A plain-language account of what a scenario will simulate, with the offered load.
 fn explain(scn: &Scenario) -> String {
     let mut s = String::new();
@@ -379,20 +447,21 @@ fn explain(scn: &Scenario) -> String {
     let threads = scn.thread_pool.min_threads(cpus);
     match scn.load.mode {
         LoadMode::Open => {
-            if scn.load.schedule.is_empty() {
-                // A farm shares the load among its servers (evenly while all are in rotation).
-                let servers = scn.server_names().len().max(1);
-                let lam = scn.load.rate.0 / servers as f64;
-                let rho = lam * mean_demand / threads as f64;
+            if scn.load.schedule.is_empty() && !scn.farm.servers.is_empty() {
+                // Each server's share is worked out below, with its own processors.
                 s.push_str(&format!(
-                    "  open loop: {:?} arrivals at {}{}; mean handler time {:.3} ms → offered load {:.2} threads busy of {} (utilisation {:.3}{})\n",
+                    "  open loop: {:?} arrivals at {} to the whole farm; mean handler time {:.3} ms\n",
                     scn.load.arrivals,
                     scn.load.rate,
-                    if servers > 1 {
-                        format!(", {:.0}/s per server of {servers}", lam)
-                    } else {
-                        String::new()
-                    },
+                    mean_demand * 1e3,
+                ));
+            } else if scn.load.schedule.is_empty() {
+                let lam = scn.load.rate.0;
+                let rho = lam * mean_demand / threads as f64;
+                s.push_str(&format!(
+                    "  open loop: {:?} arrivals at {}; mean handler time {:.3} ms → offered load {:.2} threads busy of {} (utilisation {:.3}{})\n",
+                    scn.load.arrivals,
+                    scn.load.rate,
                     mean_demand * 1e3,
                     lam * mean_demand,
                     threads,
@@ -472,9 +541,15 @@ fn explain(scn: &Scenario) -> String {
         ));
         for g in &scn.farm.servers {
             if !g.set.is_empty() {
-                s.push_str(&format!("    {}: {}\n", g.name, g.set.join(", ")));
+                let label = if g.names.is_empty() {
+                    g.name.clone()
+                } else {
+                    g.names.join(", ")
+                };
+                s.push_str(&format!("    {label}: {}\n", g.set.join(", ")));
             }
         }
+        s.push_str(&per_server_load(scn));
         if let Some(note) = slow_probe_note(scn) {
             s.push_str(&note);
         }

@@ -627,3 +627,36 @@ fn weights_keep_a_farm_of_unequal_servers_alive_where_equal_shares_take_it_down(
             > 1.3 * farm(&weighted).servers[1].summary.latency_ms.all.p99
     );
 }
+
+/// `w3sim check` works out each farm server's share by weight and what it asks of that
+/// server's own processors: the overload of farm-weights.toml's small servers with equal
+/// weights shows before anything runs.
+#[test]
+fn check_gives_each_servers_share_and_load_by_weight() {
+    let path = experiment("farm-weights.toml");
+    let p = path.to_str().unwrap();
+    let out = w3sim_ok(["check", p]);
+    assert!(
+        out.contains("big (weight 2): 50.0 %, 2200/s: 26.4 of 32 processors busy (82 %)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("small2 (weight 1): 25.0 %, 1100/s: 13.2 of 16 processors busy (82 %)"),
+        "{out}"
+    );
+    assert!(!out.contains("queue will fill"), "{out}");
+    let out = w3sim_ok(["check", p, "--set", "farm.servers[0].weight=1"]);
+    assert!(
+        out.contains("small1 (weight 1): 33.3 %, 1467/s: 17.6 of 16 processors busy (110 %)"),
+        "{out}"
+    );
+    assert_eq!(out.matches("its queue will fill").count(), 2, "{out}");
+    // A rate that changes: the shares only.
+    let out = w3sim_ok([
+        "check",
+        p,
+        "--set",
+        r#"load.schedule=[{at="0s", rate="100/s"}]"#,
+    ]);
+    assert!(out.contains("    big (weight 2): 50.0 %\n"), "{out}");
+}

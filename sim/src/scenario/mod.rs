@@ -274,6 +274,18 @@ impl Class {
 
     /// Mean time of the handler's own steps (CPU demand and waits, ns), before any
     /// queueing and without outgoing calls: the `service` time, or its steps' sum.
+    /// Mean processor time of one request (its `cpu` steps, or `service`), ns.
+    pub fn mean_cpu_ns(&self) -> f64 {
+        match &self.service {
+            Some(d) => d.0.mean(),
+            None => self
+                .steps
+                .iter()
+                .map(|st| st.cpu.as_ref().map_or(0.0, |d| d.0.mean()))
+                .sum(),
+        }
+    }
+
     pub fn mean_own_time_ns(&self) -> f64 {
         match &self.service {
             Some(d) => d.0.mean(),
