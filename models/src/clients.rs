@@ -15,8 +15,16 @@
 //! Jitter": none, full or equal), up to a number of retries. Retries come exactly when
 //! the servers are weakest, so they can turn a brief overload into a retry storm.
 //!
-//! **Leaves out**: retry budgets and circuit breakers in the client, `Retry-After`
-//! headers, users abandoning the site.
+//! A *retry budget* (Finagle's `RetryBudget`, the same idea as Envoy's retry budgets and
+//! gRPC's retry throttling) caps retries at a fraction of the user requests: each user
+//! request deposits `percent_can_retry` % of a retry, each retry withdraws one, both count
+//! for `ttl` (10 slices of a sliding window), and `min_retries_per_second` × `ttl` more are
+//! always allowed. A retry the budget cannot pay for is not sent: the user request ends
+//! with its last failure. One budget serves all the clients (one client process, or
+//! clients that share a budget).
+//!
+//! **Leaves out**: circuit breakers in the client, `Retry-After` headers, users
+//! abandoning the site.
 //!
 //! Time-varying Poisson arrivals are generated exactly by inverting the cumulative
 //! rate Λ(t): the next arrival after `t` is where Λ has grown by an Exp(1) draw
@@ -353,6 +361,80 @@ pub struct RetryPolicy {
     pub on_503: bool,
     pub on_error: bool,
     pub on_timeout: bool,
+    /// At most this share of retries, or no limit but `retries`.
+    pub budget: Option<RetryBudget>,
+}
+
+/// A retry budget (Finagle's `RetryBudget(ttl, minRetriesPerSec, percentCanRetry)`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryBudget {
+    /// Retries allowed per 100 user requests.
+    pub percent_can_retry: f64,
+    /// Retries allowed per second whatever the number of user requests.
+    pub min_retries_per_second: f64,
+    /// How long a deposit or a withdrawal counts.
+    pub ttl_ns: u64,
+}
+
+/// The budget's balance over a sliding window of `SLICES` slices of `ttl / SLICES`, in
+/// thousandths of a retry (Finagle's `WindowedAdder`).
+#[derive(Clone, Debug)]
+struct BudgetWindow {
+    slice_ns: u64,
+    slices: [i64; BudgetWindow::SLICES],
+    /// Number of the slice `now` was last in.
+    current: u64,
+    deposit: i64,
+    reserve: i64,
+}
+
+impl BudgetWindow {
+    const SLICES: usize = 10;
+    const ONE: i64 = 1000;
+
+    fn new(b: &RetryBudget) -> Self {
+        let ttl_s = b.ttl_ns as f64 * 1e-9;
+        Self {
+            slice_ns: (b.ttl_ns / Self::SLICES as u64).max(1),
+            slices: [0; Self::SLICES],
+            current: 0,
+            deposit: (b.percent_can_retry / 100.0 * Self::ONE as f64).round() as i64,
+            reserve: (b.min_retries_per_second * ttl_s * Self::ONE as f64).round() as i64,
+        }
+    }
+
+    /// Clears the slices that fell out of the window since the last call.
+    fn advance(&mut self, now: SimTime) {
+        let k = now / self.slice_ns;
+        if k > self.current {
+            for j in 1..=(k - self.current).min(Self::SLICES as u64) {
+                self.slices[((self.current + j) % Self::SLICES as u64) as usize] = 0;
+            }
+            self.current = k;
+        }
+    }
+
+    fn slot(&mut self) -> &mut i64 {
+        &mut self.slices[(self.current % Self::SLICES as u64) as usize]
+    }
+
+    fn deposit(&mut self, now: SimTime) {
+        self.advance(now);
+        let d = self.deposit;
+        *self.slot() += d;
+    }
+
+    /// Withdraws one retry if the balance holds one.
+    fn try_withdraw(&mut self, now: SimTime) -> bool {
+        self.advance(now);
+        let balance = self.reserve + self.slices.iter().sum::<i64>();
+        if balance >= Self::ONE {
+            *self.slot() -= Self::ONE;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl RetryPolicy {
@@ -367,6 +449,7 @@ impl RetryPolicy {
             on_503: false,
             on_error: false,
             on_timeout: false,
+            budget: None,
         }
     }
 
@@ -510,11 +593,14 @@ pub struct Sessions<R> {
     /// an attempt's token carries all there is to know (class, user; its answer brings
     /// the time it was sent), so no slot is kept.
     single_shot: bool,
+    budget: Option<BudgetWindow>,
     rng: R,
     /// Attempts sent, retries among them, attempts the client timed out.
     pub attempts: u64,
     pub retries: u64,
     pub timeouts: u64,
+    /// Retries the budget did not allow (their user requests failed).
+    pub retries_denied: u64,
     in_flight: u64,
 }
 
@@ -524,6 +610,7 @@ impl<R: Rng> Sessions<R> {
         let single_shot = timeout_ns == 0 && (policy.retries == 0 || !retries_something);
         Self {
             single_shot,
+            budget: policy.budget.as_ref().map(BudgetWindow::new),
             policy,
             timeout_ns,
             slots: Vec::new(),
@@ -533,6 +620,7 @@ impl<R: Rng> Sessions<R> {
             attempts: 0,
             retries: 0,
             timeouts: 0,
+            retries_denied: 0,
             in_flight: 0,
         }
     }
@@ -564,6 +652,9 @@ impl<R: Rng> Sessions<R> {
                 class,
                 number: 1,
             };
+        }
+        if let Some(b) = self.budget.as_mut() {
+            b.deposit(now);
         }
         let u = UserRequest {
             class,
@@ -715,6 +806,12 @@ impl<R: Rng> Sessions<R> {
         u.outstanding = false;
         let retry = u.attempts;
         if answer != Answer::Ok && retry <= self.policy.retries && self.policy.retries_on(answer) {
+            if let Some(b) = self.budget.as_mut()
+                && !b.try_withdraw(now)
+            {
+                self.retries_denied += 1;
+                return self.finish(slot, answer);
+            }
             let d = self.policy.delay(retry, &mut self.rng);
             fx.at(
                 now + d,
@@ -725,7 +822,15 @@ impl<R: Rng> Sessions<R> {
             );
             return Verdict::Retrying;
         }
-        let u = self.slots[s].req.take().expect("live user request");
+        self.finish(slot, answer)
+    }
+
+    /// The user request in `slot` is over with `answer`.
+    fn finish(&mut self, slot: u32, answer: Answer) -> Verdict {
+        let u = self.slots[slot as usize]
+            .req
+            .take()
+            .expect("live user request");
         self.free.push(slot);
         self.in_flight -= 1;
         Verdict::Done(Done {
@@ -835,7 +940,64 @@ mod tests {
             on_503: true,
             on_error: true,
             on_timeout: true,
+            budget: None,
         }
+    }
+
+    /// Begins `n` user requests at `t0` and answers them all 503 at `t1`: how many retry.
+    fn retried_of(c: &mut Sessions<Xoshiro256PlusPlus>, n: usize, t0: u64, t1: u64) -> usize {
+        let mut fx = Recorder::default();
+        let tokens: Vec<u64> = (0..n).map(|_| c.begin(t0, 0, 0, &mut fx).token()).collect();
+        tokens
+            .into_iter()
+            .filter(|&t| c.answered(t1, t, t0, Answer::Unavailable, &mut fx) == Verdict::Retrying)
+            .count()
+    }
+
+    #[test]
+    fn a_retry_budget_pays_for_its_share_of_retries_and_forgets_after_its_ttl() {
+        let budget = |pct: f64, min: f64| {
+            let mut p = policy(3, Jitter::None);
+            p.budget = Some(RetryBudget {
+                percent_can_retry: pct,
+                min_retries_per_second: min,
+                ttl_ns: 10 * SECONDS,
+            });
+            Sessions::new(p, 0, Xoshiro256PlusPlus::seed_from_u64(1))
+        };
+        // 100 user requests deposit 20 % of a retry each: 20 of their 100 failures retry.
+        let mut c = budget(20.0, 0.0);
+        assert_eq!(retried_of(&mut c, 100, 0, SECONDS), 20);
+        assert_eq!(c.retries_denied, 80);
+        assert_eq!(c.in_flight(), 20);
+        // Deposits count for 10 s: answered 11 s later, nothing is left to pay with.
+        let mut c = budget(20.0, 0.0);
+        assert_eq!(retried_of(&mut c, 100, 0, 11 * SECONDS), 0);
+        // The reserve: 1 retry a second over 10 s, on top of the deposits.
+        let mut c = budget(20.0, 1.0);
+        assert_eq!(retried_of(&mut c, 100, 0, SECONDS), 30);
+        // The window is spent: 30 more requests 5 s later pay for their own 6 retries.
+        assert_eq!(retried_of(&mut c, 30, 5 * SECONDS, 5 * SECONDS), 6);
+        // Withdrawals count for 10 s too: at 11 s the first 20 deposits and 30 withdrawals
+        // are gone and the reserve (10) is back, plus 20 % of 20 new requests.
+        let mut fx = Recorder::default();
+        let t: Vec<u64> = (0..20)
+            .map(|_| c.begin(11 * SECONDS, 0, 0, &mut fx).token())
+            .collect();
+        let n = t
+            .into_iter()
+            .filter(|&t| {
+                c.answered(11 * SECONDS, t, 0, Answer::Unavailable, &mut fx) == Verdict::Retrying
+            })
+            .count();
+        assert_eq!(n, 10 + 4, "the reserve and the new deposits");
+        // Without a budget, every failure retries.
+        let mut c = Sessions::new(
+            policy(3, Jitter::None),
+            0,
+            Xoshiro256PlusPlus::seed_from_u64(1),
+        );
+        assert_eq!(retried_of(&mut c, 100, 0, SECONDS), 100);
     }
 
     #[test]

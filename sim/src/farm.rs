@@ -23,7 +23,8 @@
 use std::time::Instant;
 
 use w3sim_models::clients::{
-    Answer, Attempt, ClientTimer, Jitter, OpenTimer, RetryPolicy, Sessions, UserTimer, Verdict,
+    Answer, Attempt, ClientTimer, Jitter, OpenTimer, RetryBudget, RetryPolicy, Sessions, UserTimer,
+    Verdict,
 };
 use w3sim_models::load_balancer::{
     LbConfig, LbEvent, LbTimer, LoadBalancer, Policy, WhenAllOut as MWhenAllOut,
@@ -177,6 +178,7 @@ pub const FARM_COLUMNS: &[&str] = &[
     "w3sim\\Load Balancer Servers In Rotation",
     "w3sim\\Load Balancer Removals",
     "w3sim\\Load Balancer Rejected/sec",
+    "w3sim\\Farm Retries Denied/sec",
 ];
 
 /// Per-server columns of the farm time series, as `\\SERVER\` + one of these
@@ -265,6 +267,8 @@ struct Front<'a> {
     events: Vec<RunEvent>,
     /// Time each server was first taken out, if ever.
     first_removed: Vec<Option<f64>>,
+    /// The clients' retries denied by their budget, at the last sample.
+    denied_at_sample: u64,
 }
 
 impl<'a> Front<'a> {
@@ -285,6 +289,11 @@ impl<'a> Front<'a> {
             on_503: c.retry_on.contains(&RetryOn::Unavailable),
             on_error: c.retry_on.contains(&RetryOn::Error),
             on_timeout: c.retry_on.contains(&RetryOn::Timeout),
+            budget: (c.retry_budget_percent > 0.0).then_some(RetryBudget {
+                percent_can_retry: c.retry_budget_percent,
+                min_retries_per_second: c.retry_budget_min_per_second,
+                ttl_ns: c.retry_budget_ttl.0,
+            }),
         };
         let lb = (!scn.farm.servers.is_empty()).then(|| {
             let l = &scn.load_balancer;
@@ -340,6 +349,7 @@ impl<'a> Front<'a> {
             interval_latency: Latency::default(),
             events: Vec::new(),
             first_removed: vec![None; n],
+            denied_at_sample: 0,
             names,
         }
     }
@@ -784,6 +794,9 @@ impl Front<'_> {
             }
         }
         row.push(per_s(i.rejected));
+        let denied = self.clients.retries_denied;
+        row.push(per_s(denied - self.denied_at_sample));
+        self.denied_at_sample = denied;
         for s in 0..n {
             row.push(per_s(i.routed[s]));
             let (inr, active) = match &self.lb {
@@ -900,6 +913,7 @@ impl Front<'_> {
             user_requests: self.begun,
             attempts,
             retries: self.clients.retries,
+            retries_denied_by_budget: self.clients.retries_denied,
             attempts_per_user_request: if self.begun == 0 {
                 0.0
             } else {

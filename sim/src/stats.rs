@@ -424,6 +424,9 @@ pub struct FarmSummary {
     /// Attempts sent: first attempts plus retries.
     pub attempts: u64,
     pub retries: u64,
+    /// Retries the clients' retry budget did not pay for (`clients.retry_budget_percent`):
+    /// their user requests failed with their last answer.
+    pub retries_denied_by_budget: u64,
     pub attempts_per_user_request: f64,
     /// Attempts the client gave up on at its timeout.
     pub client_timeouts: u64,

@@ -263,6 +263,62 @@ fn the_farm_survives_without_retries_or_with_more_servers() {
     }
 }
 
+/// A retry budget of 10 % does not stop the first cascade (web2–4 carry 4/3 of their
+/// load at 100 % CPU: any extra load tips them over) but it breaks the loop that keeps
+/// the farm down: with every server out the budget is soon spent, attempts fall back to
+/// one per user request, and the servers put back at their probes stay in.
+#[test]
+fn a_retry_budget_lets_the_farm_recover_from_the_cascade() {
+    let (budget, budget_ts, _) = run_farm_series(&load(
+        "farm-cascade.toml",
+        &["clients.retry_budget_percent=10"],
+    ));
+    check_farm_conservation(&budget);
+    let f = farm(&budget);
+    let lb = f.load_balancer.as_ref().unwrap();
+    assert_eq!(lb.servers_ever_removed, 4, "still a cascade: {lb:?}");
+    assert!(
+        f.retries_denied_by_budget > 100_000,
+        "{}",
+        f.retries_denied_by_budget
+    );
+    // Retries stay within the budget: 10 % of the user requests plus 10/s.
+    let allowed = 0.10 * f.user_requests as f64 + 10.0 * 180.0;
+    assert!(
+        (f.retries as f64) <= allowed,
+        "{} retries > {allowed}",
+        f.retries
+    );
+    // Every server back in rotation for the last minute, and nobody failing then.
+    let in_rot = col(&budget_ts, "w3sim\\Load Balancer Servers In Rotation");
+    let t = col(&budget_ts, "time_s");
+    for (t, n) in t.iter().zip(&in_rot) {
+        if *t > 120.0 {
+            assert_eq!(*n, 4.0, "at {t} s");
+        }
+    }
+    assert_eq!(
+        window_sum(
+            &budget_ts,
+            "w3sim\\Farm User Requests Failed/sec",
+            120.0,
+            180.0
+        ),
+        0.0
+    );
+    assert!(window_sum(&budget_ts, "w3sim\\Farm Retries Denied/sec", 60.0, 120.0) > 0.0);
+    // Without the budget the farm never recovers and three times as many users fail.
+    let storm = run(&load("farm-cascade.toml", &[]));
+    assert_eq!(farm(&storm).retries_denied_by_budget, 0);
+    assert!(budget.measured.failure_ratio < 0.3, "{:?}", budget.measured);
+    assert!(
+        storm.measured.failure_ratio > 2.5 * budget.measured.failure_ratio,
+        "{} vs {}",
+        storm.measured.failure_ratio,
+        budget.measured.failure_ratio
+    );
+}
+
 #[test]
 fn a_1s_valve_overshoots_its_threshold_far_more_than_a_100ms_one() {
     let overshoot = |period: &str| {
@@ -384,6 +440,19 @@ fn bad_farm_settings_are_reported_where_they_are_written() {
     .to_string();
     assert!(
         e.contains("farm.servers[1].name") && e.contains("names"),
+        "{e}"
+    );
+    // A retry budget out of range names its unit and range.
+    let e = load_str(
+        "farm.toml",
+        &text,
+        &["clients.retry_budget_percent=2000".to_string()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("clients.retry_budget_percent")
+            && e.contains("retries per 100 user requests, 0–1000"),
         "{e}"
     );
     // A group may hold as many servers as a farm: 1024.

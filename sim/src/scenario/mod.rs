@@ -1116,6 +1116,13 @@ pub struct Clients {
     pub backoff_multiplier: f64,
     pub max_backoff: Duration,
     pub jitter: JitterSpec,
+    /// Retry budget (Finagle's `percentCanRetry`): retries per 100 user requests; 0: no
+    /// budget (only `retries` limits them).
+    pub retry_budget_percent: f64,
+    /// Retries the budget allows per second whatever the load (`minRetriesPerSec`).
+    pub retry_budget_min_per_second: f64,
+    /// How long a user request's deposit and a retry's withdrawal count (`ttl`).
+    pub retry_budget_ttl: Duration,
 }
 
 impl Default for Clients {
@@ -1128,6 +1135,9 @@ impl Default for Clients {
             backoff_multiplier: 2.0,
             max_backoff: Duration(10_000_000_000),
             jitter: JitterSpec::None,
+            retry_budget_percent: 0.0,
+            retry_budget_min_per_second: 10.0,
+            retry_budget_ttl: Duration(10_000_000_000),
         }
     }
 }
@@ -1622,6 +1632,33 @@ impl Scenario {
             bad(
                 "clients.backoff_multiplier".into(),
                 format!("must be a number >= 1, got {}", c.backoff_multiplier),
+            );
+        }
+        if !(c.retry_budget_percent.is_finite() && (0.0..=1000.0).contains(&c.retry_budget_percent))
+        {
+            bad(
+                "clients.retry_budget_percent".into(),
+                format!(
+                    "retries per 100 user requests, 0–1000 (0: no budget), got {}",
+                    c.retry_budget_percent
+                ),
+            );
+        }
+        if !(c.retry_budget_min_per_second.is_finite()
+            && (0.0..=1e6).contains(&c.retry_budget_min_per_second))
+        {
+            bad(
+                "clients.retry_budget_min_per_second".into(),
+                format!(
+                    "retries per second, 0–1000000, got {}",
+                    c.retry_budget_min_per_second
+                ),
+            );
+        }
+        if !(10_000_000..=3_600_000_000_000).contains(&c.retry_budget_ttl.0) {
+            bad(
+                "clients.retry_budget_ttl".into(),
+                format!("must be 10ms–1h, got {}", c.retry_budget_ttl),
             );
         }
         if c.max_backoff.0 < c.backoff.0 {

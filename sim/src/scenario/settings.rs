@@ -857,6 +857,24 @@ pub const SETTINGS: &[SettingDoc] = &[
         "-",
         "none (default): exactly the backoff, so clients that failed together retry together; full: uniform over [0, backoff]; equal: backoff/2 plus uniform over [0, backoff/2]."
     ),
+    s!(
+        "clients.retry_budget_percent",
+        "number, 0–1000 (retries per 100 user requests; 0: no budget)",
+        "Finagle RetryBudget percentCanRetry; Envoy retry_budget.budget_percent",
+        "A retry budget shared by the clients: each user request deposits this share of a retry, each retry withdraws one, and a retry the budget cannot pay for is not sent (the user request fails with its last answer; summary.json farm.retries_denied_by_budget). It caps the retries' extra load at about this percentage, a retry storm included. Default 0: no budget (Finagle's default is 20)."
+    ),
+    s!(
+        "clients.retry_budget_min_per_second",
+        "number >= 0 (retries per second)",
+        "Finagle RetryBudget minRetriesPerSec; Envoy retry_budget.min_retry_concurrency",
+        "Retries the budget allows whatever the load, so that a light load can still retry. Default 10 (Finagle's)."
+    ),
+    s!(
+        "clients.retry_budget_ttl",
+        "duration, 10ms–1h",
+        "Finagle RetryBudget ttl",
+        "How long a deposit and a withdrawal count (a sliding window of 10 slices). Default 10 s (Finagle's)."
+    ),
 ];
 
 /// Flattens a TOML value into (path, value) rows; list elements use `[]`.
