@@ -556,8 +556,16 @@ fn explain(scn: &Scenario) -> String {
     }
     let c = &scn.clients;
     if c.timeout.0 > 0 || c.retries > 0 {
+        let budget = if c.retry_budget_percent > 0.0 {
+            format!(
+                "; retry budget {} % of user requests + {}/s over {}",
+                c.retry_budget_percent, c.retry_budget_min_per_second, c.retry_budget_ttl
+            )
+        } else {
+            String::new()
+        };
         s.push_str(&format!(
-            "  clients: timeout {}, {} retries on {:?} after {} (×{} each, at most {}, jitter {:?})\n",
+            "  clients: timeout {}, {} retries on {:?} after {} (×{} each, at most {}, jitter {:?}){budget}\n",
             if c.timeout.0 == 0 { "none".to_string() } else { c.timeout.to_string() },
             c.retries,
             c.retry_on,

@@ -720,6 +720,16 @@ fn check_gives_each_servers_share_and_load_by_weight() {
         "{out}"
     );
     assert_eq!(out.matches("its queue will fill").count(), 2, "{out}");
+    let out = w3sim_ok([
+        "check",
+        experiment("farm-cascade.toml").to_str().unwrap(),
+        "--set",
+        "clients.retry_budget_percent=10",
+    ]);
+    assert!(
+        out.contains("retry budget 10 % of user requests + 10/s over 10s"),
+        "{out}"
+    );
     // A rate that changes: the shares only.
     let out = w3sim_ok([
         "check",
