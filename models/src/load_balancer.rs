@@ -13,9 +13,8 @@
 //!   or uniformly random.
 //! - Weights (ARR's weighted round robin, F5's ratio, HAProxy's `weight`): a server of
 //!   weight 2 gets twice the requests of one of weight 1. Round-robin then becomes
-//!   nginx's smooth weighted round-robin (the heavy
-//!   server's turns are spread, not bunched: 5:1:1 give a, a, b, a, c, a, a), least
-//!   connections compares requests
+//!   nginx's smooth weighted round-robin (the heavy server's turns are spread, not
+//!   bunched: 5:1:1 give a, a, b, a, c, a, a), least connections compares requests
 //!   outstanding per unit of weight (HAProxy's `leastconn`), random draws in proportion
 //!   to the weights. Equal weights (the default) route exactly as unweighted.
 //! - Passive health: a 503 answer to a user request (`remove_on_503`) takes the server
