@@ -17,6 +17,11 @@
 //!   bunched: 5:1:1 give a, a, b, a, c, a, a), least connections compares requests
 //!   outstanding per unit of weight (HAProxy's `leastconn`), random draws in proportion
 //!   to the weights. Equal weights (the default) route exactly as unweighted.
+//! - Cost per request: least connections reads the root of a tournament tree and random
+//!   descends a Fenwick tree of weights (O(log n) per change, checked against the linear
+//!   scans by a proptest); round-robin is O(1) unless servers are out; weighted
+//!   round-robin visits every server (nginx's algorithm), so a farm of hundreds of
+//!   weighted servers pays for it.
 //! - Passive health: a 503 answer to a user request (`remove_on_503`) takes the server
 //!   out for `hold` (seed 003: 15 s).
 //! - Active health: every `probe_interval` the balancer sends one probe request to
@@ -37,6 +42,9 @@ use rand::{Rng, RngExt};
 use crate::effects::Effects;
 use crate::stat::Gauge;
 use crate::time::SimTime;
+
+/// No server (an empty node of the least-connections tree).
+const NO_SERVER: u32 = u32::MAX;
 
 /// How a request is given a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +148,14 @@ pub struct LoadBalancer<R> {
     /// Sum of the weights of the servers in rotation, and of all servers.
     weight_in_rotation: u64,
     weight_total: u64,
+    /// Least connections: a tournament tree of servers (`NO_SERVER` for one not
+    /// eligible), the best at the root: O(log n) per change instead of a scan per request.
+    least: Vec<u32>,
+    /// Random: a Fenwick tree of the eligible servers' weights (one each when unweighted).
+    fenwick: Vec<u64>,
+    /// Whether a server was in rotation when the indexes were last built (with none,
+    /// fail-open makes every server eligible).
+    indexed_any_in: bool,
     rng: R,
     probes: Vec<ProbeRequest>,
     events: Vec<LbEvent>,
@@ -175,13 +191,16 @@ impl<R: Rng> LoadBalancer<R> {
             .collect();
         let weighted = members.iter().any(|m| m.weight != members[0].weight);
         let weight_total = members.iter().map(|m| m.weight as u64).sum();
-        Self {
+        let mut b = Self {
             members,
             cfg,
             cursor: 0,
             weighted,
             weight_in_rotation: weight_total,
             weight_total,
+            least: Vec::new(),
+            fenwick: Vec::new(),
+            indexed_any_in: true,
             rng,
             probes: Vec::new(),
             events: Vec::new(),
@@ -189,7 +208,134 @@ impl<R: Rng> LoadBalancer<R> {
             rejected_all_out: 0,
             probes_sent: 0,
             probes_failed: 0,
+        };
+        b.rebuild_indexes();
+        b
+    }
+
+    /// Whether `i` may be routed to: in rotation, or any server when none is (fail-open).
+    #[inline]
+    fn eligible(&self, i: usize) -> bool {
+        self.in_rotation.get() == 0 || self.members[i].state == ServerState::InRotation
+    }
+
+    /// The better of two servers for least connections: eligible, fewest outstanding per
+    /// unit of weight (a/w < b/v as a·v < b·w), lowest index.
+    #[inline]
+    fn least_of(&self, a: u32, b: u32) -> u32 {
+        if a == NO_SERVER {
+            return b;
         }
+        if b == NO_SERVER {
+            return a;
+        }
+        let (x, y) = (&self.members[a as usize], &self.members[b as usize]);
+        let (l, r) = (
+            x.active as u64 * y.weight as u64,
+            y.active as u64 * x.weight as u64,
+        );
+        if l < r || (l == r && a < b) { a } else { b }
+    }
+
+    fn rebuild_indexes(&mut self) {
+        let n = self.members.len();
+        self.indexed_any_in = self.in_rotation.get() > 0;
+        match self.cfg.policy {
+            Policy::LeastConnections => {
+                let size = n.next_power_of_two();
+                self.least = vec![NO_SERVER; 2 * size];
+                for i in 0..n {
+                    if self.eligible(i) {
+                        self.least[size + i] = i as u32;
+                    }
+                }
+                for k in (1..size).rev() {
+                    self.least[k] = self.least_of(self.least[2 * k], self.least[2 * k + 1]);
+                }
+            }
+            Policy::Random => {
+                self.fenwick = vec![0; n + 1];
+                for i in 0..n {
+                    let w = self.random_weight(i);
+                    self.fenwick_add(i, w as i64);
+                }
+            }
+            Policy::RoundRobin => {}
+        }
+    }
+
+    /// Server `i`'s share in a random draw: its weight (1 when unweighted) if eligible.
+    fn random_weight(&self, i: usize) -> u64 {
+        match (self.eligible(i), self.weighted) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => self.members[i].weight as u64,
+        }
+    }
+
+    fn fenwick_add(&mut self, i: usize, d: i64) {
+        let mut k = i + 1;
+        while k < self.fenwick.len() {
+            self.fenwick[k] = (self.fenwick[k] as i64 + d) as u64;
+            k += k & k.wrapping_neg();
+        }
+    }
+
+    /// The first server whose running sum of weights exceeds `k`.
+    fn fenwick_find(&self, mut k: u64) -> usize {
+        let n = self.fenwick.len() - 1;
+        let mut pos = 0;
+        let mut step = n.next_power_of_two();
+        while step > 0 {
+            if pos + step <= n && self.fenwick[pos + step] <= k {
+                pos += step;
+                k -= self.fenwick[pos];
+            }
+            step /= 2;
+        }
+        pos.min(n.saturating_sub(1))
+    }
+
+    /// Server `i`'s load or state changed: update the routing index (all of it when the
+    /// last server left rotation or the first came back, which changes who is eligible).
+    fn touch(&mut self, i: usize) {
+        if (self.in_rotation.get() > 0) != self.indexed_any_in {
+            self.rebuild_indexes();
+            return;
+        }
+        match self.cfg.policy {
+            Policy::LeastConnections => {
+                let size = self.least.len() / 2;
+                let mut k = size + i;
+                self.least[k] = if self.eligible(i) {
+                    i as u32
+                } else {
+                    NO_SERVER
+                };
+                while k > 1 {
+                    k /= 2;
+                    self.least[k] = self.least_of(self.least[2 * k], self.least[2 * k + 1]);
+                }
+            }
+            Policy::Random => {
+                // The leaf's current weight is its prefix difference; set it anew.
+                let now = self.random_weight(i) as i64;
+                let was = self.fenwick_prefix(i + 1) as i64 - self.fenwick_prefix(i) as i64;
+                if now != was {
+                    self.fenwick_add(i, now - was);
+                }
+            }
+            Policy::RoundRobin => {}
+        }
+    }
+
+    fn fenwick_prefix(&self, mut k: usize) -> u64 {
+        let mut s = 0;
+        while k > 0 {
+            s += self.fenwick[k];
+            k &= k - 1;
+        }
+        s
     }
 
     pub fn config(&self) -> &LbConfig {
@@ -257,52 +403,31 @@ impl<R: Rng> LoadBalancer<R> {
                 self.cursor = if pick + 1 == n { 0 } else { pick + 1 };
                 pick
             }
-            Policy::LeastConnections if self.weighted => {
-                // Fewest outstanding per unit of weight: a/w < b/v as a·v < b·w.
-                let m = &self.members;
-                (0..n)
-                    .filter(|&i| eligible(&m[i]))
-                    .min_by(|&i, &j| {
-                        (m[i].active as u64 * m[j].weight as u64)
-                            .cmp(&(m[j].active as u64 * m[i].weight as u64))
-                            .then(i.cmp(&j))
-                    })
-                    .unwrap_or(0)
-            }
-            Policy::LeastConnections => (0..n)
-                .filter(|&i| eligible(&self.members[i]))
-                .min_by_key(|&i| (self.members[i].active, i))
-                .unwrap_or(0),
+            // The eligible server with the fewest outstanding per unit of weight, lowest
+            // index on ties: the root of the tree.
+            Policy::LeastConnections => match self.least[1] {
+                NO_SERVER => 0,
+                i => i as usize,
+            },
             Policy::Random => {
-                // A draw over the eligible servers' weights (one unit each when equal).
+                // A draw over the eligible servers' weights (one unit each when equal),
+                // found in the Fenwick tree: the k-th unit in server order.
                 let count = match (any_in, self.weighted) {
                     (true, false) => self.in_rotation.get() as usize,
                     (false, false) => n,
                     (true, true) => self.weight_in_rotation as usize,
                     (false, true) => self.weight_total as usize,
                 };
-                let mut k = self.rng.random_range(0..count);
-                let mut pick = 0;
-                for i in 0..n {
-                    if eligible(&self.members[i]) {
-                        let w = if self.weighted {
-                            self.members[i].weight as usize
-                        } else {
-                            1
-                        };
-                        if k < w {
-                            pick = i;
-                            break;
-                        }
-                        k -= w;
-                    }
-                }
-                pick
+                let k = self.rng.random_range(0..count);
+                self.fenwick_find(k as u64)
             }
         };
         let m = &mut self.members[pick];
         m.active += 1;
         m.routed += 1;
+        if self.cfg.policy == Policy::LeastConnections {
+            self.touch(pick);
+        }
         Some(pick)
     }
 
@@ -316,6 +441,9 @@ impl<R: Rng> LoadBalancer<R> {
     ) {
         let m = &mut self.members[server];
         m.active = m.active.saturating_sub(1);
+        if self.cfg.policy == Policy::LeastConnections {
+            self.touch(server);
+        }
         if unavailable && self.cfg.remove_on_503 {
             self.fail(now, server, "answered 503", fx);
         }
@@ -443,6 +571,7 @@ impl<R: Rng> LoadBalancer<R> {
                     server: s as u16,
                     reason,
                 });
+                self.touch(s);
             }
             // Still cooling, or waiting for a probe that just failed: stays out.
             ServerState::HeldOut { .. } | ServerState::AwaitingProbe => {}
@@ -457,6 +586,7 @@ impl<R: Rng> LoadBalancer<R> {
         self.weight_in_rotation += m.weight as u64;
         self.in_rotation.inc(now);
         self.events.push(LbEvent::Reinstated { server: s as u16 });
+        self.touch(s);
     }
 
     /// Times `server` was taken out of rotation.
@@ -685,6 +815,76 @@ mod tests {
                 if k % 3 == 0 {
                     a.answered(k, pa.unwrap(), false, &mut fx);
                     b.answered(k, pb.unwrap(), false, &mut fx);
+                }
+            }
+        }
+    }
+
+    /// The linear scans the indexes replace: the least-connections pick and the
+    /// eligible weight of each server.
+    fn linear_least(b: &LoadBalancer<Xoshiro256PlusPlus>) -> usize {
+        let m = &b.members;
+        (0..m.len())
+            .filter(|&i| b.eligible(i))
+            .min_by(|&i, &j| {
+                (m[i].active as u64 * m[j].weight as u64)
+                    .cmp(&(m[j].active as u64 * m[i].weight as u64))
+                    .then(i.cmp(&j))
+            })
+            .unwrap_or(0)
+    }
+
+    proptest::proptest! {
+        /// Whatever the routes, answers, removals and reinstatements, the least-connections
+        /// tree's root is the linear scan's pick, and a random draw of unit k lands where
+        /// a walk over the eligible servers' weights does.
+        #[test]
+        fn routing_indexes_match_a_linear_scan(
+            weights in proptest::collection::vec(1u32..5, 1..12),
+            equal in proptest::bool::ANY,
+            fail_open in proptest::bool::ANY,
+            ops in proptest::collection::vec((0u8..4, 0usize..12), 0..300),
+        ) {
+            for policy in [Policy::LeastConnections, Policy::Random] {
+                let n = weights.len();
+                let mut cfg = lb(n, policy).config().clone();
+                cfg.weights = if equal { vec![3; n] } else { weights.clone() };
+                cfg.when_all_out = if fail_open { WhenAllOut::FailOpen } else { WhenAllOut::Reject };
+                let mut b = LoadBalancer::new(cfg, Xoshiro256PlusPlus::seed_from_u64(3));
+                let mut fx = Recorder::default();
+                for (k, &(op, s)) in ops.iter().enumerate() {
+                    let s = s % n;
+                    let now = k as u64;
+                    match op {
+                        0 | 1 => {
+                            let expect = (b.in_rotation_now() > 0 || fail_open)
+                                .then(|| linear_least(&b));
+                            let got = b.route();
+                            if policy == Policy::LeastConnections {
+                                proptest::prop_assert_eq!(got, expect);
+                            }
+                        }
+                        2 => b.answered(now, s, k % 3 == 0, &mut fx),
+                        _ => {
+                            if b.state(s) != ServerState::InRotation {
+                                b.reinstate(now, s);
+                            }
+                        }
+                    }
+                    if policy == Policy::Random {
+                        let mut unit = 0u64;
+                        for i in 0..n {
+                            let w = b.random_weight(i);
+                            for _ in 0..w {
+                                proptest::prop_assert_eq!(b.fenwick_find(unit), i);
+                                unit += 1;
+                            }
+                        }
+                        proptest::prop_assert_eq!(b.fenwick_prefix(n), unit);
+                    } else {
+                        proptest::prop_assert_eq!(b.least[1] as usize,
+                            if (0..n).any(|i| b.eligible(i)) { linear_least(&b) } else { NO_SERVER as usize });
+                    }
                 }
             }
         }
