@@ -87,11 +87,11 @@ pub fn add_derived(m: &mut BTreeMap<String, f64>) {
     let get = |k: &str| m.get(k).copied();
     let arrived = get("measured.arrived").unwrap_or(0.0);
     let ratio = |x: f64| if arrived > 0.0 { x / arrived } else { 0.0 };
+    // A fold from +0: an empty f64 `sum()` is -0, which would print as "-0".
     let n503: f64 = m
         .iter()
         .filter(|(k, _)| k.starts_with("measured.outcomes.503"))
-        .map(|(_, v)| v)
-        .sum();
+        .fold(0.0, |a, (_, v)| a + v);
     let new = [
         ("503_rate", Some(ratio(n503))),
         ("failure_rate", get("measured.failed").map(ratio)),
@@ -135,5 +135,21 @@ pub fn fmt_num(x: f64) -> String {
         String::new()
     } else {
         format!("{x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_without_503_has_a_503_rate_of_plus_zero() {
+        let mut m = BTreeMap::from([("measured.arrived".to_string(), 10.0)]);
+        add_derived(&mut m);
+        let r = m["503_rate"];
+        assert!(r == 0.0 && r.is_sign_positive(), "{r}: prints as {}", r);
+        m.insert("measured.outcomes.503_queue_full".into(), 5.0);
+        add_derived(&mut m);
+        assert_eq!(m["503_rate"], 0.5);
     }
 }
