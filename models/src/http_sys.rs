@@ -16,9 +16,12 @@
 //! The engine's default is `true` (KB 816995): it reproduces seed 003, where raising
 //! `queueLength` from 1000 to 10,000 made no difference.
 //!
-//! **Leaves out** (later issues): the kernel response cache, `Timer_AppPool` expiry of
-//! requests that wait longer than `connectionTimeout`, AppOffline while the pool is
-//! stopped, `loadBalancerCapabilities = TcpLevel`.
+//! Elsewhere: the kernel response cache (`kernel_cache`, answered before this queue) and
+//! the 503 AppOffline of a stopped pool (`app_pool`, decided by the engine).
+//!
+//! **Leaves out**: `Timer_AppPool` expiry of requests that wait longer than
+//! `connectionTimeout` (120 s) in this queue, and `loadBalancerCapabilities = TcpLevel`
+//! (closing the connection instead of answering 503 QueueFull).
 
 use std::collections::VecDeque;
 
