@@ -20,8 +20,10 @@
 //! the 503 AppOffline of a stopped pool (`app_pool`, decided by the engine).
 //!
 //! **Leaves out**: `Timer_AppPool` expiry of requests that wait longer than
-//! `connectionTimeout` (120 s) in this queue, and `loadBalancerCapabilities = TcpLevel`
-//! (closing the connection instead of answering 503 QueueFull).
+//! `connectionTimeout` (120 s) in this queue (the worker process takes requests as they
+//! come while it runs, so only a start of the pool longer than 120 s would meet it), and
+//! `loadBalancerCapabilities = TcpLevel` (closing the connection instead of answering
+//! 503 QueueFull).
 
 use std::collections::VecDeque;
 
