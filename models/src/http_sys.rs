@@ -16,14 +16,14 @@
 //! The engine's default is `true` (KB 816995): it reproduces seed 003, where raising
 //! `queueLength` from 1000 to 10,000 made no difference.
 //!
-//! Elsewhere: the kernel response cache (`kernel_cache`, answered before this queue) and
-//! the 503 AppOffline of a stopped pool (`app_pool`, decided by the engine).
+//! Elsewhere: the kernel response cache (`kernel_cache`, answered before this queue), the
+//! 503 AppOffline of a stopped pool (`app_pool`, decided by the engine), and the pool's
+//! `failure/@loadBalancerCapabilities = TcpLevel`, under which the engine closes the
+//! connection instead of answering 503 QueueFull or AppOffline.
 //!
 //! **Leaves out**: `Timer_AppPool` expiry of requests that wait longer than
 //! `connectionTimeout` (120 s) in this queue (the worker process takes requests as they
-//! come while it runs, so only a start of the pool longer than 120 s would meet it), and
-//! `loadBalancerCapabilities = TcpLevel` (closing the connection instead of answering
-//! 503 QueueFull).
+//! come while it runs, so only a start of the pool longer than 120 s would meet it).
 
 use std::collections::VecDeque;
 

@@ -33,11 +33,18 @@ pub enum Outcome {
     AppOffline503,
     /// The worker process serving it crashed: HTTPERR `Connection_Abandoned_By_AppPool`.
     ConnectionAbandoned,
+    /// The app-pool queue was full and the pool's `failure/@loadBalancerCapabilities` is
+    /// `TcpLevel`: HTTP.SYS closes the connection instead of answering 503 (HTTPERR
+    /// `QueueFull`), so that a balancer working at the TCP level notices.
+    QueueFullReset,
+    /// The pool is stopped and `loadBalancerCapabilities` is `TcpLevel`: the connection is
+    /// closed instead of a 503 (HTTPERR `AppOffline`).
+    AppOfflineReset,
 }
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Ok,
         Outcome::QueueFull503,
         Outcome::ConcurrentRequestLimit503_2,
@@ -48,6 +55,8 @@ impl Outcome {
         Outcome::OutgoingError,
         Outcome::AppOffline503,
         Outcome::ConnectionAbandoned,
+        Outcome::QueueFullReset,
+        Outcome::AppOfflineReset,
     ];
 
     /// The stable name used in outputs.
@@ -63,6 +72,8 @@ impl Outcome {
             Outcome::OutgoingError => "outgoing_error",
             Outcome::AppOffline503 => "503_app_offline",
             Outcome::ConnectionAbandoned => "connection_abandoned_by_app_pool",
+            Outcome::QueueFullReset => "connection_reset_queue_full",
+            Outcome::AppOfflineReset => "connection_reset_app_offline",
         }
     }
 

@@ -154,6 +154,14 @@ pub fn is_503(o: Outcome) -> bool {
     )
 }
 
+/// Whether the balancer takes the server out for this answer (`remove_on_503`): a 503, or
+/// the closed connection that replaces it under `loadBalancerCapabilities = TcpLevel`
+/// (what that setting is for: a balancer that only sees TCP). The client sees the
+/// closed connection as an error.
+fn fails_server(o: Outcome) -> bool {
+    is_503(o) || matches!(o, Outcome::QueueFullReset | Outcome::AppOfflineReset)
+}
+
 fn answer_of(o: Outcome) -> Answer {
     if o == Outcome::Ok {
         Answer::Ok
@@ -655,7 +663,7 @@ impl Front<'_> {
                 lb.answered(
                     now,
                     s,
-                    is_503(outcome),
+                    fails_server(outcome),
                     &mut Fx {
                         cal: &mut self.cal,
                         wrap: FarmEv::Lb,

@@ -192,6 +192,8 @@ pub fn outcome_label(name: &str) -> String {
         "503_2_concurrent_request_limit" => "503.2 (appConcurrentRequestLimit)".into(),
         "503_server_too_busy" => "503 Server Too Busy".into(),
         "wsaenobufs" => "WSAENOBUFS".into(),
+        "connection_reset_queue_full" => "connection reset (QueueFull, TcpLevel)".into(),
+        "connection_reset_app_offline" => "connection reset (AppOffline, TcpLevel)".into(),
         n => n.to_string(),
     }
 }
@@ -217,7 +219,7 @@ fn depth(kind: &str) -> u32 {
 /// The limit whose refusals carry this outcome.
 fn limit_of_outcome(outcome: &str) -> Option<&'static str> {
     match outcome {
-        "503_queue_full" => Some("http_sys_queue_full"),
+        "503_queue_full" | "connection_reset_queue_full" => Some("http_sys_queue_full"),
         "503_server_too_busy" => Some("aspnet_queue_full"),
         "503_2_concurrent_request_limit" => Some("iis_concurrent_request_limit"),
         "wsaenobufs" | "wsaeaddrinuse" => Some("ports_exhausted"),

@@ -57,8 +57,8 @@ use w3sim_models::urls::UrlCatalogue;
 use crate::engine::{Calendar, Fx, Slab, Stream, stream};
 use crate::output::SampleSink;
 use crate::scenario::{
-    Arrivals, GateTimer, GcFlavor, HandlerKind, LoadMode, Runtime, Scenario, ScheduleShape,
-    Scheduler,
+    Arrivals, GateTimer, GcFlavor, HandlerKind, LoadBalancerCapabilities, LoadMode, Runtime,
+    Scenario, ScheduleShape, Scheduler,
 };
 use crate::stats::{
     AppPoolSummary, BackendCalls, GaugeSummary, GcSummary, KernelCacheSummary, Latency,
@@ -1495,9 +1495,12 @@ impl<'a> Simulation<'a> {
                 self.limit_reached(
                     now,
                     "app_pool.rapid_fail_protection",
-                    "the pool was stopped by rapid-fail protection: 503 AppOffline".into(),
+                    format!(
+                        "the pool was stopped by rapid-fail protection: {}",
+                        self.refusal_words(Outcome::AppOffline503)
+                    ),
                 );
-                self.finish(now, id, Outcome::AppOffline503);
+                self.finish(now, id, self.refusal(Outcome::AppOffline503));
                 return;
             }
             Admit::Take { generation } => {
@@ -1525,9 +1528,12 @@ impl<'a> Simulation<'a> {
                 self.limit_reached(
                     now,
                     "http_sys.queue_length",
-                    format!("HTTP.SYS holds {q} requests of the pool: 503 QueueFull"),
+                    format!(
+                        "HTTP.SYS holds {q} requests of the pool: {}",
+                        self.refusal_words(Outcome::QueueFull503)
+                    ),
                 );
-                self.finish(now, id, Outcome::QueueFull503)
+                self.finish(now, id, self.refusal(Outcome::QueueFull503))
             }
             Ok(()) => {
                 let counted = self.server.http.counted();
@@ -1628,7 +1634,7 @@ impl<'a> Simulation<'a> {
                     // Requests waiting in HTTP.SYS for a process get 503 AppOffline.
                     while let Some(id) = self.server.http.dequeue(now) {
                         self.server.http.finished(now);
-                        self.finish(now, id, Outcome::AppOffline503);
+                        self.finish(now, id, self.refusal(Outcome::AppOffline503));
                     }
                 }
             }
@@ -2066,6 +2072,32 @@ impl<'a> Simulation<'a> {
             while let Some(next) = self.server.aspnet.release(now, cpu_pct) {
                 self.post(now, tag(next, WI_RUN));
             }
+        }
+    }
+
+    /// How HTTP.SYS refuses a request it cannot give the pool: the 503 itself, or with
+    /// `loadBalancerCapabilities = TcpLevel` a closed connection.
+    fn refusal(&self, outcome: Outcome) -> Outcome {
+        match (self.scn.app_pool.load_balancer_capabilities, outcome) {
+            (LoadBalancerCapabilities::TcpLevel, Outcome::QueueFull503) => Outcome::QueueFullReset,
+            (LoadBalancerCapabilities::TcpLevel, Outcome::AppOffline503) => {
+                Outcome::AppOfflineReset
+            }
+            (_, o) => o,
+        }
+    }
+
+    /// What the client gets for a refusal, in words.
+    fn refusal_words(&self, outcome: Outcome) -> &'static str {
+        match self.refusal(outcome) {
+            Outcome::QueueFullReset => {
+                "connection closed (QueueFull, loadBalancerCapabilities TcpLevel)"
+            }
+            Outcome::AppOfflineReset => {
+                "connection closed (AppOffline, loadBalancerCapabilities TcpLevel)"
+            }
+            Outcome::AppOffline503 => "503 AppOffline",
+            _ => "503 QueueFull",
         }
     }
 

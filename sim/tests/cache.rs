@@ -151,6 +151,43 @@ fn rapid_fail_protection_stops_the_pool_with_503_app_offline() {
     let (s4, _) = run_series(&load_str("c.toml", &cached_site(four), &[]).unwrap());
     assert_eq!(s4.app_pool.rapid_fail_trips, 0);
     assert_eq!(s4.outcomes["503_app_offline"], 0);
+    // failure/@loadBalancerCapabilities = TcpLevel: the same refusals, as closed connections.
+    let tcp = format!("{five}load_balancer_capabilities = \"tcp_level\"\n");
+    let (t, _) = run_series(&load_str("c.toml", &cached_site(&tcp), &[]).unwrap());
+    assert_eq!(t.outcomes["503_app_offline"], 0);
+    assert_eq!(
+        t.outcomes["connection_reset_app_offline"],
+        s.outcomes["503_app_offline"]
+    );
+    assert_eq!(t.outcomes["ok"], s.outcomes["ok"]);
+}
+
+/// With `loadBalancerCapabilities = TcpLevel` HTTP.SYS closes the connection where it would
+/// answer 503 QueueFull: the same requests are refused at the same moments, the limit
+/// named is still `queueLength`, and no 503 is left.
+#[test]
+fn tcp_level_closes_the_connection_instead_of_503_queue_full() {
+    let http = run(&load("queue-full-burst.toml", &[]));
+    let tcp = run(&load(
+        "queue-full-burst.toml",
+        &["app_pool.load_balancer_capabilities=tcp_level"],
+    ));
+    check_conservation(&tcp);
+    let refused = http.outcomes["503_queue_full"];
+    assert!(refused > 1000, "{refused}");
+    assert_eq!(tcp.outcomes["503_queue_full"], 0);
+    assert_eq!(tcp.outcomes["connection_reset_queue_full"], refused);
+    assert_eq!(tcp.outcomes["ok"], http.outcomes["ok"]);
+    let first = tcp.first_limit.as_ref().expect("a limit is reached");
+    assert_eq!(first.limit, "http_sys.queue_length");
+    assert!(first.detail.contains("TcpLevel"), "{}", first.detail);
+    assert!(
+        tcp.incidents
+            .iter()
+            .any(|i| i.kind == "http_sys_queue_full"),
+        "{:?}",
+        tcp.incidents
+    );
 }
 
 #[test]

@@ -319,6 +319,38 @@ fn a_retry_budget_lets_the_farm_recover_from_the_cascade() {
     );
 }
 
+/// Under `loadBalancerCapabilities = TcpLevel` web1's full queue closes connections
+/// instead of answering 503; the balancer takes it out for that just the same (the
+/// point of the setting), and the client sees an error.
+#[test]
+fn a_tcp_level_reset_takes_the_server_out_like_a_503() {
+    let http = run(&load("farm-cascade.toml", &["clients.retries=0"]));
+    let tcp = run(&load(
+        "farm-cascade.toml",
+        &[
+            "clients.retries=0",
+            "app_pool.load_balancer_capabilities=tcp_level",
+        ],
+    ));
+    check_farm_conservation(&tcp);
+    let (fh, ft) = (farm(&http), farm(&tcp));
+    assert_eq!(
+        ft.servers[0].first_removed_at_s,
+        fh.servers[0].first_removed_at_s
+    );
+    assert!(ft.servers[0].first_removed_at_s.is_some());
+    assert!(ft.attempt_outcomes["connection_reset_queue_full"] > 0);
+    assert_eq!(
+        ft.attempt_outcomes.get("503_queue_full"),
+        None,
+        "no 503 at all"
+    );
+    assert_eq!(
+        ft.attempt_outcomes["connection_reset_queue_full"],
+        fh.attempt_outcomes["503_queue_full"]
+    );
+}
+
 #[test]
 fn a_1s_valve_overshoots_its_threshold_far_more_than_a_100ms_one() {
     let overshoot = |period: &str| {

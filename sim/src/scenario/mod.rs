@@ -795,6 +795,17 @@ pub enum StartMode {
     AlwaysRunning,
 }
 
+/// `failure/@loadBalancerCapabilities`: how HTTP.SYS refuses a request it cannot give the
+/// pool (queue full, pool stopped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadBalancerCapabilities {
+    /// A 503 (the default).
+    HttpLevel,
+    /// The connection is closed, for balancers that only see TCP.
+    TcpLevel,
+}
+
 /// `[app_pool]`: the application pool's worker-process lifecycle (applicationPools/add).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -825,6 +836,8 @@ pub struct AppPool {
     pub start_mode: StartMode,
     /// Worker-process crashes injected at these times.
     pub crash_at: Vec<Duration>,
+    /// `failure/@loadBalancerCapabilities`.
+    pub load_balancer_capabilities: LoadBalancerCapabilities,
 }
 
 impl Default for AppPool {
@@ -843,6 +856,7 @@ impl Default for AppPool {
             rapid_fail_protection_interval: Duration(300_000_000_000),
             start_mode: StartMode::OnDemand,
             crash_at: Vec::new(),
+            load_balancer_capabilities: LoadBalancerCapabilities::HttpLevel,
         }
     }
 }

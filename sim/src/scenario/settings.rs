@@ -618,6 +618,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "Default 5 min."
     ),
     s!(
+        "app_pool.load_balancer_capabilities",
+        "http_level | tcp_level",
+        "applicationPools/add/failure/@loadBalancerCapabilities",
+        "How HTTP.SYS refuses a request it cannot give the pool (queue full, pool stopped by rapid-fail protection): http_level (default) answers 503 (QueueFull, AppOffline); tcp_level closes the connection instead (outcomes connection_reset_queue_full, connection_reset_app_offline), for a balancer that only sees TCP. A farm's balancer counts such a reset as it counts a 503 (load_balancer.remove_on_503)."
+    ),
+    s!(
         "app_pool.start_mode",
         "on_demand | always_running",
         "applicationPools/add/@startMode",
@@ -807,7 +813,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "load_balancer.remove_on_503",
         "true | false",
         "passive health check",
-        "A 503 answer to a user request takes the server out for hold_time (seed 003: \"when the server responds with a HTTP 503 error, the load balancer will automatically remove the web server\"). Default true."
+        "A 503 answer to a user request takes the server out for hold_time (seed 003: \"when the server responds with a HTTP 503 error, the load balancer will automatically remove the web server\"), and so does the closed connection that replaces the 503 under app_pool.load_balancer_capabilities = tcp_level. Default true."
     ),
     s!(
         "load_balancer.when_all_out",
