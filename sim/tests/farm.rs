@@ -392,13 +392,17 @@ fn farm_runs_are_deterministic_and_their_servers_independent() {
 
 #[test]
 fn bad_farm_settings_are_reported_where_they_are_written() {
+    let bad_load = |text: &str, set: &[&str]| {
+        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        load_str("farm.toml", text, &set).unwrap_err().to_string()
+    };
     let text = std::fs::read_to_string(experiment("farm-cascade.toml")).unwrap();
     // A farm-wide key in a server group.
     let bad = text.replace(
         r#"set = ["gc.cache_reload"#,
         r#"set = ["load.rate=10/s", "gc.cache_reload"#,
     );
-    let e = load_str("farm.toml", &bad, &[]).unwrap_err().to_string();
+    let e = bad_load(&bad, &[]);
     assert!(e.contains("farm.toml:"), "{e}");
     assert!(e.contains("farm.servers[0].set[0]"), "{e}");
     assert!(e.contains("farm-wide"), "{e}");
@@ -407,7 +411,7 @@ fn bad_farm_settings_are_reported_where_they_are_written() {
         r#"set = ["gc.cache_reload"#,
         r#"set = ["http_sys.queue_lenght=5", "gc.cache_reload"#,
     );
-    let e = load_str("farm.toml", &bad, &[]).unwrap_err().to_string();
+    let e = bad_load(&bad, &[]);
     let line = bad
         .lines()
         .position(|l| l.contains("queue_lenght"))
@@ -416,41 +420,24 @@ fn bad_farm_settings_are_reported_where_they_are_written() {
     assert!(e.contains(&format!("farm.toml:{line}:")), "{e}");
     assert!(e.contains("queue_length"), "suggests the right key: {e}");
     // A probe class that does not exist, with the nearest name.
-    let e = load_str(
-        "farm.toml",
+    let e = bad_load(
         &text.replace(r#"probe_class = "health""#, r#"probe_class = "helth""#),
         &[],
-    )
-    .unwrap_err()
-    .to_string();
+    );
     assert!(
         e.contains("load_balancer.probe_class") && e.contains("\"health\""),
         "{e}"
     );
     // Unknown policy and jitter values list the accepted ones.
-    let e = load_str(
-        "farm.toml",
-        &text,
-        &["load_balancer.policy=fastest".to_string()],
-    )
-    .unwrap_err()
-    .to_string();
+    let e = bad_load(&text, &["load_balancer.policy=fastest"]);
     assert!(
         e.contains("round_robin") && e.contains("least_connections"),
         "{e}"
     );
-    let e = load_str(
-        "farm.toml",
-        &text,
-        &["clients.retry_on=[\"500\"]".to_string()],
-    )
-    .unwrap_err()
-    .to_string();
+    let e = bad_load(&text, &["clients.retry_on=[\"500\"]"]);
     assert!(e.contains("503") && e.contains("timeout"), "{e}");
     // names and count disagree.
-    let e = load_str("farm.toml", &text, &["farm.servers[1].count=2".to_string()])
-        .unwrap_err()
-        .to_string();
+    let e = bad_load(&text, &["farm.servers[1].count=2"]);
     assert!(e.contains("farm.servers[1].names"), "{e}");
     // With `names`, a group needs no `name`; with neither, the error says what to write.
     let named = text.replace("name = \"web\"\nnames = ", "names = ");
@@ -463,38 +450,23 @@ fn bad_farm_settings_are_reported_where_they_are_written() {
             .collect::<Vec<_>>(),
         ["web1", "web2", "web3", "web4"]
     );
-    let e = load_str(
-        "farm.toml",
+    let e = bad_load(
         &named.replace("names = [\"web2\", \"web3\", \"web4\"]", "count = 3"),
         &[],
-    )
-    .unwrap_err()
-    .to_string();
+    );
     assert!(
         e.contains("farm.servers[1].name") && e.contains("names"),
         "{e}"
     );
     // A retry budget out of range names its unit and range.
-    let e = load_str(
-        "farm.toml",
-        &text,
-        &["clients.retry_budget_percent=2000".to_string()],
-    )
-    .unwrap_err()
-    .to_string();
+    let e = bad_load(&text, &["clients.retry_budget_percent=2000"]);
     assert!(
         e.contains("clients.retry_budget_percent")
             && e.contains("retries per 100 user requests, 0–1000"),
         "{e}"
     );
     // A group may hold as many servers as a farm: 1024.
-    let e = load_str(
-        "farm.toml",
-        &text,
-        &["farm.servers[0].count=1025".to_string()],
-    )
-    .unwrap_err()
-    .to_string();
+    let e = bad_load(&text, &["farm.servers[0].count=1025"]);
     assert!(
         e.contains("farm.servers[0].count") && e.contains("1–1024"),
         "{e}"
