@@ -639,6 +639,15 @@ mod tests {
         )
     }
 
+    /// Routes `n` requests and counts them per server.
+    fn routed_counts(b: &mut LoadBalancer<Xoshiro256PlusPlus>, n: usize) -> Vec<u32> {
+        let mut c = vec![0u32; b.members.len()];
+        for _ in 0..n {
+            c[b.route().unwrap()] += 1;
+        }
+        c
+    }
+
     #[test]
     fn round_robin_skips_a_removed_server_and_spreads_its_share() {
         let mut b = lb(4, Policy::RoundRobin);
@@ -647,11 +656,7 @@ mod tests {
         assert_eq!(picks, [0, 1, 2, 3, 0, 1, 2, 3]);
         b.answered(SECONDS, 2, true, &mut fx);
         assert_eq!(b.in_rotation_now(), 3);
-        let mut counts = [0u32; 4];
-        for _ in 0..300 {
-            counts[b.route().unwrap()] += 1;
-        }
-        assert_eq!(counts, [100, 100, 0, 100]);
+        assert_eq!(routed_counts(&mut b, 300), [100, 100, 0, 100]);
         assert_eq!(b.removals(2), 1);
     }
 
@@ -733,10 +738,7 @@ mod tests {
         let mut b = LoadBalancer::new(cfg, Xoshiro256PlusPlus::seed_from_u64(1));
         b.answered(0, 0, true, &mut fx);
         b.answered(0, 1, true, &mut fx);
-        let mut seen = [0; 2];
-        for _ in 0..1000 {
-            seen[b.route().unwrap()] += 1;
-        }
+        let seen = routed_counts(&mut b, 1000);
         assert!(seen[0] > 400 && seen[1] > 400, "{seen:?}");
     }
 
@@ -758,20 +760,12 @@ mod tests {
         let w = [3, 1, 2, 7];
         let mut b = weighted(&w, Policy::RoundRobin);
         for _ in 0..5 {
-            let mut c = [0u32; 4];
-            for _ in 0..13 {
-                c[b.route().unwrap()] += 1;
-            }
-            assert_eq!(c, w);
+            assert_eq!(routed_counts(&mut b, 13), w);
         }
         // A removed server's share goes to the others by their weights.
         let mut fx = Recorder::default();
         b.answered(SECONDS, 3, true, &mut fx);
-        let mut c = [0u32; 4];
-        for _ in 0..600 {
-            c[b.route().unwrap()] += 1;
-        }
-        assert_eq!(c, [300, 100, 200, 0]);
+        assert_eq!(routed_counts(&mut b, 600), [300, 100, 200, 0]);
     }
 
     #[test]
@@ -791,10 +785,7 @@ mod tests {
         assert_eq!(b.weight(2), 1, "a weight of 0 counts as 1");
         let mut fx = Recorder::default();
         b.answered(0, 2, true, &mut fx);
-        let mut seen = [0u32; 3];
-        for _ in 0..40_000 {
-            seen[b.route().unwrap()] += 1;
-        }
+        let seen = routed_counts(&mut b, 40_000);
         assert_eq!(seen[2], 0);
         assert!((seen[0] as f64 / 40_000.0 - 0.75).abs() < 0.01, "{seen:?}");
     }
@@ -895,10 +886,7 @@ mod tests {
         let mut b = lb(4, Policy::Random);
         let mut fx = Recorder::default();
         b.answered(0, 3, true, &mut fx);
-        let mut seen = [0u32; 4];
-        for _ in 0..30_000 {
-            seen[b.route().unwrap()] += 1;
-        }
+        let seen = routed_counts(&mut b, 30_000);
         assert_eq!(seen[3], 0);
         for s in &seen[..3] {
             assert!((*s as f64 - 10_000.0).abs() < 400.0, "{seen:?}");
