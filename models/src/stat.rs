@@ -8,14 +8,19 @@
 use crate::time::SimTime;
 
 /// A time-weighted integer gauge (queue length, threads busy, requests in flight).
+///
+/// The integral is kept as `acc + value · now` (`acc` changes by `(old − new) · now` at
+/// each change), so a change is one multiply-add with no branch and no time of the last
+/// change to store: 48 bytes, the three fields a change touches in the first 32, which
+/// matters when a farm interleaves many servers' states (README, Performance). Wrapping
+/// i128 arithmetic is exact as long as the window's true integral fits in 127 bits.
 #[derive(Clone, Debug, Default)]
 pub struct Gauge {
+    /// Integral of value dt since `window_start`, minus `value · now`, in value·ns.
+    acc: i128,
     value: u64,
-    last_change: SimTime,
-    /// Integral of value dt since `window_start`, in value·ns (u128: no overflow).
-    area: u128,
-    window_start: SimTime,
     peak: u64,
+    window_start: SimTime,
     /// Number of attempts to take the gauge below zero (must stay 0).
     underflows: u64,
 }
@@ -25,24 +30,17 @@ impl Gauge {
         Self::default()
     }
 
-    #[inline]
-    fn advance(&mut self, now: SimTime) {
-        if now > self.last_change {
-            self.area += self.value as u128 * (now - self.last_change) as u128;
-            self.last_change = now;
-        }
-    }
-
     /// Current value.
     #[inline]
     pub fn get(&self) -> u64 {
         self.value
     }
 
-    /// Sets the value at time `now`.
+    /// Sets the value at time `now` (never earlier than the previous change).
     #[inline]
     pub fn set(&mut self, now: SimTime, v: u64) {
-        self.advance(now);
+        let d = (self.value as i128).wrapping_sub(v as i128);
+        self.acc = self.acc.wrapping_add(d.wrapping_mul(now as i128));
         self.value = v;
         if v > self.peak {
             self.peak = v;
@@ -67,17 +65,19 @@ impl Gauge {
         self.set(now, v);
     }
 
+    /// Integral of the value over the window, up to `now` (value·ns).
+    fn area(&self, now: SimTime) -> i128 {
+        self.acc
+            .wrapping_add((self.value as i128).wrapping_mul(now as i128))
+    }
+
     /// Time-weighted mean since the window started, up to `now`.
     pub fn mean(&self, now: SimTime) -> f64 {
-        let mut area = self.area;
-        if now > self.last_change {
-            area += self.value as u128 * (now - self.last_change) as u128;
-        }
         let span = now.saturating_sub(self.window_start);
         if span == 0 {
             self.value as f64
         } else {
-            area as f64 / span as f64
+            self.area(now) as f64 / span as f64
         }
     }
 
@@ -94,10 +94,10 @@ impl Gauge {
     /// Starts a new measurement window at `now` (end of warm-up): the mean and peak
     /// restart, the current value is kept.
     pub fn reset_window(&mut self, now: SimTime) {
-        self.advance(now);
-        self.area = 0;
+        self.acc = (self.value as i128)
+            .wrapping_mul(now as i128)
+            .wrapping_neg();
         self.window_start = now;
-        self.last_change = now;
         self.peak = self.value;
     }
 }
@@ -147,6 +147,37 @@ mod tests {
         g.dec(30);
         assert_eq!(g.peak(), 4);
         assert_eq!(g.get(), 3);
+    }
+
+    proptest::proptest! {
+        /// The running form (`acc + value · now`) gives exactly the integral a piecewise
+        /// sum gives, with byte-sized values over days and a window restarted midway.
+        #[test]
+        fn gauge_mean_is_the_exact_piecewise_integral(
+            steps in proptest::collection::vec((0u64..1 << 40, 0u64..1 << 42), 1..60),
+            reset_at in 0usize..60,
+        ) {
+            let mut g = Gauge::new();
+            let (mut now, mut v, mut area, mut start, mut peak) = (0u64, 0u64, 0u128, 0u64, 0u64);
+            for (k, &(value, dt)) in steps.iter().enumerate() {
+                if k == reset_at {
+                    g.reset_window(now);
+                    area = 0;
+                    start = now;
+                    peak = v;
+                }
+                g.set(now, value);
+                v = value;
+                peak = peak.max(v);
+                area += v as u128 * dt as u128;
+                now += dt;
+            }
+            let span = now - start;
+            let want = if span == 0 { v as f64 } else { area as f64 / span as f64 };
+            proptest::prop_assert_eq!(g.mean(now), want);
+            proptest::prop_assert_eq!(g.peak(), peak);
+            proptest::prop_assert_eq!(g.get(), v);
+        }
     }
 
     #[test]
