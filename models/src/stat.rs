@@ -13,7 +13,8 @@ use crate::time::SimTime;
 /// each change), so a change is one multiply-add with no branch and no time of the last
 /// change to store: 48 bytes, the three fields a change touches in the first 32, which
 /// matters when a farm interleaves many servers' states (README, Performance). Wrapping
-/// i128 arithmetic is exact as long as the window's true integral fits in 127 bits.
+/// i128 arithmetic is exact for values below 2^63 as long as the window's true integral fits in
+/// 127 bits.
 #[derive(Clone, Debug, Default)]
 pub struct Gauge {
     /// Integral of value dt since `window_start`, minus `value · now`, in value·ns.
@@ -39,8 +40,9 @@ impl Gauge {
     /// Sets the value at time `now` (never earlier than the previous change).
     #[inline]
     pub fn set(&mut self, now: SimTime, v: u64) {
-        let d = (self.value as i128).wrapping_sub(v as i128);
-        self.acc = self.acc.wrapping_add(d.wrapping_mul(now as i128));
+        // One 64×64→128 multiply: values stay below 2^63 (a count or a byte size).
+        let d = self.value.wrapping_sub(v) as i64 as i128;
+        self.acc = self.acc.wrapping_add(d * now as i128);
         self.value = v;
         if v > self.peak {
             self.peak = v;
