@@ -39,6 +39,7 @@
 
 use rand::{Rng, RngExt};
 
+use crate::deadlines::Deadlines;
 use crate::effects::Effects;
 use crate::stat::Gauge;
 use crate::time::SimTime;
@@ -99,8 +100,9 @@ pub enum ServerState {
 pub enum LbTimer {
     /// Time for a probe round.
     ProbeRound,
-    /// Probe `seq` of `server` was not answered in time.
-    ProbeTimeout { server: u16, seq: u32 },
+    /// The oldest unanswered probe's timeout is due (one timer outstanding for all the
+    /// probes out, [`crate::deadlines`]).
+    ProbeTimeouts,
     /// The hold of `server` (removal number `removal`) is over.
     HoldOver { server: u16, removal: u32 },
 }
@@ -158,6 +160,9 @@ pub struct LoadBalancer<R> {
     indexed_any_in: bool,
     rng: R,
     probes: Vec<ProbeRequest>,
+    /// (server, seq) of the probes sent, by timeout: they all last `probe_timeout_ns`,
+    /// so one timer is outstanding instead of one per probe that outlives its answer.
+    probe_deadlines: Deadlines<(u16, u32)>,
     events: Vec<LbEvent>,
     /// Servers in rotation (time-weighted).
     pub in_rotation: Gauge,
@@ -203,6 +208,7 @@ impl<R: Rng> LoadBalancer<R> {
             indexed_any_in: true,
             rng,
             probes: Vec::new(),
+            probe_deadlines: Deadlines::new(),
             events: Vec::new(),
             in_rotation,
             rejected_all_out: 0,
@@ -453,7 +459,13 @@ impl<R: Rng> LoadBalancer<R> {
     pub fn on_timer(&mut self, now: SimTime, t: LbTimer, fx: &mut impl Effects<LbTimer>) {
         match t {
             LbTimer::ProbeRound => {
-                for (i, m) in self.members.iter_mut().enumerate() {
+                let out = self
+                    .members
+                    .iter()
+                    .filter(|m| m.probe_pending.is_some())
+                    .count();
+                for i in 0..self.members.len() {
+                    let m = &mut self.members[i];
                     if m.probe_pending.is_some() {
                         continue;
                     }
@@ -465,22 +477,34 @@ impl<R: Rng> LoadBalancer<R> {
                         seq,
                     });
                     self.probes_sent += 1;
-                    fx.at(
+                    let members = &self.members;
+                    if let Some(t) = self.probe_deadlines.push(
                         now + self.cfg.probe_timeout_ns,
-                        LbTimer::ProbeTimeout {
-                            server: i as u16,
-                            seq,
-                        },
-                    );
+                        (i as u16, seq),
+                        out + self.probes.len(),
+                        |(s, q)| members[s as usize].probe_pending == Some(q),
+                    ) {
+                        fx.at(t, LbTimer::ProbeTimeouts);
+                    }
                 }
                 fx.at(now + self.cfg.probe_interval_ns, LbTimer::ProbeRound);
             }
-            LbTimer::ProbeTimeout { server, seq } => {
-                let s = server as usize;
-                if self.members[s].probe_pending == Some(seq) {
+            LbTimer::ProbeTimeouts => {
+                self.probe_deadlines.fired();
+                while let Some((server, _)) = self.probe_deadlines.pop_due(now, |(s, q)| {
+                    self.members[s as usize].probe_pending == Some(q)
+                }) {
+                    let s = server as usize;
                     self.members[s].probe_pending = None;
                     self.probes_failed += 1;
                     self.fail(now, s, "probe timed out", fx);
+                }
+                let members = &self.members;
+                if let Some(t) = self
+                    .probe_deadlines
+                    .rearm(|(s, q)| members[s as usize].probe_pending == Some(q))
+                {
+                    fx.at(t, LbTimer::ProbeTimeouts);
                 }
             }
             LbTimer::HoldOver { server, removal } => {
@@ -711,6 +735,47 @@ mod tests {
         b.probe_answered(8 * SECONDS, p0.server as usize, p0.seq, true, &mut fx);
         assert!(matches!(b.state(0), ServerState::HeldOut { .. }));
         assert_eq!(b.probes_failed, 1);
+    }
+
+    /// Probe timeouts longer than the probe interval: every answered probe's deadline
+    /// would leave a stale timer behind; the balancer keeps one outstanding, and the
+    /// probe nobody answers still times out at exactly its deadline.
+    #[test]
+    fn probe_timeouts_keep_one_timer_and_still_end_on_time() {
+        let mut b = lb(8, Policy::RoundRobin);
+        b.cfg.probe_timeout_ns = 60 * SECONDS;
+        let mut fx = Recorder::default();
+        b.start(0, &mut fx);
+        let mut failed_at = None;
+        while let Some((t, timer)) = fx.pop_earliest() {
+            if t > 120 * SECONDS {
+                break;
+            }
+            b.on_timer(t, timer, &mut fx);
+            while let Some(p) = b.poll_probe() {
+                // Server 5 never answers its probe of 20 s (its fourth); the rest pass.
+                let silent = p.server == 5 && t == 20 * SECONDS;
+                if !silent {
+                    b.probe_answered(t, p.server as usize, p.seq, true, &mut fx);
+                }
+            }
+            if failed_at.is_none() && b.removals(5) > 0 {
+                failed_at = Some(t);
+            }
+            let outstanding = fx
+                .timers
+                .iter()
+                .filter(|(_, k)| *k == LbTimer::ProbeTimeouts)
+                .count();
+            assert!(
+                outstanding <= 1,
+                "{outstanding} probe-timeout timers at {t}"
+            );
+        }
+        assert_eq!(failed_at, Some(80 * SECONDS));
+        assert_eq!(b.probes_failed, 1);
+        assert_eq!(b.removals(5), 1);
+        assert!((0..8).filter(|&s| s != 5).all(|s| b.removals(s) == 0));
     }
 
     #[test]
