@@ -28,7 +28,8 @@
 //!   every server (one outstanding per server); a probe that fails or is not answered
 //!   within `probe_timeout` takes the server out too. When the hold is over the server
 //!   waits for its next probe to pass, then goes back into rotation ("reinstated when
-//!   the load balancer does its next ping").
+//!   the load balancer does its next ping"). The probes' timeouts all last the same, so
+//!   they wait in [`crate::deadlines`] with one timer outstanding, not one per probe.
 //! - With every server out, the balancer either answers 503 itself (`Reject`, the
 //!   default: the seed's "all servers have a problem at once") or spreads the load over
 //!   all servers anyway (`FailOpen`, what some cloud balancers do).
