@@ -1,7 +1,7 @@
 //! Deadlines that all lie the same span after they were set (a client's timeout per
-//! attempt, a connection's idle timeout, an outgoing call's timeout): they end in the
-//! order they began, so they are kept in a queue with **one timer outstanding**, at the
-//! oldest live deadline, rather than one timer each.
+//! attempt, a connection's idle timeout, an outgoing call's timeout, a balancer's probe
+//! timeout): they end in the order they began, so they are kept in a queue with **one
+//! timer outstanding**, at the oldest live deadline, rather than one timer each.
 //!
 //! Timers are never cancelled in w3sim; a model ignores a stale one when it fires. With
 //! one timer per deadline, every deadline that did not expire (the attempt was answered,
