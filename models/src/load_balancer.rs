@@ -673,6 +673,29 @@ mod tests {
         c
     }
 
+    /// Fires the balancer's timers up to `until`, answering at once (passed) every
+    /// probe that `answers` accepts; `after` sees each timer's moment once it is handled.
+    fn run_probes(
+        b: &mut LoadBalancer<Xoshiro256PlusPlus>,
+        fx: &mut Recorder<LbTimer>,
+        until: SimTime,
+        answers: impl Fn(SimTime, &ProbeRequest) -> bool,
+        mut after: impl FnMut(SimTime, &LoadBalancer<Xoshiro256PlusPlus>, &Recorder<LbTimer>),
+    ) {
+        while let Some((t, timer)) = fx.pop_earliest() {
+            if t > until {
+                break;
+            }
+            b.on_timer(t, timer, fx);
+            while let Some(p) = b.poll_probe() {
+                if answers(t, &p) {
+                    b.probe_answered(t, p.server as usize, p.seq, true, fx);
+                }
+            }
+            after(t, b, fx);
+        }
+    }
+
     #[test]
     fn round_robin_skips_a_removed_server_and_spreads_its_share() {
         let mut b = lb(4, Policy::RoundRobin);
@@ -700,18 +723,17 @@ mod tests {
         );
         // Run the timers to 30 s, answering every probe at once with "passed".
         let mut back_at = None;
-        while let Some((t, timer)) = fx.pop_earliest() {
-            if t > 30 * SECONDS {
-                break;
-            }
-            b.on_timer(t, timer, &mut fx);
-            while let Some(p) = b.poll_probe() {
-                b.probe_answered(t, p.server as usize, p.seq, true, &mut fx);
-            }
-            if back_at.is_none() && b.state(0) == ServerState::InRotation {
-                back_at = Some(t);
-            }
-        }
+        run_probes(
+            &mut b,
+            &mut fx,
+            30 * SECONDS,
+            |_, _| true,
+            |t, b, _| {
+                if back_at.is_none() && b.state(0) == ServerState::InRotation {
+                    back_at = Some(t);
+                }
+            },
+        );
         // Probes at 5, 10, 15, 20 s: the hold ends at 16 s, the 20 s probe reinstates.
         assert_eq!(back_at, Some(20 * SECONDS));
         assert_eq!(b.poll_event(), Some(LbEvent::Reinstated { server: 0 }));
@@ -748,18 +770,9 @@ mod tests {
         let mut fx = Recorder::default();
         b.start(0, &mut fx);
         let mut failed_at = None;
-        while let Some((t, timer)) = fx.pop_earliest() {
-            if t > 120 * SECONDS {
-                break;
-            }
-            b.on_timer(t, timer, &mut fx);
-            while let Some(p) = b.poll_probe() {
-                // Server 5 never answers its probe of 20 s (its fourth); the rest pass.
-                let silent = p.server == 5 && t == 20 * SECONDS;
-                if !silent {
-                    b.probe_answered(t, p.server as usize, p.seq, true, &mut fx);
-                }
-            }
+        // Server 5 never answers its probe of 20 s (its fourth); the rest pass.
+        let answers = |t, p: &ProbeRequest| !(p.server == 5 && t == 20 * SECONDS);
+        run_probes(&mut b, &mut fx, 120 * SECONDS, answers, |t, b, fx| {
             if failed_at.is_none() && b.removals(5) > 0 {
                 failed_at = Some(t);
             }
@@ -772,7 +785,7 @@ mod tests {
                 outstanding <= 1,
                 "{outstanding} probe-timeout timers at {t}"
             );
-        }
+        });
         assert_eq!(failed_at, Some(80 * SECONDS));
         assert_eq!(b.probes_failed, 1);
         assert_eq!(b.removals(5), 1);
