@@ -201,10 +201,14 @@ pub fn farm_scenario(
     s
 }
 
-/// Figures of the farm scaling benchmark: one server, then a farm of `servers`.
+/// Figures of the farm scaling benchmark: one server, a farm of one (for more than one
+/// server), then a farm of `servers`.
 #[derive(Clone, Debug)]
 pub struct FarmScaling {
     pub single: BenchFigures,
+    /// The same server alone behind the farm's front end (balancer, clients, the users'
+    /// statistics): what a farm costs before it has a second server.
+    pub farm_of_one: Option<BenchFigures>,
     pub farm: BenchFigures,
     pub servers: u32,
 }
@@ -214,9 +218,17 @@ impl FarmScaling {
     pub fn cost_ratio(&self) -> f64 {
         self.farm.wall_seconds / (self.servers as f64 * self.single.wall_seconds)
     }
+
+    /// The farm's wall time over `servers` × a farm of one's, if one was timed.
+    pub fn cost_ratio_to_farm_of_one(&self) -> Option<f64> {
+        self.farm_of_one
+            .as_ref()
+            .map(|f1| self.farm.wall_seconds / (self.servers as f64 * f1.wall_seconds))
+    }
 }
 
-/// Runs one server and then a farm of `servers`, each server seeing `requests` requests.
+/// Runs one server, a farm of one (when `servers` > 1) and a farm of `servers`, each
+/// server seeing `requests` requests.
 pub fn run_farm_scaling(
     server: BenchServer,
     servers: u32,
@@ -225,9 +237,12 @@ pub fn run_farm_scaling(
     seed: u64,
 ) -> FarmScaling {
     let single = run_figures(&server.scenario(rho, requests, seed));
+    let farm_of_one =
+        (servers > 1).then(|| run_figures(&farm_scenario(server, 1, rho, requests, seed)));
     let farm = run_figures(&farm_scenario(server, servers, rho, requests, seed));
     FarmScaling {
         single,
+        farm_of_one,
         farm,
         servers,
     }

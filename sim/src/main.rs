@@ -133,7 +133,8 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
         /// Instead, time a farm of N servers (N times the load, REQUESTS each) against
-        /// one server: the cost should grow N times. Three kinds of server: the M/M/16/1000
+        /// one server and against a farm of one: the cost should grow N times. Three kinds
+        /// of server: the M/M/16/1000
         /// reduction on dedicated processors, the same server on the shared CPU scheduler,
         /// and a seed-003 page server behind farm-cascade.toml's balancer and clients.
         #[arg(long)]
@@ -637,8 +638,11 @@ fn cmd_bench(requests: u64, rho: f64, repeat: u32, farm: Option<u32>) -> ExitCod
             let mut best: Option<w3sim::bench::FarmScaling> = None;
             for i in 0..repeat.max(1) {
                 let f = w3sim::bench::run_farm_scaling(kind, n, rho, requests, 42 + i as u64);
+                let one = f.farm_of_one.as_ref().map_or(String::new(), |f1| {
+                    format!(", farm of 1 {:.3} s", f1.wall_seconds)
+                });
                 println!(
-                    "  run {}: one server {:.3} s ({} events), farm of {n} {:.3} s ({} events): {:.2}x one server's cost per server",
+                    "  run {}: one server {:.3} s ({} events){one}, farm of {n} {:.3} s ({} events): {:.2}x one server's cost per server",
                     i + 1,
                     f.single.wall_seconds,
                     f.single.events,
@@ -653,6 +657,11 @@ fn cmd_bench(requests: u64, rho: f64, repeat: u32, farm: Option<u32>) -> ExitCod
                         if f.single.wall_seconds < b.single.wall_seconds {
                             b.single = f.single;
                         }
+                        if let (Some(f1), Some(b1)) = (&f.farm_of_one, &b.farm_of_one)
+                            && f1.wall_seconds < b1.wall_seconds
+                        {
+                            b.farm_of_one = f.farm_of_one;
+                        }
                         if f.farm.wall_seconds < b.farm.wall_seconds {
                             b.farm = f.farm;
                         }
@@ -661,8 +670,15 @@ fn cmd_bench(requests: u64, rho: f64, repeat: u32, farm: Option<u32>) -> ExitCod
                 });
             }
             let b = best.expect("at least one run");
+            let vs_one = match (b.cost_ratio_to_farm_of_one(), &b.farm_of_one) {
+                (Some(r), Some(f1)) => format!(
+                    " and {:.1}x a farm of one ({r:.2}x per server)",
+                    b.farm.wall_seconds / f1.wall_seconds
+                ),
+                _ => String::new(),
+            };
             println!(
-                "best: a farm of {n} costs {:.1}x one server ({:.2}x per server); {:.0} vs {:.0} events/s",
+                "best: a farm of {n} costs {:.1}x one server ({:.2}x per server){vs_one}; {:.0} vs {:.0} events/s",
                 b.farm.wall_seconds / b.single.wall_seconds,
                 b.cost_ratio(),
                 b.farm.events_per_second,

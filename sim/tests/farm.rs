@@ -606,6 +606,30 @@ fn the_farm_benchmark_gives_each_server_the_single_servers_load() {
     }
 }
 
+/// `bench --farm N` times a farm of one as well (the README's second ratio), with the
+/// same requests as the single server; `--farm 1` does not time it twice.
+#[test]
+fn the_farm_benchmark_also_times_a_farm_of_one() {
+    use w3sim::bench::{BenchServer, run_farm_scaling};
+    let f = run_farm_scaling(BenchServer::Dedicated, 2, 0.9, 5_000, 7);
+    let one = f
+        .farm_of_one
+        .as_ref()
+        .expect("a farm of one for two servers");
+    assert_eq!(
+        one.requests, f.single.requests,
+        "the same arrivals, one front end"
+    );
+    assert!((f.farm.requests as f64 / (2 * f.single.requests) as f64 - 1.0).abs() < 0.05);
+    let r = f.cost_ratio_to_farm_of_one().expect("a ratio");
+    assert!(r.is_finite() && r > 0.0);
+    assert!(
+        run_farm_scaling(BenchServer::Dedicated, 1, 0.9, 1_000, 7)
+            .farm_of_one
+            .is_none()
+    );
+}
+
 /// `w3sim check` warns when the balancer's probes ask for a page slow enough (against
 /// the probe timeout) to fail under load and hold servers out — the trap the farm
 /// benchmark fell into — and stays quiet for the cascade's 200 µs health page.
