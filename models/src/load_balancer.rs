@@ -174,6 +174,11 @@ pub struct LoadBalancer<R> {
     pub probes_failed: u64,
 }
 
+/// Whether probe (server, seq) is still out: not answered and not timed out.
+fn probe_out(members: &[Member]) -> impl Fn((u16, u32)) -> bool + '_ {
+    |(s, q)| members[s as usize].probe_pending == Some(q)
+}
+
 impl<R: Rng> LoadBalancer<R> {
     pub fn new(cfg: LbConfig, rng: R) -> Self {
         let n = cfg.servers.max(1);
@@ -483,7 +488,7 @@ impl<R: Rng> LoadBalancer<R> {
                         now + self.cfg.probe_timeout_ns,
                         (i as u16, seq),
                         out + self.probes.len(),
-                        |(s, q)| members[s as usize].probe_pending == Some(q),
+                        probe_out(members),
                     ) {
                         fx.at(t, LbTimer::ProbeTimeouts);
                     }
@@ -492,19 +497,16 @@ impl<R: Rng> LoadBalancer<R> {
             }
             LbTimer::ProbeTimeouts => {
                 self.probe_deadlines.fired();
-                while let Some((server, _)) = self.probe_deadlines.pop_due(now, |(s, q)| {
-                    self.members[s as usize].probe_pending == Some(q)
-                }) {
+                while let Some((server, _)) =
+                    self.probe_deadlines.pop_due(now, probe_out(&self.members))
+                {
                     let s = server as usize;
                     self.members[s].probe_pending = None;
                     self.probes_failed += 1;
                     self.fail(now, s, "probe timed out", fx);
                 }
                 let members = &self.members;
-                if let Some(t) = self
-                    .probe_deadlines
-                    .rearm(|(s, q)| members[s as usize].probe_pending == Some(q))
-                {
+                if let Some(t) = self.probe_deadlines.rearm(probe_out(members)) {
                     fx.at(t, LbTimer::ProbeTimeouts);
                 }
             }
