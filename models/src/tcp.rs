@@ -250,8 +250,15 @@ impl Tcp {
 
     /// An incoming connection (to port 80: no ephemeral port) is accepted.
     pub fn incoming_open(&mut self, now: SimTime) {
+        self.incoming_open_many(now, 1);
+    }
+
+    /// `n` incoming connections are established at once (the clients' keep-alive
+    /// connections at the start of a run).
+    pub fn incoming_open_many(&mut self, now: SimTime, n: u64) {
         self.advance(now);
-        self.established.inc(self.clock);
+        let v = self.established.get() + n;
+        self.established.set(self.clock, v);
     }
 
     /// An incoming connection ends. `server_closed`: the server closed first (e.g. an idle

@@ -1148,9 +1148,8 @@ impl<'a> Simulation<'a> {
             self.cal.schedule(self.scn.warmup.0, Ev::WarmupEnd);
         }
         if self.scn.tcp.incoming_keep_alive {
-            for _ in 0..self.scn.tcp.incoming_keep_alive_connections {
-                self.server.out.tcp.incoming_open(0);
-            }
+            let n = self.scn.tcp.incoming_keep_alive_connections;
+            self.server.out.tcp.incoming_open_many(0, n.into());
         }
         if let Some(r) = &self.scn.gc.cache_reload {
             self.cal.schedule(r.at.0, Ev::CacheReload);

@@ -237,3 +237,95 @@ fn a_bad_value_in_a_list_element_is_reported_once_not_again_as_missing() {
         d.message
     );
 }
+
+/// The numeric settings `w3sim show-defaults` lists (list elements left out), with the
+/// largest value worth trying: `u32::MAX` for integers, 1e300 for real numbers.
+fn numeric_settings() -> Vec<(String, &'static str)> {
+    let out = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .arg("show-defaults")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut keys = Vec::new();
+    for w in lines.windows(2) {
+        let Some((key, _)) = w[0].split_once(" = ") else {
+            continue;
+        };
+        let Some(unit) = w[1].strip_prefix("    unit: ") else {
+            continue;
+        };
+        if key.starts_with(' ') || key.contains("[]") || key == "seed" {
+            continue;
+        }
+        let big = if unit.starts_with("integer") || unit.starts_with("port") || unit == "count" {
+            "4294967295"
+        } else if unit.starts_with("number") || unit.starts_with("percent") {
+            "1e300"
+        } else {
+            continue;
+        };
+        keys.push((key.to_string(), big));
+    }
+    keys
+}
+
+/// Every integer or number setting, at 0 and at the largest value its type holds, either
+/// runs or is refused with a clear error and exit code 2: never a panic (an arithmetic
+/// overflow in this debug build) nor an allocation the machine cannot make (seed 000's
+/// worker threads, the NIC's rings and each frame are simulated one by one).
+#[test]
+fn every_numeric_setting_at_zero_and_at_its_largest_value_runs_or_is_refused() {
+    let keys = numeric_settings();
+    assert!(
+        keys.len() >= 25,
+        "show-defaults lists {} numeric settings",
+        keys.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases = Vec::new();
+    for (key, big) in &keys {
+        for value in ["0", big] {
+            for scenario in ["queue-full-burst.toml", "farm-cascade.toml"] {
+                cases.push((key.clone(), value, scenario));
+            }
+        }
+    }
+    let failures = std::sync::Mutex::new(Vec::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for w in 0..2 {
+            let (cases, failures, next, dir) = (&cases, &failures, &next, dir.path());
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((key, value, scenario)) = cases.get(i) else {
+                        break;
+                    };
+                    let out = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+                        .arg("run")
+                        .arg(common::experiment(scenario))
+                        .args(["-q", "--out"])
+                        .arg(dir.join(format!("w{w}")))
+                        .args(["--set", "duration=\"2s\"", "--set", "warmup=\"0s\""])
+                        .args(["--set", "nic.enabled=true"])
+                        .args(["--set", "tcp.incoming_keep_alive=true"])
+                        .args(["--set", &format!("{key}={value}")])
+                        .output()
+                        .unwrap();
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let code = out.status.code();
+                    let refused_clearly = code == Some(2) && stderr.contains(key.as_str());
+                    if !(code == Some(0) || refused_clearly) {
+                        failures.lock().unwrap().push(format!(
+                            "{key}={value} on {scenario}: exit {code:?}: {}",
+                            stderr.lines().take(3).collect::<Vec<_>>().join(" | ")
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -15,6 +15,15 @@ use w3sim_models::dist::Dist;
 
 use self::units::{CountDist, Duration, DurationDist, Rate, Size, SizeDist};
 
+/// The most kernel delayed worker threads of each kind (`afd.max_dynamic_workers`,
+/// `afd.additional_delayed_worker_threads`) a scenario may ask for.
+pub const MAX_DELAYED_WORKERS: u32 = 4096;
+/// The most RSS receive queues (`nic.rss_queues`): an RSS indirection table has at most
+/// 128 entries.
+pub const MAX_RSS_QUEUES: u32 = 128;
+/// The most frames one request arrives in (`nic.packets_per_request`).
+pub const MAX_PACKETS_PER_REQUEST: u32 = 65535;
+
 /// A whole scenario, as written in a `.toml` file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -571,7 +580,7 @@ impl ThreadPool {
     /// The effective maximum.
     pub fn max_threads(&self, cpus: u32) -> u32 {
         if self.max_worker_threads == 0 {
-            100 * cpus
+            cpus.saturating_mul(100)
         } else {
             self.max_worker_threads
         }
@@ -1380,6 +1389,45 @@ impl Scenario {
                 format!("must be 1–4096, got {}", self.cpu.logical_processors),
             );
         }
+        // Each worker and each receive ring is simulated, so these size the run's memory:
+        // bounded well above any real configuration, never by what the machine can allocate.
+        for (key, n) in [
+            ("afd.max_dynamic_workers", self.afd.max_dynamic_workers),
+            (
+                "afd.additional_delayed_worker_threads",
+                self.afd.additional_delayed_worker_threads,
+            ),
+        ] {
+            if n > MAX_DELAYED_WORKERS {
+                bad(
+                    key.into(),
+                    format!(
+                        "w3sim accepts 0–{MAX_DELAYED_WORKERS} threads, got {n} (the Windows 2000 \
+                         registry reference gives 0–16 for AdditionalDelayedWorkerThreads)"
+                    ),
+                );
+            }
+        }
+        if !(1..=MAX_RSS_QUEUES).contains(&self.nic.rss_queues) {
+            bad(
+                "nic.rss_queues".into(),
+                format!(
+                    "must be 1–{MAX_RSS_QUEUES} (RSS spreads flows through an indirection table of \
+                     at most 128 entries), got {}",
+                    self.nic.rss_queues
+                ),
+            );
+        }
+        if !(1..=MAX_PACKETS_PER_REQUEST).contains(&self.nic.packets_per_request) {
+            bad(
+                "nic.packets_per_request".into(),
+                format!(
+                    "must be 1–{MAX_PACKETS_PER_REQUEST} frames (about 95 MB at a 1460-byte MSS; \
+                     each frame is simulated), got {}",
+                    self.nic.packets_per_request
+                ),
+            );
+        }
         let q = self.http_sys.queue_length;
         if !(10..=65535).contains(&q) {
             bad(
@@ -1387,7 +1435,9 @@ impl Scenario {
                 format!("IIS accepts queueLength 10–65535, got {q}"),
             );
         }
-        let cpus = self.cpu.logical_processors.max(1);
+        // An out-of-range processor count is reported above; the pool's limits are checked
+        // against the nearest valid one (no second error for the same mistake).
+        let cpus = self.cpu.logical_processors.clamp(1, 4096);
         let tp = &self.thread_pool;
         if tp.max_threads(cpus) > 32767 {
             bad(
@@ -1487,10 +1537,16 @@ impl Scenario {
         let t = &self.tcp;
         if t.dynamic_port_count < 255
             || t.dynamic_port_start < 1025
-            || t.dynamic_port_start + t.dynamic_port_count > 65536
+            || u64::from(t.dynamic_port_start) + u64::from(t.dynamic_port_count) > 65536
         {
+            // Blame the start when it cannot begin any valid range, the count otherwise.
+            let key = if !(1025..=65536 - 255).contains(&t.dynamic_port_start) {
+                "tcp.dynamic_port_start"
+            } else {
+                "tcp.dynamic_port_count"
+            };
             bad(
-                "tcp.dynamic_port_count".into(),
+                key.into(),
                 format!(
                     "netsh accepts a range of at least 255 ports from 1025 up to 65535, got {} ports from {}",
                     t.dynamic_port_count, t.dynamic_port_start

@@ -685,13 +685,13 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "afd.max_dynamic_workers",
-        "integer",
+        "integer 0–4096",
         "-",
         "Dynamic kernel worker threads of the delayed work queue, at priority 12. Default 16 (DOMAIN §2.1)."
     ),
     s!(
         "afd.additional_delayed_worker_threads",
-        "integer",
+        "integer 0–4096",
         "HKLM\\SYSTEM\\…\\Executive\\AdditionalDelayedWorkerThreads",
         "More delayed worker threads (seed 000: did not help while a lock was the bottleneck). Default 0."
     ),
@@ -733,7 +733,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "nic.rss_queues",
-        "integer",
+        "integer 1–128",
         "Set-NetAdapterRss -NumberOfReceiveQueues",
         "Receive queues, each with a ring and a DPC (RSS). Default 2 (DOMAIN §1)."
     ),
@@ -751,7 +751,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "nic.packets_per_request",
-        "integer",
+        "integer 1–65535",
         "-",
         "Frames per request. Default 1."
     ),
