@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use proptest::prelude::*;
@@ -238,36 +239,48 @@ fn a_bad_value_in_a_list_element_is_reported_once_not_again_as_missing() {
     );
 }
 
-/// The numeric settings `w3sim show-defaults` lists (list elements left out), with the
-/// largest value worth trying: `u32::MAX` for integers, 1e300 for real numbers.
-fn numeric_settings() -> Vec<(String, &'static str)> {
+/// The settings `w3sim show-defaults` lists (list elements and the seed left out), with
+/// their unit.
+fn settings() -> Vec<(String, String)> {
     let out = Command::new(env!("CARGO_BIN_EXE_w3sim"))
         .arg("show-defaults")
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    let mut keys = Vec::new();
-    for w in lines.windows(2) {
-        let Some((key, _)) = w[0].split_once(" = ") else {
-            continue;
-        };
-        let Some(unit) = w[1].strip_prefix("    unit: ") else {
-            continue;
-        };
-        if key.starts_with(' ') || key.contains("[]") || key == "seed" {
-            continue;
+    lines
+        .windows(2)
+        .filter_map(|w| {
+            let (key, _) = w[0].split_once(" = ")?;
+            let unit = w[1].strip_prefix("    unit: ")?;
+            (!key.starts_with(' ') && !key.contains("[]") && key != "seed")
+                .then(|| (key.to_string(), unit.to_string()))
+        })
+        .collect()
+}
+
+/// Runs every case (scenario, the key under test, its `--set`s) on two threads and
+/// fails with every case that neither ran nor was refused clearly.
+fn all_run_or_are_refused(cases: &[(&str, String, Vec<String>)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let failures = std::sync::Mutex::new(Vec::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for w in 0..2 {
+            let (failures, next, out) = (&failures, &next, dir.path().join(format!("w{w}")));
+            s.spawn(move || {
+                while let Some((scenario, key, sets)) =
+                    cases.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    if let Some(f) = runs_or_is_refused(scenario, key, sets, &out) {
+                        failures.lock().unwrap().push(f);
+                    }
+                }
+            });
         }
-        let big = if unit.starts_with("integer") || unit.starts_with("port") || unit == "count" {
-            "4294967295"
-        } else if unit.starts_with("number") || unit.starts_with("percent") {
-            "1e300"
-        } else {
-            continue;
-        };
-        keys.push((key.to_string(), big));
-    }
-    keys
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Every integer or number setting, at 0 and at the largest value its type holds, either
@@ -276,56 +289,116 @@ fn numeric_settings() -> Vec<(String, &'static str)> {
 /// worker threads, the NIC's rings and each frame are simulated one by one).
 #[test]
 fn every_numeric_setting_at_zero_and_at_its_largest_value_runs_or_is_refused() {
-    let keys = numeric_settings();
-    assert!(
-        keys.len() >= 25,
-        "show-defaults lists {} numeric settings",
-        keys.len()
-    );
-    let dir = tempfile::tempdir().unwrap();
     let mut cases = Vec::new();
-    for (key, big) in &keys {
+    for (key, unit) in settings() {
+        let big = if unit.starts_with("integer") || unit.starts_with("port") || unit == "count" {
+            "4294967295"
+        } else if unit.starts_with("number") || unit.starts_with("percent") {
+            "1e300"
+        } else {
+            continue;
+        };
         for value in ["0", big] {
             for scenario in ["queue-full-burst.toml", "farm-cascade.toml"] {
-                cases.push((key.clone(), value, scenario));
+                let sets = vec![
+                    "nic.enabled=true".to_string(),
+                    "tcp.incoming_keep_alive=true".to_string(),
+                    format!("{key}={value}"),
+                ];
+                cases.push((scenario, key.clone(), sets));
             }
         }
     }
-    let failures = std::sync::Mutex::new(Vec::new());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for w in 0..2 {
-            let (cases, failures, next, dir) = (&cases, &failures, &next, dir.path());
-            s.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((key, value, scenario)) = cases.get(i) else {
-                        break;
-                    };
-                    let out = Command::new(env!("CARGO_BIN_EXE_w3sim"))
-                        .arg("run")
-                        .arg(common::experiment(scenario))
-                        .args(["-q", "--out"])
-                        .arg(dir.join(format!("w{w}")))
-                        .args(["--set", "duration=\"2s\"", "--set", "warmup=\"0s\""])
-                        .args(["--set", "nic.enabled=true"])
-                        .args(["--set", "tcp.incoming_keep_alive=true"])
-                        .args(["--set", &format!("{key}={value}")])
-                        .output()
-                        .unwrap();
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    let code = out.status.code();
-                    let refused_clearly = code == Some(2) && stderr.contains(key.as_str());
-                    if !(code == Some(0) || refused_clearly) {
-                        failures.lock().unwrap().push(format!(
-                            "{key}={value} on {scenario}: exit {code:?}: {}",
-                            stderr.lines().take(3).collect::<Vec<_>>().join(" | ")
-                        ));
-                    }
-                }
-            });
+    assert!(cases.len() >= 100, "{} cases", cases.len());
+    all_run_or_are_refused(&cases);
+}
+
+/// Every duration setting at 0s and at 1ns runs or is refused: a period so short that a
+/// run would never end (the URI scavenger, the balancer's probes, a valve's sampling, a
+/// cache reload) is refused with its accepted range.
+#[test]
+fn every_duration_setting_at_zero_and_at_one_nanosecond_runs_or_is_refused() {
+    let mut cases = Vec::new();
+    for (key, unit) in settings() {
+        if !unit.starts_with("duration") || unit.starts_with("duration distribution") {
+            continue;
         }
-    });
-    let failures = failures.into_inner().unwrap();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+        if key == "duration" || key == "warmup" {
+            continue;
+        }
+        for value in ["0s", "1ns"] {
+            for scenario in ["queue-full-burst.toml", "farm-cascade.toml"] {
+                let sets = vec!["nic.enabled=true".to_string(), format!("{key}=\"{value}\"")];
+                cases.push((scenario, key.clone(), sets));
+            }
+        }
+    }
+    assert!(cases.len() >= 100, "{} cases", cases.len());
+    for value in ["0s", "1ns"] {
+        cases.push((
+            "valve-sampling-lag.toml",
+            "valves[0].period".into(),
+            vec![format!("valves[0].period=\"{value}\"")],
+        ));
+        cases.push((
+            "gc-cache-reload.toml",
+            "gc.cache_reload.every".into(),
+            vec![format!(
+                "gc.cache_reload={{ at = \"1s\", every = \"{value}\", size = \"1GB\" }}"
+            )],
+        ));
+    }
+    all_run_or_are_refused(&cases);
+}
+
+/// More events than any shipped scenario takes in 2 simulated seconds, by far.
+const MAX_EVENTS: u64 = 20_000_000;
+
+/// Runs `w3sim run SCENARIO` for 2 simulated seconds with `sets`; `None` when it
+/// finished with exit code 0, or 2 and an error naming `key`; otherwise what went wrong.
+/// A run still going after two minutes (each takes well under a second) is stopped and
+/// reported: a period so short that the run would never end.
+fn runs_or_is_refused(scenario: &str, key: &str, sets: &[String], out: &Path) -> Option<String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .arg("run")
+        .arg(common::experiment(scenario))
+        .args(["-q", "--out"])
+        .arg(out)
+        .args(["--set", "duration=\"2s\"", "--set", "warmup=\"0s\""])
+        .args(sets.iter().flat_map(|s| ["--set", s.as_str()]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(120) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return Some(format!("{sets:?} on {scenario}: still running after 120 s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let code = status.code();
+    if code == Some(0) {
+        // Two simulated seconds take tens of thousands of events; hundreds of millions
+        // mean a period too short to simulate (the run ends, but only after minutes).
+        let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+        let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+        let events = summary["events"].as_u64().unwrap();
+        (events > MAX_EVENTS)
+            .then(|| format!("{sets:?} on {scenario}: {events} events in 2 simulated seconds"))
+    } else if code == Some(2) && stderr.contains(key) {
+        None
+    } else {
+        Some(format!(
+            "{sets:?} on {scenario}: exit {code:?}: {}",
+            stderr.lines().take(3).collect::<Vec<_>>().join(" | ")
+        ))
+    }
 }

@@ -23,6 +23,8 @@ pub const MAX_DELAYED_WORKERS: u32 = 4096;
 pub const MAX_RSS_QUEUES: u32 = 128;
 /// The most frames one request arrives in (`nic.packets_per_request`).
 pub const MAX_PACKETS_PER_REQUEST: u32 = 65535;
+const MILLISECOND_NS: u64 = 1_000_000;
+const SECOND_NS: u64 = 1_000_000_000;
 
 /// A whole scenario, as written in a `.toml` file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -1466,10 +1468,13 @@ impl Scenario {
             );
         }
         if let Some(r) = &self.gc.cache_reload {
-            if r.every.0 == 0 {
+            if r.every.0 < SECOND_NS {
                 bad(
                     "gc.cache_reload.every".into(),
-                    "must be longer than 0s".into(),
+                    format!(
+                        "must be at least 1s (a whole cache reloaded), got {}",
+                        r.every
+                    ),
                 );
             }
         }
@@ -1506,10 +1511,10 @@ impl Scenario {
                     format!("a valve reads one of: {}{help}", VALVE_COUNTERS.join(", ")),
                 );
             }
-            if v.period.0 == 0 {
+            if v.period.0 < MILLISECOND_NS {
                 bad(
                     format!("valves[{i}].period"),
-                    "must be longer than 0s".into(),
+                    format!("must be at least 1ms, got {}", v.period),
                 );
             }
             if v.open_below > v.close_above {
@@ -1665,6 +1670,26 @@ impl Scenario {
             }
         }
         let lb = &self.load_balancer;
+        if lb.probe_interval.0 > 0 && lb.probe_interval.0 < MILLISECOND_NS {
+            bad(
+                "load_balancer.probe_interval".into(),
+                format!(
+                    "must be 0s (no probes) or at least 1ms, got {}",
+                    lb.probe_interval
+                ),
+            );
+        }
+        let k = &self.kernel_cache;
+        if k.uri_scavenger_period.0 > 0 && k.uri_scavenger_period.0 < SECOND_NS {
+            bad(
+                "kernel_cache.uri_scavenger_period".into(),
+                format!(
+                    "must be 0s (no scavenger) or at least 1s (UriScavengerPeriod is a number of \
+                     seconds), got {}",
+                    k.uri_scavenger_period
+                ),
+            );
+        }
         if lb.probe_interval.0 > 0 && lb.probe_timeout.0 == 0 {
             bad(
                 "load_balancer.probe_timeout".into(),

@@ -354,7 +354,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "gc.cache_reload",
-        "{ at = duration, every = duration, size = size }",
+        "{ at = duration, every = duration (>= 1s), size = size }",
         "-",
         "A periodic in-memory cache rebuild that allocates `size` of long-lived objects (seed 003: GC during the reload queued ~1000 requests)."
     ),
@@ -529,7 +529,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "kernel_cache.uri_scavenger_period",
-        "duration",
+        "duration (0s: no scavenger, else >= 1s)",
         "UriScavengerPeriod",
         "The scavenger evicts entries not hit since its previous pass, so an unused entry lives 1–2 periods. Default 120 s."
     ),
@@ -769,7 +769,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "valves",
-        "list of { counter, period, close_above, open_below, action = \"skip_outgoing_calls\" }",
+        "list of { counter, period (>= 1ms), close_above, open_below, action = \"skip_outgoing_calls\" }",
         "-",
         "Control loops inside the application (seed 003's valve: read ASP.NET\\Requests Queued once a second, stop starting outgoing calls above 2000, resume below). The counter is ASP.NET\\Requests Queued, ASP.NET\\Requests Current, System.Runtime\\ThreadPool Queue Length, w3sim\\HTTP.SYS Outstanding Requests or w3sim\\Ports In TIME_WAIT."
     ),
@@ -787,7 +787,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "load_balancer.probe_interval",
-        "duration (0s: no probes)",
+        "duration (0s: no probes, else >= 1ms)",
         "health monitor interval",
         "Every interval the balancer sends a probe request to each server (one outstanding at a time). Default 5 s (assumption: F5's default HTTP monitor interval); seed 003: a removed server is \"reinstated when the load balancer does its next ping\"."
     ),
