@@ -114,11 +114,20 @@ impl Limits {
         l
     }
 
-    /// [`Limits::from_scenario_toml`] on `DIR/scenario.toml` (defaults when absent).
-    pub fn from_run_dir(dir: &Path) -> Self {
-        std::fs::read_to_string(dir.join("scenario.toml"))
-            .map(|t| Self::from_scenario_toml(&t))
-            .unwrap_or_default()
+    /// [`Limits::from_scenario_toml`] on `DIR/scenario.toml` (defaults when absent); a
+    /// file that is there but not TOML is an error, not silently the defaults.
+    pub fn from_run_dir(dir: &Path) -> Result<Self, String> {
+        let path = dir.join("scenario.toml");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(Self::default());
+        };
+        text.parse::<toml::Table>().map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map_or((1, 1), |s| crate::scenario::load::line_col(&text, s.start));
+            format!("{}:{line}:{col}: not TOML: {}", path.display(), e.message())
+        })?;
+        Ok(Self::from_scenario_toml(&text))
     }
 }
 
@@ -773,15 +782,17 @@ pub fn read_events(dir: &Path) -> Result<Vec<Event>, String> {
 
 /// Runs the detector over an existing `timeseries.csv`.
 pub fn detect_file(path: &Path, limits: Limits) -> Result<Vec<Incident>, String> {
-    let (mut r, headers) = crate::output::open_csv(path)?;
+    let (mut r, headers) = crate::output::open_timeseries(path)?;
     let names: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut d = Detector::standalone(limits);
     d.columns(&names).map_err(|e| e.to_string())?;
     let mut row = Vec::with_capacity(names.len());
+    let mut cells = Vec::with_capacity(names.len());
     for rec in r.records() {
         let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::output::timeseries_row(path, &headers, &rec, &mut cells)?;
         row.clear();
-        row.extend(rec.iter().map(|s| s.trim().parse::<f64>().unwrap_or(0.0)));
+        row.extend(cells.iter().map(|c| c.unwrap_or(0.0)));
         d.row(&row).map_err(|e| e.to_string())?;
     }
     Ok(d.finish_incidents())
@@ -790,7 +801,7 @@ pub fn detect_file(path: &Path, limits: Limits) -> Result<Vec<Incident>, String>
 /// The incidents of a run directory: its `timeseries.csv` with the limits of its
 /// `scenario.toml`, and its `events.csv` when present.
 pub fn detect_run_dir(dir: &Path) -> Result<Vec<Incident>, String> {
-    let limits = Limits::from_run_dir(dir);
+    let limits = Limits::from_run_dir(dir)?;
     let mut v = detect_file(&dir.join("timeseries.csv"), limits.clone())?;
     let mut d = Detector::standalone(limits);
     for e in read_events(dir)? {

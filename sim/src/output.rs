@@ -119,6 +119,52 @@ pub fn write_summary(dir: &Path, summary: &Summary) -> io::Result<()> {
     write_atomic(&dir.join("summary.json"), &summary.to_json(true))
 }
 
+/// Opens a run's `timeseries.csv` (or a server's, in a farm) and reads its header row: the
+/// first column must be `time_s`, which tells a w3sim time series from any other CSV.
+pub fn open_timeseries(path: &Path) -> Result<(csv::Reader<File>, Vec<String>), String> {
+    let (r, headers) = open_csv(path)?;
+    match headers.first() {
+        Some(h) if h == "time_s" => Ok((r, headers)),
+        first => Err(format!(
+            "{}: not a w3sim time series: its first column is {}, expected `time_s`",
+            path.display(),
+            first.map_or("missing".to_string(), |h| format!("`{h}`"))
+        )),
+    }
+}
+
+/// The numbers of one row of a time series (`line` is the row's line in the file): an
+/// empty cell (a counter with nothing to report) is `None`; anything else that is not a
+/// number is an error naming the file, the line and the column.
+pub fn timeseries_row(
+    path: &Path,
+    headers: &[String],
+    rec: &csv::StringRecord,
+    out: &mut Vec<Option<f64>>,
+) -> Result<(), String> {
+    out.clear();
+    let line = rec.position().map_or(0, |p| p.line());
+    for (k, cell) in rec.iter().enumerate() {
+        let cell = cell.trim();
+        if cell.is_empty() {
+            out.push(None);
+            continue;
+        }
+        match cell.parse::<f64>() {
+            Ok(v) => out.push(Some(v)),
+            Err(_) => {
+                return Err(format!(
+                    "{}:{line}: column {} (`{}`): `{cell}` is not a number",
+                    path.display(),
+                    k + 1,
+                    headers.get(k).map_or("?", String::as_str)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Opens a CSV output (`timeseries.csv`, `points.csv`) and reads its header row; errors
 /// name the file.
 pub fn open_csv(path: &Path) -> Result<(csv::Reader<File>, Vec<String>), String> {

@@ -682,3 +682,87 @@ fn cli_plot_explain_report_export_and_compare() {
     let (ok, _, _) = w3sim(&["plot", d, "--slo", "503_rate"]);
     assert!(!ok);
 }
+
+/// A damaged run directory is bad input for every command that reads one: exit code 2
+/// and an error naming the file (and the line and column where there is one), never a
+/// picture or a story of a run that is not there.
+#[test]
+fn damaged_run_directories_are_refused_with_the_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good");
+    let scn = experiment("queue-full-burst.toml");
+    let (ok, _, err) = w3sim(&[
+        "run",
+        scn.to_str().unwrap(),
+        "--duration",
+        "20s",
+        "-q",
+        "--out",
+        good.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let damaged = |name: &str, file: &str, edit: &dyn Fn(String) -> String| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["timeseries.csv", "scenario.toml", "summary.json"] {
+            std::fs::copy(good.join(f), dir.join(f)).unwrap();
+        }
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        std::fs::write(dir.join(file), edit(text)).unwrap();
+        dir
+    };
+    let exit_code = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // Not a w3sim time series at all.
+    let other = damaged("other", "timeseries.csv", &|_| "a,b\n1,2\n".into());
+    // A cell that is not a number: row 5 of the file, second column.
+    let cell = damaged("cell", "timeseries.csv", &|t| {
+        let mut lines: Vec<String> = t.lines().map(str::to_string).collect();
+        let mut cells: Vec<&str> = lines[4].split(',').collect();
+        cells[1] = "abc";
+        lines[4] = cells.join(",");
+        lines.join("\n") + "\n"
+    });
+    // A scenario.toml cut short, and a summary.json that is not JSON.
+    let toml = damaged("toml", "scenario.toml", &|t| t + "[http_sys\n");
+    let json = damaged("json", "summary.json", &|_| "{".into());
+    let toml_line = std::fs::read_to_string(toml.join("scenario.toml"))
+        .unwrap()
+        .lines()
+        .count();
+    for (dir, needle) in [
+        (&other, "timeseries.csv: not a w3sim time series".to_string()),
+        (
+            &cell,
+            "timeseries.csv:5: column 2 (`HTTP Service Request Queues\\ArrivalRate`): `abc` is not a number"
+                .to_string(),
+        ),
+        (&toml, format!("scenario.toml:{toml_line}:")),
+    ] {
+        let d = dir.to_str().unwrap();
+        for cmd in ["explain", "plot", "report", "export-perfmon"] {
+            if cmd == "export-perfmon" && dir == &toml {
+                continue; // it reads only the time series
+            }
+            let (code, err) = exit_code(&[cmd, d]);
+            assert_eq!(code, Some(2), "{cmd} {d}: {err}");
+            assert!(err.contains(&needle), "{cmd} {d}: {err}");
+        }
+    }
+    let (code, err) = exit_code(&["report", json.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("summary.json: not JSON"), "{err}");
+    // The undamaged directory still gives all of them.
+    for cmd in ["explain", "plot", "report", "export-perfmon"] {
+        let (code, err) = exit_code(&[cmd, good.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{cmd}: {err}");
+    }
+}

@@ -298,7 +298,7 @@ pub fn run_name(dir: &Path) -> String {
 /// The dashboard of a run directory.
 pub fn build_run_dir(dir: &Path) -> Result<Figure, String> {
     let ts = read_timeseries(&dir.join("timeseries.csv"))?;
-    let limits = Limits::from_run_dir(dir);
+    let limits = Limits::from_run_dir(dir)?;
     let events = read_events(dir)?;
     Ok(build(&run_name(dir), &ts, &limits, &events))
 }

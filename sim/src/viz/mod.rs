@@ -77,18 +77,16 @@ pub fn dir_kind(dir: &Path) -> Result<DirKind, String> {
     }
 }
 
-/// Reads a `timeseries.csv` (or any CSV of numbers with a header) into memory; empty
-/// or non-numeric cells read as NaN.
+/// Reads a `timeseries.csv` into memory (one row per sample interval); empty cells read
+/// as NaN, anything else that is not a number is an error.
 pub fn read_timeseries(path: &Path) -> Result<MemorySink, String> {
-    let (mut r, columns) = crate::output::open_csv(path)?;
+    let (mut r, columns) = crate::output::open_timeseries(path)?;
     let mut rows = Vec::new();
+    let mut cells = Vec::new();
     for rec in r.records() {
         let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        rows.push(
-            rec.iter()
-                .map(|s| s.trim().parse::<f64>().unwrap_or(f64::NAN))
-                .collect(),
-        );
+        crate::output::timeseries_row(path, &columns, &rec, &mut cells)?;
+        rows.push(cells.iter().map(|c| c.unwrap_or(f64::NAN)).collect());
     }
     Ok(MemorySink { columns, rows })
 }

@@ -245,9 +245,10 @@ pub fn run_report(dir: &Path) -> Result<String, String> {
             .collect();
         b.push_str(&table(&["time", "kind", "detail"], &rows, 0));
     }
-    if let Ok(text) = std::fs::read_to_string(dir.join("summary.json"))
-        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-    {
+    let summary = dir.join("summary.json");
+    if let Ok(text) = std::fs::read_to_string(&summary) {
+        let v = serde_json::from_str::<serde_json::Value>(&text)
+            .map_err(|e| format!("{}: not JSON: {e}", summary.display()))?;
         b.push_str("<h2>Summary</h2>\n");
         b.push_str(&summary_html(&v));
     }
