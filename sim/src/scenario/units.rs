@@ -681,8 +681,21 @@ pub fn parse_rate(s: &str) -> Result<f64, UnitError> {
     if !v.is_finite() {
         return Err(w.err(format_args!("\"{}\" is too large", sp.text), None));
     }
+    if v > MAX_RATE_PER_S {
+        return Err(w.err(
+            format_args!(
+                "\"{}\" is more than one event per nanosecond, the clock's resolution \
+                 (at most \"1000000000/s\")",
+                sp.text
+            ),
+            None,
+        ));
+    }
     Ok(v)
 }
+
+/// The highest rate a scenario may give: one event per nanosecond (w3sim's clock).
+pub const MAX_RATE_PER_S: f64 = 1e9;
 
 /// Formats events per second exactly: the shortest `/s` form (`"1000/s"`, `"0.5/s"`),
 /// unless a whole number per minute or hour is shorter (`"1/min"` rather than
@@ -1498,6 +1511,17 @@ mod tests {
         );
         has(&err_of(parse_rate("-1/s")), &["cannot be negative"]);
         has(&err_of(parse_rate("1e400/s")), &["too large"]);
+        // One event per nanosecond at most: the clock counts nanoseconds.
+        assert_eq!(parse_rate("1000000000/s"), Ok(MAX_RATE_PER_S));
+        assert_eq!(parse_rate("1000000/ms"), Ok(MAX_RATE_PER_S));
+        has(
+            &err_of(parse_rate("1e300/s")),
+            &[
+                "more than one event per nanosecond",
+                "at most \"1000000000/s\"",
+            ],
+        );
+        has(&err_of(parse_rate("2000000/ms")), &["per nanosecond"]);
         has(&err_of(parse_rate("/s")), &["does not start with a number"]);
         has(
             &err_of(parse_rate("inf/s")),
@@ -2010,7 +2034,11 @@ mod tests {
         fn rate_round_trip(r in proptest::num::f64::POSITIVE | proptest::num::f64::ZERO, n in 0u32..10_000) {
             for v in [r, f64::from(n) / 60.0, f64::from(n) / 3600.0, f64::from(n)] {
                 let s = format_rate(v);
-                prop_assert_eq!(parse_rate(&s), Ok(v), "{}", s);
+                if v > MAX_RATE_PER_S {
+                    prop_assert!(parse_rate(&s).is_err(), "{}", s);
+                } else {
+                    prop_assert_eq!(parse_rate(&s), Ok(v), "{}", s);
+                }
             }
         }
 
