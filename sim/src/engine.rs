@@ -74,7 +74,15 @@ pub struct Calendar<E> {
     seq: u64,
     now: SimTime,
     delivered: u64,
+    /// Events delivered at `now` before the last one (0: the clock moved with it).
+    at_now: u64,
 }
+
+/// Events at one instant after which a run is stuck: simulated time no longer advances
+/// (closed-loop users who never think sending requests that take no time, say). A burst
+/// of ten million simultaneous requests (the most `load.bursts` allows) takes a few
+/// events per request the queues admit (at most 65,535 + 32,767), and one for the rest.
+pub const STUCK_EVENTS: u64 = 1 << 26;
 
 impl<E> Default for Calendar<E> {
     fn default() -> Self {
@@ -89,6 +97,7 @@ impl<E> Calendar<E> {
             seq: 0,
             now: 0,
             delivered: 0,
+            at_now: 0,
         }
     }
 
@@ -120,9 +129,27 @@ impl<E> Calendar<E> {
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         let e = self.heap.pop()?;
+        self.at_now = if e.time == self.now {
+            self.at_now + 1
+        } else {
+            0
+        };
         self.now = e.time;
         self.delivered += 1;
         Some((e.time, e.ev))
+    }
+
+    /// The clock has not moved for [`STUCK_EVENTS`] events: what the run should report
+    /// (the loop that keeps it there never ends by itself).
+    #[inline]
+    pub fn stuck(&self) -> Option<crate::RunError> {
+        if self.at_now < STUCK_EVENTS {
+            return None;
+        }
+        Some(crate::RunError::Stuck {
+            at_s: self.now as f64 * 1e-9,
+            events: self.at_now,
+        })
     }
 
     /// Events delivered so far.

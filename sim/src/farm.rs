@@ -430,6 +430,9 @@ pub fn run_farm(
         match tf {
             Some(t) if t <= ts => {
                 let (now, ev) = f.cal.pop().expect("peeked");
+                if let Some(e) = f.cal.stuck() {
+                    return Err(e);
+                }
                 farm_events += 1;
                 f.on_event(now, ev, &mut sims, &mut next, farm_sink)?;
             }

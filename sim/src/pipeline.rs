@@ -206,6 +206,24 @@ pub enum RunError {
     Invariant(String),
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
+    /// Simulated time stopped advancing: the scenario describes a loop of steps that take
+    /// no time (bad input: exit 2).
+    #[error(
+        "simulated time is stuck at {at_s:.6} s: {events} events at that instant and the clock does \
+         not move (a loop of steps that take no time, e.g. closed-loop users with think_time \
+         \"0s\" sending requests that take none)"
+    )]
+    Stuck { at_s: f64, events: u64 },
+}
+
+impl RunError {
+    /// The process exit code: 2 when the scenario itself is the problem, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Stuck { .. } => 2,
+            RunError::Invariant(_) | RunError::Io(_) => 1,
+        }
+    }
 }
 
 /// The time-series columns, named after the perfmon counters they model
@@ -1176,6 +1194,9 @@ impl<'a> Simulation<'a> {
     pub fn step(&mut self, sink: &mut dyn SampleSink) -> Result<(), RunError> {
         let end = self.end;
         let (now, ev) = self.cal.pop().expect("an event is due");
+        if let Some(e) = self.cal.stuck() {
+            return Err(e);
+        }
         {
             match ev {
                 Ev::Open(src, timer) => {

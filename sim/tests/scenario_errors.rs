@@ -402,3 +402,48 @@ fn runs_or_is_refused(scenario: &str, key: &str, sets: &[String], out: &Path) ->
         ))
     }
 }
+
+/// A scenario whose simulated time cannot advance (closed-loop users who never think,
+/// sending requests that take no time) ends with exit code 2 and an explanation instead
+/// of running forever at one instant; a burst is bounded so that a valid one never looks
+/// like that.
+#[test]
+fn a_run_whose_clock_cannot_move_is_stopped_with_an_explanation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zeno.toml");
+    std::fs::write(
+        &path,
+        "name = \"zeno\"\nduration = \"1s\"\n[load]\nmode = \"closed\"\nusers = 10\n\
+         think_time = \"const(0s)\"\n[[classes]]\nname = \"z\"\nservice = \"const(0s)\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .arg("run")
+        .arg(&path)
+        .args(["-q", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("simulated time is stuck") && stderr.contains("think_time"),
+        "{stderr}"
+    );
+    // The same users with 1 ns of service: time moves, the run ends normally.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("service = \"const(0s)\"", "service = \"const(1ns)\"");
+    let scn = load_str("zeno.toml", &text, &[]).unwrap();
+    let s = w3sim::run(&scn, &mut w3sim::output::NullSink).unwrap();
+    assert!(s.requests.completed > 1_000_000, "{:?}", s.requests);
+
+    let err = load_str(
+        "b.toml",
+        "[load]\nbursts = [ { at = \"1s\", count = 20000000 } ]\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(err.diagnostics[0].key, "load.bursts[0].count", "{err}");
+    assert!(err.diagnostics[0].message.contains("10000000"), "{err}");
+}

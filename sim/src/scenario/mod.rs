@@ -23,6 +23,8 @@ pub const MAX_DELAYED_WORKERS: u32 = 4096;
 pub const MAX_RSS_QUEUES: u32 = 128;
 /// The most frames one request arrives in (`nic.packets_per_request`).
 pub const MAX_PACKETS_PER_REQUEST: u32 = 65535;
+/// The most simultaneous requests in one of `load.bursts`.
+pub const MAX_BURST: u32 = 10_000_000;
 const MILLISECOND_NS: u64 = 1_000_000;
 const SECOND_NS: u64 = 1_000_000_000;
 
@@ -1369,6 +1371,15 @@ impl Scenario {
             }
         }
         for (i, b) in l.bursts.iter().enumerate() {
+            if b.count > MAX_BURST {
+                bad(
+                    format!("load.bursts[{i}].count"),
+                    format!(
+                        "a burst is at most {MAX_BURST} simultaneous requests, got {}",
+                        b.count
+                    ),
+                );
+            }
             if let Some(name) = &b.class {
                 if !self.classes.iter().any(|c| &c.name == name) {
                     let known: Vec<&str> = self.classes.iter().map(|c| c.name.as_str()).collect();

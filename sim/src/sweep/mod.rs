@@ -52,6 +52,9 @@ impl From<std::io::Error> for SweepError {
 
 impl From<crate::RunError> for SweepError {
     fn from(e: crate::RunError) -> Self {
-        SweepError::Internal(e.to_string())
+        match e {
+            crate::RunError::Stuck { .. } => SweepError::BadInput(e.to_string()),
+            _ => SweepError::Internal(e.to_string()),
+        }
     }
 }
