@@ -369,3 +369,49 @@ fn shipped_sweeps_load() {
         assert!(s.manifest.points.len() >= 10, "{f}");
     }
 }
+
+/// A sweep whose plan would not fit in memory is refused before anything runs, at the key
+/// that makes it so: a grid's product, a log axis's points, the replications, the runs.
+#[test]
+fn loader_refuses_sweeps_too_large_to_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = |extra: &str| {
+        let text = sweep_text(extra);
+        load_sweep_str("x.sweep.toml", "x.sweep.toml", &text, tmp.path()).unwrap_err()
+    };
+    // 100,000 × 65,526 points.
+    let e = err(
+        "combine = \"grid\"\n[[axes]]\npath = \"load.rate\"\nrange = { from = \"1/s\", to = \"100000/s\", step = \"1/s\" }\n[[axes]]\npath = \"http_sys.queue_length\"\nrange = { from = 10, to = 65535, step = 1 }\n",
+    );
+    let d = &e.diagnostics[0];
+    assert_eq!(d.key, "axes", "{e}");
+    assert!(
+        d.message.contains("6552600000 points (100000 × 65526)"),
+        "{e}"
+    );
+    let e = err(
+        "[[axes]]\npath = \"load.rate\"\nlog = { from = \"1/s\", to = \"1000/s\", points = 4294967295 }\n",
+    );
+    assert_eq!(e.diagnostics[0].key, "axes[0].log", "{e}");
+    assert!(e.diagnostics[0].message.contains("at most 1000000"), "{e}");
+    let e = err("replications = 4294967295\n");
+    assert_eq!(e.diagnostics[0].key, "replications", "{e}");
+    assert!(
+        e.diagnostics[0]
+            .message
+            .contains("at most 100000 replications"),
+        "{e}"
+    );
+    // 1,000 points × 100,000 replications: each allowed, together too many runs.
+    let e = err(
+        "replications = 100000\n[[axes]]\npath = \"load.rate\"\nrange = { from = \"1/s\", to = \"1000/s\", step = \"1/s\" }\n",
+    );
+    assert_eq!(e.diagnostics[0].key, "replications", "{e}");
+    assert!(e.diagnostics[0].message.contains("= 100000000 runs"), "{e}");
+    // The largest allowed plan still loads.
+    let text = sweep_text(
+        "replications = 10\n[[axes]]\npath = \"load.rate\"\nrange = { from = \"1/s\", to = \"1000/s\", step = \"1/s\" }\n",
+    );
+    let s = load_sweep_str("x.sweep.toml", "x.sweep.toml", &text, tmp.path()).unwrap();
+    assert_eq!(s.manifest.points.len(), 1000);
+}

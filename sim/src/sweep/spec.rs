@@ -16,6 +16,13 @@ use toml::de::DeTable;
 use crate::scenario::Scenario;
 use crate::scenario::load::{Diagnostic, LoadError, Seg, load_str, nearest, path_string};
 
+/// The most points one sweep file may describe (the most values of one axis, too).
+pub const MAX_POINTS: usize = 1_000_000;
+/// The most replications of one point.
+pub const MAX_REPLICATIONS: u32 = 100_000;
+/// The most runs (points × replications) of one sweep file.
+pub const MAX_RUNS: u64 = 10_000_000;
+
 /// How axes combine into points.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -445,6 +452,57 @@ pub fn load_sweep_str(
             metrics.push(p.metric.clone());
         }
     }
+    // What the plan holds in memory: one entry per point, and the runs are counted in
+    // `runs.csv`; a grid's product or a replication count can be far beyond either.
+    let n_points: u128 = if raw.combine == Combine::Zip {
+        axes.first().map_or(1, |(_, v)| v.len() as u128)
+    } else {
+        axes.iter().map(|(_, v)| v.len() as u128).product()
+    };
+    if n_points > MAX_POINTS as u128 {
+        let sizes: Vec<String> = axes.iter().map(|(_, v)| v.len().to_string()).collect();
+        cx.at(
+            key_span(&[k("axes")]),
+            "axes",
+            format!(
+                "{n_points} points ({}): at most {MAX_POINTS} in one sweep",
+                sizes.join(" × ")
+            ),
+            Some("use fewer values, or combine = \"zip\", or split the sweep into files".into()),
+        );
+    }
+    let max_reps = raw
+        .precision
+        .as_ref()
+        .map_or(replications, |p| p.max_replications);
+    if max_reps > MAX_REPLICATIONS {
+        let key = if raw.precision.is_some() {
+            "precision.max_replications"
+        } else {
+            "replications"
+        };
+        let at = if raw.precision.is_some() {
+            key_span(&[k("precision")])
+        } else {
+            key_span(&[k("replications")])
+        };
+        cx.at(
+            at,
+            key,
+            format!("at most {MAX_REPLICATIONS} replications of a point, got {max_reps}"),
+            None,
+        );
+    } else if n_points <= MAX_POINTS as u128 && n_points * max_reps as u128 > MAX_RUNS as u128 {
+        cx.at(
+            key_span(&[k("replications")]),
+            "replications",
+            format!(
+                "{n_points} points × {max_reps} replications = {} runs: at most {MAX_RUNS} in one sweep",
+                n_points * max_reps as u128
+            ),
+            Some("split the sweep into files, or run it in shards of separate files".into()),
+        );
+    }
     if !cx.diags.is_empty() {
         return Err(LoadError {
             diagnostics: cx.diags,
@@ -765,8 +823,8 @@ fn range_values(r: &RawRange) -> Result<Vec<AxisValue>, String> {
         return Err(format!("to ({}) is below from ({})", to.value, from.value));
     }
     let n = ((to.value - from.value) / step.value * (1.0 + 1e-12) + 1e-9).floor() as usize + 1;
-    if n > 1_000_000 {
-        return Err(format!("{n} values: too many"));
+    if n > MAX_POINTS {
+        return Err(format!("{n} values: at most {MAX_POINTS}"));
     }
     let q = Quantity {
         integer: from.integer && step.integer,
@@ -785,6 +843,9 @@ fn log_values(l: &RawLog) -> Result<Vec<AxisValue>, String> {
     }
     if l.points < 2 {
         return Err("a log range needs at least 2 points".into());
+    }
+    if l.points as u64 > MAX_POINTS as u64 {
+        return Err(format!("{} points: at most {MAX_POINTS}", l.points));
     }
     let n = l.points as usize;
     let ratio = to.value / from.value;
