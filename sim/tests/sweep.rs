@@ -415,3 +415,56 @@ fn loader_refuses_sweeps_too_large_to_plan() {
     let s = load_sweep_str("x.sweep.toml", "x.sweep.toml", &text, tmp.path()).unwrap();
     assert_eq!(s.manifest.points.len(), 1000);
 }
+
+/// A capacity search's own arguments are checked before anything runs, and a setting
+/// whose valid range ends before the SLOs break ends the search with a note, not an error.
+#[test]
+fn capacity_search_checks_its_arguments_and_stops_at_the_settings_range() {
+    let cfg = |f: &dyn Fn(&mut CapacityConfig)| {
+        let mut c = CapacityConfig {
+            scenario: mmck_path(),
+            overrides: vec!["duration=\"20s\"".into(), "warmup=\"0s\"".into()],
+            vary: "load.rate".into(),
+            lo: None,
+            hi: None,
+            slos: vec![Slo::parse("503_rate<100%").unwrap()],
+            replications: 1,
+            jobs: 2,
+            tolerance: 0.01,
+            max_evaluations: 40,
+        };
+        f(&mut c);
+        c
+    };
+    for (c, needle) in [
+        (
+            cfg(&|c| c.replications = u32::MAX),
+            "--replications must be 1–100000",
+        ),
+        (cfg(&|c| c.tolerance = 0.0), "--tolerance is a fraction"),
+        (
+            cfg(&|c| c.tolerance = f64::NAN),
+            "--tolerance is a fraction",
+        ),
+        (
+            cfg(&|c| c.max_evaluations = 1),
+            "--max-evaluations must be at least 2",
+        ),
+    ] {
+        let e = search(&c, &mut |_| panic!("nothing runs")).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+    // queueLength never breaks "503_rate<100%"; IIS's 65535 ends the search.
+    let c = cfg(&|c| {
+        c.vary = "http_sys.queue_length".into();
+        c.lo = Some("1000".into());
+    });
+    let r = search(&c, &mut |_| {}).unwrap();
+    assert_eq!(r.capacity, Some(64000.0));
+    let note = r.note.as_deref().unwrap();
+    assert!(
+        note.contains("the highest valid value tried") && note.contains("10–65535"),
+        "{note}"
+    );
+}

@@ -238,7 +238,12 @@ impl Search<'_> {
         let av = self.unit.with_value(v);
         let mut o = self.cfg.overrides.clone();
         o.push(format!("{}={}", self.cfg.vary, av.literal));
-        let scn = load_file(&self.cfg.scenario, &o).map_err(bad)?;
+        let scn = load_file(&self.cfg.scenario, &o).map_err(|e| {
+            bad(format!(
+                "--vary {} cannot be {}: {e}",
+                self.cfg.vary, av.text
+            ))
+        })?;
         Ok((av.text, scn))
     }
 
@@ -308,8 +313,24 @@ pub fn search(
     if cfg.slos.is_empty() {
         return Err(bad("give at least one --slo, e.g. --slo \"503_rate<0.1%\""));
     }
-    if cfg.replications == 0 {
-        return Err(bad("--replications must be at least 1"));
+    if cfg.replications == 0 || cfg.replications > super::spec::MAX_REPLICATIONS {
+        return Err(bad(format!(
+            "--replications must be 1–{}, got {}",
+            super::spec::MAX_REPLICATIONS,
+            cfg.replications
+        )));
+    }
+    if !(cfg.tolerance > 0.0 && cfg.tolerance < 1.0) {
+        return Err(bad(format!(
+            "--tolerance is a fraction of the bracket's high end, above 0 and below 1 (e.g. 0.01), got {}",
+            cfg.tolerance
+        )));
+    }
+    if cfg.max_evaluations < 2 {
+        return Err(bad(format!(
+            "--max-evaluations must be at least 2 (a bracket has two ends), got {}",
+            cfg.max_evaluations
+        )));
     }
     let base = load_file(&cfg.scenario, &cfg.overrides).map_err(bad)?;
     let (names, _) = probe(&base)?;
@@ -420,7 +441,19 @@ pub fn search(
             li = hi_e;
             lo = hi;
             hi *= 2.0;
-            hi_e = s.eval(hi)?;
+            hi_e = match s.eval(hi) {
+                Ok(i) => i,
+                // The setting's own range ends before the SLOs break (a rate above one
+                // per nanosecond, a queueLength above 65535): report what was found.
+                Err(SweepError::BadInput(m)) => {
+                    note = Some(format!(
+                        "the SLOs still hold at {}, the highest valid value tried ({m})",
+                        s.evals[li].setting
+                    ));
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
         }
         hi_i = Some(hi_e);
         if note.is_none() {
