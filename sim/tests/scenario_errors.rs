@@ -447,3 +447,32 @@ fn a_run_whose_clock_cannot_move_is_stopped_with_an_explanation() {
     assert_eq!(err.diagnostics[0].key, "load.bursts[0].count", "{err}");
     assert!(err.diagnostics[0].message.contains("10000000"), "{err}");
 }
+
+/// Outputs that grow with simulated time are bounded before a run starts: a week sampled
+/// every millisecond would be 604,800,000 rows of timeseries.csv. Worker threads too.
+#[test]
+fn a_time_series_too_long_to_write_and_too_many_workers_are_refused() {
+    let err = load_str(
+        "t.toml",
+        "duration = \"7d\"\nsample_interval = \"1ms\"\n",
+        &[],
+    )
+    .unwrap_err();
+    let d = &err.diagnostics[0];
+    assert_eq!(d.key, "sample_interval", "{err}");
+    assert!(d.message.contains("604800000 rows"), "{err}");
+    // The same week sampled every minute is 10,080 rows: fine.
+    load_str(
+        "t.toml",
+        "duration = \"7d\"\nsample_interval = \"1m\"\n",
+        &[],
+    )
+    .unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .args(["sweep", "x.sweep.toml", "--out", "x", "--jobs", "100000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("to 1024 worker threads"));
+}

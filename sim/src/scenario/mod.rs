@@ -23,6 +23,9 @@ pub const MAX_DELAYED_WORKERS: u32 = 4096;
 pub const MAX_RSS_QUEUES: u32 = 128;
 /// The most frames one request arrives in (`nic.packets_per_request`).
 pub const MAX_PACKETS_PER_REQUEST: u32 = 65535;
+/// The most rows a run's `timeseries.csv` may have (`duration / sample_interval`): 116 days
+/// sampled every second, a few gigabytes.
+pub const MAX_SAMPLES: u64 = 10_000_000;
 /// The most simultaneous requests in one of `load.bursts`.
 pub const MAX_BURST: u32 = 10_000_000;
 const MILLISECOND_NS: u64 = 1_000_000;
@@ -1269,6 +1272,16 @@ impl Scenario {
             bad(
                 "sample_interval".into(),
                 format!("must be at least 1ms, got {}", self.sample_interval),
+            );
+        } else if self.duration.0 / self.sample_interval.0 > MAX_SAMPLES {
+            bad(
+                "sample_interval".into(),
+                format!(
+                    "{} of {} is {} rows of timeseries.csv: at most {MAX_SAMPLES}; sample less often",
+                    self.duration,
+                    self.sample_interval,
+                    self.duration.0 / self.sample_interval.0
+                ),
             );
         }
         if self.classes.is_empty() {

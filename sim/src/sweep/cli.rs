@@ -10,6 +10,16 @@ use super::merge::merge;
 use super::run::{RunOptions, Shard, SweepStatus, run_sweep};
 use super::spec::load_sweep_file;
 
+/// `--jobs`: 0 (every logical processor) to 1024 worker threads.
+fn jobs_in_range(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= 1024 => Ok(n),
+        _ => Err(format!(
+            "expected 0 (every logical processor) to 1024 worker threads, got {s}"
+        )),
+    }
+}
+
 /// `w3sim sweep FILE --out DIR [--jobs N] [--resume] [--shard K/N] [-q]`
 #[derive(clap::Args, Clone, Debug)]
 pub struct SweepArgs {
@@ -18,8 +28,8 @@ pub struct SweepArgs {
     /// Output directory: runs.csv, points.csv, sweep.json.
     #[arg(long)]
     pub out: PathBuf,
-    /// Worker threads (default: every logical processor).
-    #[arg(long, short, default_value_t = 0)]
+    /// Worker threads, 1–1024 (default 0: every logical processor).
+    #[arg(long, short, default_value_t = 0, value_parser = jobs_in_range)]
     pub jobs: usize,
     /// Go on with a stopped sweep: skip the runs already in DIR/runs.csv.
     #[arg(long)]
@@ -55,8 +65,8 @@ pub struct CapacityArgs {
     /// Replications per value tried (seeds seed..seed+R-1).
     #[arg(long, short = 'r', default_value_t = 5)]
     pub replications: u32,
-    /// Worker threads (default: every logical processor).
-    #[arg(long, short, default_value_t = 0)]
+    /// Worker threads, 1–1024 (default 0: every logical processor).
+    #[arg(long, short, default_value_t = 0, value_parser = jobs_in_range)]
     pub jobs: usize,
     /// Stop bisecting when the bracket is narrower than this fraction of its high end.
     #[arg(long, default_value_t = 0.01)]
