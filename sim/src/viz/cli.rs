@@ -177,19 +177,14 @@ pub fn cmd_report(a: &ReportArgs) -> ExitCode {
     if let Err(e) = dir_kind(&a.dir) {
         return bad(e);
     }
-    // What cannot be read is bad input (exit 2); what cannot be written, a failure (1).
-    let html = match super::report::report_html(&a.dir, slo.as_ref()) {
-        Ok(h) => h,
-        Err(e) => return bad(e),
-    };
-    let path = a.out.clone().unwrap_or_else(|| a.dir.join("report.html"));
-    match crate::output::write_atomic(&path, &html) {
-        Ok(()) => {
-            println!("wrote {}", path.display());
+    match super::report::write_report(&a.dir, a.out.as_deref(), slo.as_ref()) {
+        Ok(p) => {
+            println!("wrote {}", p.display());
             ExitCode::SUCCESS
         }
+        Err(super::report::ReportError::Input(e)) => bad(e),
         Err(e) => {
-            eprintln!("error: {}: {e}", path.display());
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
     }

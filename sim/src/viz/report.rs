@@ -402,10 +402,25 @@ pub fn report_html(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
     }
 }
 
+/// Why a report was not written: its directory could not be read (bad input, exit 2)
+/// or the page could not be written (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Output(String),
+}
+
 /// Writes the report to `out` (default `DIR/report.html`); returns the path.
-pub fn write_report(dir: &Path, out: Option<&Path>, slo: Option<&Slo>) -> Result<PathBuf, String> {
-    let html = report_html(dir, slo)?;
+pub fn write_report(
+    dir: &Path,
+    out: Option<&Path>,
+    slo: Option<&Slo>,
+) -> Result<PathBuf, ReportError> {
+    let html = report_html(dir, slo).map_err(ReportError::Input)?;
     let path = out.map_or_else(|| dir.join("report.html"), Path::to_path_buf);
-    crate::output::write_atomic(&path, &html).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::output::write_atomic(&path, &html)
+        .map_err(|e| ReportError::Output(format!("{}: {e}", path.display())))?;
     Ok(path)
 }
