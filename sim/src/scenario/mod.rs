@@ -1268,7 +1268,7 @@ impl Scenario {
                 ),
             );
         }
-        if self.sample_interval.0 < 1_000_000 {
+        if self.sample_interval.0 < MILLISECOND_NS {
             bad(
                 "sample_interval".into(),
                 format!("must be at least 1ms, got {}", self.sample_interval),
