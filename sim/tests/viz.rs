@@ -630,12 +630,9 @@ fn w3sim(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[test]
-fn cli_plot_explain_report_export_and_compare() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("run");
-    let d = dir.to_str().unwrap();
-    let scn = experiment("thread-injection-burst.toml");
+/// `w3sim run` of a shipped scenario for 20 simulated seconds into `out`.
+fn run_20s(scenario: &str, out: &Path) {
+    let scn = experiment(scenario);
     let (ok, _, err) = w3sim(&[
         "run",
         scn.to_str().unwrap(),
@@ -643,9 +640,17 @@ fn cli_plot_explain_report_export_and_compare() {
         "20s",
         "-q",
         "--out",
-        d,
+        out.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
+}
+
+#[test]
+fn cli_plot_explain_report_export_and_compare() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let d = dir.to_str().unwrap();
+    run_20s("thread-injection-burst.toml", &dir);
     let (ok, out, err) = w3sim(&["explain", d]);
     assert!(ok, "{err}");
     assert!(out.starts_with("Headline:"), "{out}");
@@ -690,17 +695,7 @@ fn cli_plot_explain_report_export_and_compare() {
 fn damaged_run_directories_are_refused_with_the_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
     let good = tmp.path().join("good");
-    let scn = experiment("queue-full-burst.toml");
-    let (ok, _, err) = w3sim(&[
-        "run",
-        scn.to_str().unwrap(),
-        "--duration",
-        "20s",
-        "-q",
-        "--out",
-        good.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    run_20s("queue-full-burst.toml", &good);
     let damaged = |name: &str, file: &str, edit: &dyn Fn(String) -> String| {
         let dir = tmp.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
