@@ -760,4 +760,13 @@ fn damaged_run_directories_are_refused_with_the_file_and_line() {
         let (code, err) = exit_code(&[cmd, good.to_str().unwrap()]);
         assert_eq!(code, Some(0), "{cmd}: {err}");
     }
+    // An output that cannot be written (under a file, as if it were a directory) is a
+    // failure to write, exit 1, naming the path; not bad input.
+    let under_a_file = good.join("summary.json");
+    for (cmd, name) in [("plot", "x.png"), ("plot", "x.svg"), ("report", "x.html")] {
+        let out = under_a_file.join(name);
+        let (code, err) = exit_code(&[cmd, good.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{cmd} --out {name}: {err}");
+        assert!(err.contains("summary.json"), "{cmd} --out {name}: {err}");
+    }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::perfmon;
-use super::{DirKind, Format, dir_kind, read_timeseries};
+use super::{DirKind, Format, VizError, dir_kind, read_timeseries};
 use crate::incidents::{detect_run_dir, render};
 use crate::sweep::capacity::Slo;
 
@@ -103,14 +103,16 @@ pub fn plot_dir(
     out: Option<&Path>,
     slo: Option<&Slo>,
     metric: Option<&str>,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, VizError> {
     let format = format.unwrap_or_else(|| out.map_or(Format::Svg, Format::of_path));
-    let figs = match dir_kind(dir)? {
+    let figs = match dir_kind(dir).map_err(VizError::Input)? {
         DirKind::Run => vec![(
             "dashboard".to_string(),
-            super::dashboard::build_run_dir(dir)?,
+            super::dashboard::build_run_dir(dir).map_err(VizError::Input)?,
         )],
-        DirKind::Sweep | DirKind::Capacity => super::sweep_plot::figures_of_dir(dir, slo, metric)?,
+        DirKind::Sweep | DirKind::Capacity => {
+            super::sweep_plot::figures_of_dir(dir, slo, metric).map_err(VizError::Input)?
+        }
     };
     let mut written = Vec::new();
     for (k, (stem, fig)) in figs.iter().enumerate() {
@@ -124,7 +126,7 @@ pub fn plot_dir(
             }
             None => dir.join(format!("{stem}.{}", format.ext())),
         };
-        fig.write(&path, format)?;
+        fig.write(&path, format).map_err(VizError::Output)?;
         written.push(path);
     }
     Ok(written)
@@ -148,7 +150,10 @@ pub fn cmd_plot(a: &PlotArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => bad(e),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 
@@ -182,10 +187,9 @@ pub fn cmd_report(a: &ReportArgs) -> ExitCode {
             println!("wrote {}", p.display());
             ExitCode::SUCCESS
         }
-        Err(super::report::ReportError::Input(e)) => bad(e),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }

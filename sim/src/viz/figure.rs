@@ -155,7 +155,14 @@ impl Figure {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
         match format {
-            Format::Png => self.draw(BitMapBackend::new(path, self.size()).into_drawing_area()),
+            Format::Png => {
+                // The bitmap backend opens the file only when it saves: find out first
+                // whether it can be written, and say so in plain words.
+                std::fs::File::create(path)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                self.draw(BitMapBackend::new(path, self.size()).into_drawing_area())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            }
             Format::Svg => {
                 let s = self.to_svg_string()?;
                 crate::output::write_atomic(path, &s)

@@ -20,6 +20,26 @@ pub mod sweep_plot;
 
 use std::path::Path;
 
+/// Why a picture or a report was not written: what it is drawn from could not be read
+/// (bad input, exit 2) or the file could not be written (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum VizError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Output(String),
+}
+
+impl VizError {
+    /// The process exit code: 2 bad input, 1 an output that cannot be written.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            VizError::Input(_) => 2,
+            VizError::Output(_) => 1,
+        }
+    }
+}
+
 use crate::output::MemorySink;
 
 pub use cli::{

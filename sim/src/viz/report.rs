@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::VizError;
 use super::dashboard::{build_run_dir, run_name};
 use super::figure::Figure;
 use super::sweep_plot::{figures_of_dir, read_capacity, read_points, sweep_name};
@@ -402,25 +403,15 @@ pub fn report_html(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
     }
 }
 
-/// Why a report was not written: its directory could not be read (bad input, exit 2)
-/// or the page could not be written (exit 1).
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("{0}")]
-    Input(String),
-    #[error("{0}")]
-    Output(String),
-}
-
 /// Writes the report to `out` (default `DIR/report.html`); returns the path.
 pub fn write_report(
     dir: &Path,
     out: Option<&Path>,
     slo: Option<&Slo>,
-) -> Result<PathBuf, ReportError> {
-    let html = report_html(dir, slo).map_err(ReportError::Input)?;
+) -> Result<PathBuf, VizError> {
+    let html = report_html(dir, slo).map_err(VizError::Input)?;
     let path = out.map_or_else(|| dir.join("report.html"), Path::to_path_buf);
     crate::output::write_atomic(&path, &html)
-        .map_err(|e| ReportError::Output(format!("{}: {e}", path.display())))?;
+        .map_err(|e| VizError::Output(format!("{}: {e}", path.display())))?;
     Ok(path)
 }
