@@ -618,16 +618,23 @@ fn perfmon_export_has_relog_layout_and_compares_with_itself_exactly() {
     assert!(svg.contains("perfmon (real)") && svg.contains("w3sim"));
 }
 
-fn w3sim(args: &[&str]) -> (bool, String, String) {
+/// Runs the `w3sim` binary: (exit code, stdout, stderr).
+fn w3sim_exit(args: &[&str]) -> (Option<i32>, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_w3sim"))
         .args(args)
         .output()
         .unwrap();
     (
-        o.status.success(),
+        o.status.code(),
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
+}
+
+/// Runs the `w3sim` binary: (success, stdout, stderr).
+fn w3sim(args: &[&str]) -> (bool, String, String) {
+    let (code, out, err) = w3sim_exit(args);
+    (code == Some(0), out, err)
 }
 
 /// `w3sim run` of a shipped scenario for 20 simulated seconds into `out`.
@@ -707,14 +714,8 @@ fn damaged_run_directories_are_refused_with_the_file_and_line() {
         dir
     };
     let exit_code = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_w3sim"))
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        let (code, _, err) = w3sim_exit(args);
+        (code, err)
     };
     // Not a w3sim time series at all.
     let other = damaged("other", "timeseries.csv", &|_| "a,b\n1,2\n".into());
