@@ -211,6 +211,9 @@ pub fn outcome_label(name: &str) -> String {
 /// sample: back-pressure travels from the deep components to the front.
 fn depth(kind: &str) -> u32 {
     match kind {
+        // A failover is what the probes' timeouts led to, not a cause of anything the
+        // model simulates (the service is not moved): it sits with the outcomes.
+        FAILOVER => 9,
         k if k.starts_with("event:") => 0,
         "gc_pause" => 1,
         "cpu_saturated" => 2,
@@ -224,6 +227,9 @@ fn depth(kind: &str) -> u32 {
         _ => 9,
     }
 }
+
+/// The marked event of a local health probe's failover (`failover_after` timeouts in a row).
+const FAILOVER: &str = "event:failover";
 
 /// The limit whose refusals carry this outcome.
 fn limit_of_outcome(outcome: &str) -> Option<&'static str> {
@@ -692,13 +698,20 @@ pub fn order_and_link(v: &mut [Incident]) {
                 .filter(|&j| v[j].kind == lim && active_at(&v[j], t + 1e-9))
                 .max_by(|&a, &b| v[a].time_s.total_cmp(&v[b].time_s));
         }
-        // GC pauses and marked events are roots: nothing upstream causes them here.
-        let root = v[i].kind.starts_with("event:") || v[i].kind == "gc_pause";
+        // GC pauses and marked events are roots: nothing upstream causes them here (a
+        // failover is the exception: the probes' timeouts caused it).
+        let root =
+            (v[i].kind.starts_with("event:") && v[i].kind != FAILOVER) || v[i].kind == "gc_pause";
         if cause.is_none() && !root {
+            // The latest limit or event still active, from a component upstream: the
+            // processors can starve AFD's workers, but the CLR thread pool cannot (its
+            // threads are not the kernel's), and a failover causes nothing downstream.
+            let d = depth(&v[i].kind);
             cause = (0..i).rfind(|&j| {
                 j != i
                     && (v[j].is_limit() || v[j].kind.starts_with("event:"))
-                    && v[j].kind != v[i].kind
+                    && v[j].kind != FAILOVER
+                    && depth(&v[j].kind) < d
                     && active_at(&v[j], t)
             });
         }
@@ -823,11 +836,22 @@ pub fn fmt_time(t: f64) -> String {
 /// `0:11.0 thread pool starved: … → 0:14.0 HTTP.SYS queue reached 1000 … → 503 QueueFull 272/s`.
 pub fn headline(v: &[Incident]) -> Option<String> {
     let h = v.iter().position(|x| x.headline)?;
+    // How many incidents follow each one along its longest chain of effects (causes come
+    // earlier in `v`, so one pass from the end suffices).
+    let mut below = vec![0usize; v.len()];
+    for j in (0..v.len()).rev() {
+        if let Some(c) = v[j].caused_by.filter(|&c| c < j) {
+            below[c] = below[c].max(below[j] + 1);
+        }
+    }
+    // Follow, from the headline, the effect that leads furthest (the earliest on ties).
     let mut chain = vec![h];
-    // Follow the incidents each one caused (the first of them), depth-first.
     loop {
         let last = *chain.last().expect("non-empty");
-        match (0..v.len()).find(|&j| v[j].caused_by == Some(last) && !chain.contains(&j)) {
+        let next = (0..v.len())
+            .filter(|&j| v[j].caused_by == Some(last) && !chain.contains(&j))
+            .max_by(|&a, &b| below[a].cmp(&below[b]).then(b.cmp(&a)));
+        match next {
             Some(j) => chain.push(j),
             None => break,
         }

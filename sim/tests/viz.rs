@@ -236,6 +236,48 @@ fn explain_names_starvation_first_then_queue_full_then_503() {
     assert!(text.starts_with("Headline:"), "{text}");
 }
 
+/// Seed 000's story: the CPU burst starves the lock holder, so the loopback stall is the
+/// processors' doing, not the CLR thread pool's (whose threads are not AFD's workers, though
+/// it starves at the same moment), and the failovers are the stall's doing, never the
+/// cause of the next stall. The headline follows the chain that leads furthest.
+#[test]
+fn explain_links_the_loopback_stall_to_the_processors_and_the_failover_to_the_stall() {
+    // The run's own incidents: the detector's, with the marked events (failovers) merged.
+    let v = run(&load("loopback-afd-firewall.toml", &[])).incidents;
+    let cpu = pos(&v, "cpu_saturated");
+    let stall = pos(&v, "loopback_stalled");
+    let tp = pos(&v, "thread_pool_starvation");
+    assert!(v[cpu].headline, "{:?}", kinds(&v));
+    assert_eq!(v[tp].caused_by, Some(cpu));
+    assert_eq!(v[stall].caused_by, Some(cpu), "{}", incidents::render(&v));
+    let failovers: Vec<usize> = (0..v.len())
+        .filter(|&i| v[i].kind == "event:failover")
+        .collect();
+    assert!(failovers.len() >= 2, "{:?}", kinds(&v));
+    for &f in &failovers {
+        let c = v[f].caused_by.expect("a failover has a cause");
+        assert_eq!(v[c].kind, "loopback_stalled", "{}", incidents::render(&v));
+    }
+    for (i, x) in v.iter().enumerate() {
+        if let Some(c) = x.caused_by {
+            assert_ne!(
+                v[c].kind, "event:failover",
+                "incident {i} caused by a failover"
+            );
+        }
+    }
+    let h = incidents::headline(&v).unwrap();
+    let (a, b, c) = (
+        h.find("processors saturated"),
+        h.find("loopback stalled"),
+        h.find("failover"),
+    );
+    assert!(
+        a.is_some() && a < b && b < c && !h.contains("thread pool"),
+        "{h}"
+    );
+}
+
 #[test]
 fn explain_on_a_run_directory_matches_the_streaming_detector_and_reads_events() {
     let tmp = tempfile::tempdir().unwrap();
