@@ -143,6 +143,15 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing to a closed pipe (`w3sim check … | head -1`) would
+    // panic with "failed printing to stdout". Restore the default: the process ends quietly
+    // when its reader has gone, like every other command-line tool.
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any other thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run {

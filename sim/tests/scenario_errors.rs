@@ -476,3 +476,36 @@ fn a_time_series_too_long_to_write_and_too_many_workers_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("to 1024 worker threads"));
 }
+
+/// A reader that goes away early (`w3sim check … | head -1`) ends the program quietly: no
+/// "failed printing to stdout" panic, no exit code 101.
+#[test]
+fn a_closed_stdout_ends_the_program_without_a_panic() {
+    for args in [
+        vec![
+            "check".to_string(),
+            common::experiment("farm-cascade.toml")
+                .display()
+                .to_string(),
+        ],
+        vec!["show-defaults".to_string()],
+    ] {
+        for _ in 0..3 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+                .args(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("w3sim starts");
+            // Close the reading end before the program has printed anything.
+            drop(child.stdout.take());
+            let out = child.wait_with_output().expect("w3sim ends");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr.contains("panicked") && out.status.code() != Some(101),
+                "w3sim {args:?} with its stdout closed: {:?}\n{stderr}",
+                out.status
+            );
+        }
+    }
+}
