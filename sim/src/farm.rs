@@ -34,7 +34,7 @@ use w3sim_models::stat::Gauge;
 use w3sim_models::time::{SimTime, as_secs};
 
 use crate::engine::{Calendar, Fx, Stream, stream};
-use crate::incidents::{Detector, Incident, Limits};
+use crate::incidents::{Detector, Limits};
 use crate::output::SampleSink;
 use crate::pipeline::{Ended, RunError, Simulation, Sources};
 use crate::scenario::{JitterSpec, LbPolicy, RetryOn, Scenario, WhenAllOut};
@@ -860,6 +860,15 @@ impl Front<'_> {
             .collect();
         limits.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         let min_in_rotation = lb_min(&self.events_min_marker(), self.names.len());
+        let own: Vec<crate::incidents::Event> = self
+            .events
+            .iter()
+            .map(|e| crate::incidents::Event {
+                time_s: e.at_s,
+                kind: e.kind.clone(),
+                detail: e.detail.clone(),
+            })
+            .collect();
         let mut marked = std::mem::take(&mut self.events);
         for (s, name) in servers.iter().zip(&self.names) {
             marked.extend(s.marked_events.iter().map(|e| RunEvent {
@@ -869,7 +878,14 @@ impl Front<'_> {
             }));
         }
         marked.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-        let incidents = merge_incidents(&servers, &self.names);
+        let incidents = crate::incidents::merge_farm(
+            servers
+                .iter()
+                .zip(&self.names)
+                .map(|(s, n)| (n.clone(), s.incidents.clone()))
+                .collect(),
+            crate::incidents::farm_event_incidents(&own),
+        );
         let n = self.names.len();
         let total_routed: u64 = self
             .lb
@@ -997,45 +1013,6 @@ fn lb_min(changes: &[(f64, i64)], n: usize) -> u64 {
         min = min.min(cur);
     }
     min.max(0) as u64
-}
-
-/// Every server's incidents in one list in time order, each message naming its
-/// server; `caused_by` still points at the same incident, and only the earliest
-/// headline stays one.
-fn merge_incidents(servers: &[Summary], names: &[String]) -> Vec<Incident> {
-    let mut all: Vec<(usize, Incident)> = Vec::new(); // (global index before sorting, incident)
-    let mut offset = 0;
-    for (s, name) in servers.iter().zip(names) {
-        for inc in &s.incidents {
-            let mut i = inc.clone();
-            i.message = format!("{name}: {}", i.message);
-            i.caused_by = i.caused_by.map(|c| c + offset);
-            all.push((all.len(), i));
-        }
-        offset += s.incidents.len();
-    }
-    all.sort_by(|a, b| a.1.time_s.total_cmp(&b.1.time_s).then(a.0.cmp(&b.0)));
-    let mut new_index = vec![0; all.len()];
-    for (pos, (old, _)) in all.iter().enumerate() {
-        new_index[*old] = pos;
-    }
-    let mut out: Vec<Incident> = all
-        .into_iter()
-        .map(|(_, mut i)| {
-            i.caused_by = i.caused_by.map(|c| new_index[c]);
-            i
-        })
-        .collect();
-    let mut seen = false;
-    for i in &mut out {
-        if i.headline {
-            if seen {
-                i.headline = false;
-            }
-            seen = true;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

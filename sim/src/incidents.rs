@@ -814,6 +814,20 @@ pub fn detect_file(path: &Path, limits: Limits) -> Result<Vec<Incident>, String>
 /// The incidents of a run directory: its `timeseries.csv` with the limits of its
 /// `scenario.toml`, and its `events.csv` when present.
 pub fn detect_run_dir(dir: &Path) -> Result<Vec<Incident>, String> {
+    if let Some(names) = farm_servers(dir)? {
+        // A farm: each server's story from its own directory, with the balancer's own
+        // events (`lb_*` rows of the farm's events.csv), merged as the run merged them.
+        let mut servers = Vec::with_capacity(names.len());
+        for name in names {
+            let sub = dir.join("servers").join(crate::output::dir_name(&name));
+            servers.push((name, detect_run_dir(&sub)?));
+        }
+        let own: Vec<Event> = read_events(dir)?
+            .into_iter()
+            .filter(|e| is_farm_event(&e.kind))
+            .collect();
+        return Ok(merge_farm(servers, farm_event_incidents(&own)));
+    }
     let limits = Limits::from_run_dir(dir)?;
     let mut v = detect_file(&dir.join("timeseries.csv"), limits.clone())?;
     let mut d = Detector::standalone(limits);
@@ -825,9 +839,81 @@ pub fn detect_run_dir(dir: &Path) -> Result<Vec<Incident>, String> {
     Ok(v)
 }
 
+/// The servers of a farm's run directory, in the scenario's order; `None` for a single
+/// server's directory.
+fn farm_servers(dir: &Path) -> Result<Option<Vec<String>>, String> {
+    if !dir.join("servers").is_dir() {
+        return Ok(None);
+    }
+    let path = dir.join("scenario.toml");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let scn = crate::scenario::load::load_str(&path.display().to_string(), &text, &[])
+        .map_err(|e| e.to_string())?;
+    if !scn.is_farm() {
+        return Ok(None);
+    }
+    Ok(Some(
+        scn.server_names().into_iter().map(|(n, _)| n).collect(),
+    ))
+}
+
+/// The farm's own marked events (the balancer's removals and reinstatements), as opposed
+/// to its servers' (recycles, failovers), which their own directories hold.
+pub fn is_farm_event(kind: &str) -> bool {
+    kind.starts_with("lb_")
+}
+
+/// The farm's own events as incidents (roots: no cause, no headline).
+pub fn farm_event_incidents(events: &[Event]) -> Vec<Incident> {
+    let mut d = Detector::standalone(Limits::default());
+    for e in events {
+        d.event(e.time_s, &e.kind, &e.detail);
+    }
+    d.finish_incidents()
+}
+
+/// A farm's story: every server's incidents (their messages led by the server's name, their
+/// causes kept within the server) and the farm's own events, in time order (server order,
+/// then the farm's, on ties); the headline is the earliest server's.
+pub fn merge_farm(servers: Vec<(String, Vec<Incident>)>, farm: Vec<Incident>) -> Vec<Incident> {
+    let mut all: Vec<(usize, Incident)> = Vec::new(); // (index before sorting, incident)
+    let groups = servers
+        .into_iter()
+        .map(|(name, v)| (Some(name), v))
+        .chain(std::iter::once((None, farm)));
+    for (name, v) in groups {
+        let offset = all.len();
+        for mut i in v {
+            if let Some(name) = &name {
+                i.message = format!("{name}: {}", i.message);
+            }
+            i.caused_by = i.caused_by.map(|c| c + offset);
+            all.push((all.len(), i));
+        }
+    }
+    all.sort_by(|a, b| a.1.time_s.total_cmp(&b.1.time_s).then(a.0.cmp(&b.0)));
+    let mut new_index = vec![0; all.len()];
+    for (pos, (old, _)) in all.iter().enumerate() {
+        new_index[*old] = pos;
+    }
+    let mut seen = false;
+    all.into_iter()
+        .map(|(_, mut i)| {
+            i.caused_by = i.caused_by.map(|c| new_index[c]);
+            if i.headline {
+                i.headline = !seen;
+                seen = true;
+            }
+            i
+        })
+        .collect()
+}
+
 /// `m:ss.s` (simulated time).
 pub fn fmt_time(t: f64) -> String {
-    let t = t.max(0.0);
+    // Rounded to the tenth first, so that 59.96 s reads 1:00.0, not 0:60.0.
+    let t = (t.max(0.0) * 10.0).round() / 10.0;
     let m = (t / 60.0).floor();
     format!("{}:{:04.1}", m as u64, t - m * 60.0)
 }

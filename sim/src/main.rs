@@ -190,20 +190,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn sanitize(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() { "run".into() } else { s }
-}
-
 /// Marked moments (recycles, crashes, balancer removals, …) for the dashboard's
 /// vertical lines.
 fn write_events(dir: &Path, events: &[w3sim::stats::RunEvent]) -> std::io::Result<()> {
@@ -230,7 +216,7 @@ fn cmd_run(
         Ok(s) => s,
         Err(code) => return code,
     };
-    let dir = out.unwrap_or_else(|| Path::new("out").join(sanitize(&scn.name)));
+    let dir = out.unwrap_or_else(|| Path::new("out").join(w3sim::output::dir_name(&scn.name)));
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!(
             "error: cannot create output directory {}: {e}",
@@ -249,7 +235,7 @@ fn cmd_run(
             let mut dirs = Vec::new();
             let mut sinks: Vec<Box<dyn w3sim::output::SampleSink>> = Vec::new();
             for (name, s) in &servers {
-                let d = dir.join("servers").join(sanitize(name));
+                let d = dir.join("servers").join(w3sim::output::dir_name(name));
                 std::fs::create_dir_all(&d)?;
                 write_atomic(&d.join("scenario.toml"), &s.to_toml())?;
                 sinks.push(Box::new(CsvSink::create(&d.join("timeseries.csv"))?));

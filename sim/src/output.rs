@@ -177,3 +177,19 @@ pub fn open_csv(path: &Path) -> Result<(csv::Reader<File>, Vec<String>), String>
         .collect();
     Ok((r, headers))
 }
+
+/// A run directory's name for a scenario or a farm's server: letters, digits, `-`, `_` and
+/// `.` kept, anything else `_` (`out/<name>`, `out/<farm>/servers/<server>`).
+pub fn dir_name(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() { "run".into() } else { s }
+}

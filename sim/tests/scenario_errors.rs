@@ -509,3 +509,39 @@ fn a_closed_stdout_ends_the_program_without_a_panic() {
         }
     }
 }
+
+/// TOML's integers stop at 2^63 − 1, seeds do not: a farm's servers get seeds drawn from all
+/// 64 bits, and `--seed` takes any u64. A seed above i64::MAX is written as a string and
+/// reads back; the farm's servers can be built from it; a negative seed is refused.
+#[test]
+fn seeds_above_the_largest_toml_integer_are_written_as_strings_and_read_back() {
+    let text = "name = \"s\"\nseed = \"18446744073709551615\"\nduration = \"2s\"\n";
+    let s = load_str("s.toml", text, &[]).expect("a seed as a string of digits");
+    assert_eq!(s.seed, u64::MAX);
+    let out = s.to_toml();
+    assert!(out.contains("seed = \"18446744073709551615\""), "{out}");
+    assert_eq!(load_str("out.toml", &out, &[]).unwrap().seed, u64::MAX);
+    let small = load_str("s.toml", "seed = 42\n", &[]).unwrap();
+    assert!(small.to_toml().contains("seed = 42\n"));
+    // A farm whose servers' seeds pass i64::MAX (server 1's here): each server's scenario
+    // is written to and read from TOML.
+    let farm = load_str(
+        "f.toml",
+        "seed = 1\nduration = \"2s\"\n[farm]\nservers = [ { name = \"web\", count = 4 } ]\n",
+        &[],
+    )
+    .unwrap();
+    let servers = farm.server_scenarios().expect("servers built");
+    assert!(servers.iter().any(|(_, s)| s.seed > i64::MAX as u64));
+    for (name, s) in &servers {
+        let back = load_str(name, &s.to_toml(), &[]).expect("a server's scenario.toml reads back");
+        assert_eq!(back.seed, s.seed);
+    }
+    let err = load_str("s.toml", "seed = -1\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("seed") && err.contains("as a string of digits"),
+        "{err}"
+    );
+}

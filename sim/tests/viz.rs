@@ -813,3 +813,42 @@ fn damaged_run_directories_are_refused_with_the_file_and_line() {
         assert!(err.contains("summary.json"), "{cmd} --out {name}: {err}");
     }
 }
+
+/// `explain` on a farm's run directory tells the farm's story, the one `summary.json`
+/// holds: each server's incidents (named after it) and the balancer's removals, headed
+/// by the first limit reached (web1's GC pause); every server's directory reads back.
+#[test]
+fn explain_on_a_farm_directory_tells_the_same_story_as_its_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fc");
+    let scn = experiment("farm-cascade.toml");
+    let (ok, _, err) = w3sim(&[
+        "run",
+        scn.to_str().unwrap(),
+        "--duration",
+        "80s",
+        "-q",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (code, out, err) = w3sim_exit(&["explain", "--json", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let explained: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(explained, summary["incidents"]);
+    let v = incidents::detect_run_dir(&dir).unwrap();
+    assert!(
+        v.iter().any(|i| i.kind == "event:lb_removed"),
+        "{:?}",
+        kinds(&v)
+    );
+    let h = v.iter().find(|i| i.headline).expect("a headline");
+    assert!(
+        h.kind == "gc_pause" && h.message.starts_with("web1: "),
+        "{}",
+        incidents::render(&v)
+    );
+    assert!(incidents::render(&v).starts_with("Headline: 1:00.0 web1: blocking GC pause"));
+}

@@ -40,6 +40,7 @@ pub struct Scenario {
     /// What the scenario shows and which seed it comes from.
     pub description: String,
     /// Master seed: every component's random stream is derived from it.
+    #[serde(with = "units::seed")]
     pub seed: u64,
     /// Simulated time to run.
     pub duration: Duration,

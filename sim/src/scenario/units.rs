@@ -540,6 +540,48 @@ fn parse_timespan(text: &str) -> Result<u64, UnitError> {
     total.ok_or_else(|| too_long(text))
 }
 
+/// `seed`: a TOML integer, or a string of digits for a seed above 2^63 − 1 (the largest
+/// integer TOML has). A farm's servers get seeds drawn from all 64 bits, and the
+/// `scenario.toml` written for each must read back.
+pub mod seed {
+    use serde::{Deserializer, Serializer, de};
+    use std::fmt;
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        match i64::try_from(*v) {
+            Ok(i) => s.serialize_i64(i),
+            Err(_) => s.serialize_str(&v.to_string()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(Seed)
+    }
+
+    struct Seed;
+
+    const EXPECTED: &str = "an integer from 0 to 18446744073709551615 (above 9223372036854775807, \
+                            the largest TOML integer, as a string of digits: seed = \"…\")";
+
+    impl de::Visitor<'_> for Seed {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(EXPECTED)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom(format!("seed {v}: expected {EXPECTED}")))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+            v.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("seed \"{v}\": expected {EXPECTED}")))
+        }
+    }
+}
+
 /// Parses a duration (`"120ms"`, `"1.5s"`, `"00:20:00"`) into whole nanoseconds
 /// (fractions of a nanosecond are rounded to nearest).
 pub fn parse_duration(s: &str) -> Result<u64, UnitError> {
