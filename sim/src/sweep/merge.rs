@@ -4,7 +4,8 @@
 //!
 //! Every input must hold the same `sweep.json` (same sweep file, base scenario and
 //! w3sim version). The merge replays the sweep's plan (including precision rounds)
-//! over the union of the runs and refuses to write anything if a run is missing.
+//! over the union of the runs and refuses to write anything if a run is missing. `out`
+//! must be new or empty (no non-empty `runs.csv`) and none of the inputs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -30,6 +31,32 @@ fn read_manifest(dir: &Path) -> Result<(String, Manifest), SweepError> {
     Ok((text, m))
 }
 
+/// Refuses an `out` that is one of the inputs (compared as canonical paths) or that
+/// already holds a non-empty `runs.csv`: a merge writes only into a new or empty
+/// directory, so it never replaces finished runs.
+fn check_out(dirs: &[PathBuf], out: &Path) -> Result<(), SweepError> {
+    if let Ok(out_c) = std::fs::canonicalize(out) {
+        if let Some(d) = dirs
+            .iter()
+            .find(|d| std::fs::canonicalize(d).is_ok_and(|c| c == out_c))
+        {
+            return Err(SweepError::BadInput(format!(
+                "--out {} is one of the directories to merge ({}): merging into it would replace its runs.csv; choose a new --out",
+                out.display(),
+                d.display()
+            )));
+        }
+    }
+    let runs = out.join("runs.csv");
+    if std::fs::metadata(&runs).is_ok_and(|md| md.len() > 0) {
+        return Err(SweepError::BadInput(format!(
+            "{} already exists: merge writes into a new or empty directory; choose another --out",
+            runs.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Merges shard directories into `out`.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, SweepError> {
     let Some(first) = dirs.first() else {
@@ -37,6 +64,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, SweepError> {
             "merge needs at least one directory".into(),
         ));
     };
+    check_out(dirs, out)?;
     let (text, m) = read_manifest(first)?;
     let mut all = Records::new();
     for d in dirs {

@@ -460,6 +460,101 @@ pub fn pool(jobs: usize) -> Result<rayon::ThreadPool, SweepError> {
         .map_err(|e| SweepError::Internal(format!("cannot start the worker threads: {e}")))
 }
 
+const SHARD_JSON: &str = "shard.json";
+
+/// `shard.json`: the slice a shard directory holds and its run count (the runs finished
+/// so far while it runs, all of the slice's once it is complete).
+fn shard_json(m: &Manifest, s: Shard, runs: usize) -> String {
+    format!(
+        "{{\n  \"shard\": \"{s}\",\n  \"slicing\": \"{}\",\n  \"runs\": {runs}\n}}\n",
+        if m.adaptive() {
+            "points: point % N == K"
+        } else {
+            "pairs: (point * replications + replication) % N == K"
+        },
+    )
+}
+
+/// The shard whose runs `out` holds, from its `shard.json` (None: there is none).
+fn held_shard(out: &Path) -> Result<Option<Shard>, SweepError> {
+    let p = out.join(SHARD_JSON);
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(SweepError::BadInput(format!(
+                "cannot read {}: {e}",
+                p.display()
+            )));
+        }
+    };
+    let bad = |why: String| {
+        SweepError::BadInput(format!(
+            "{}: {why}; it should name the shard (K/N) whose runs {} holds: repair it, or use a new --out",
+            p.display(),
+            out.display()
+        ))
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a shard.json ({e})")))?;
+    let k = v
+        .get("shard")
+        .and_then(|k| k.as_str())
+        .ok_or_else(|| bad("no \"shard\" field".into()))?;
+    k.parse::<Shard>()
+        .map(Some)
+        .map_err(|_| bad(format!("\"shard\": \"{k}\" is not K/N with 0 ≤ K < N")))
+}
+
+fn slice_name(s: Option<Shard>) -> String {
+    s.map_or("the whole sweep (no --shard)".into(), |s| {
+        format!("shard {s}")
+    })
+}
+
+/// Called when `out`'s `runs.csv` holds runs: refuses a `--shard` (or its absence) other
+/// than the shard its `shard.json` names, since the final `runs.csv` keeps only the asked
+/// slice's runs and the others would be lost. Returns the shard `out` holds.
+fn check_same_shard(out: &Path, asked: Option<Shard>) -> Result<Option<Shard>, SweepError> {
+    let held = held_shard(out)?;
+    if let Some(h) = held {
+        if Some(h) != asked {
+            return Err(SweepError::BadInput(format!(
+                "{} holds the runs of shard {h} (see its {SHARD_JSON}), but {} was asked for: running it there would lose them. Go on with that directory with --shard {h}, or use a new --out",
+                out.display(),
+                slice_name(asked),
+            )));
+        }
+    }
+    Ok(held)
+}
+
+/// With `--resume`, refuses a `runs.csv` holding runs outside the asked shard (those of
+/// a sweep run without `--shard`, or of a shard started before `shard.json` was written
+/// at the start): they would be dropped from the final `runs.csv`.
+fn check_runs_in_shard(
+    runs_path: &Path,
+    m: &Manifest,
+    asked: Option<Shard>,
+    held: Option<Shard>,
+    existing: &Records,
+) -> Result<(), SweepError> {
+    let Some(&(p, r)) = existing.keys().find(|&&(p, r)| !owns_pair(m, asked, p, r)) else {
+        return Ok(());
+    };
+    let whence = match held {
+        None => {
+            format!("its directory has no {SHARD_JSON}: they come from a sweep run without --shard")
+        }
+        Some(h) => format!("although its {SHARD_JSON} says shard {h}"),
+    };
+    Err(SweepError::BadInput(format!(
+        "{} holds runs that are not in {}, e.g. point {p} replication {r} ({whence}): resuming it there would lose them. Resume with the --shard they were run with (none for the whole sweep), or use a new --out",
+        runs_path.display(),
+        slice_name(asked),
+    )))
+}
+
 /// Runs a sweep into `out`: see the module documentation.
 pub fn run_sweep(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<SweepStatus, SweepError> {
     let m = &sweep.manifest;
@@ -468,6 +563,12 @@ pub fn run_sweep(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<SweepSt
     let runs_path = out.join("runs.csv");
     let json_path = out.join("sweep.json");
     let manifest_json = m.to_json();
+    let holds_runs = std::fs::metadata(&runs_path).is_ok_and(|md| md.len() > 0);
+    let held = if holds_runs {
+        check_same_shard(out, opts.shard)?
+    } else {
+        None
+    };
     let existing = if opts.resume && runs_path.exists() {
         if let Ok(old) = std::fs::read_to_string(&json_path) {
             if old != manifest_json {
@@ -477,9 +578,11 @@ pub fn run_sweep(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<SweepSt
                 )));
             }
         }
-        read_runs(&runs_path, m)?
+        let existing = read_runs(&runs_path, m)?;
+        check_runs_in_shard(&runs_path, m, opts.shard, held, &existing)?;
+        existing
     } else {
-        if runs_path.exists() && std::fs::metadata(&runs_path).is_ok_and(|md| md.len() > 0) {
+        if holds_runs {
             return Err(SweepError::BadInput(format!(
                 "{} already exists: add --resume to go on with it, or choose another --out",
                 runs_path.display()
@@ -488,6 +591,21 @@ pub fn run_sweep(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<SweepSt
         Records::new()
     };
     write_atomic(&json_path, &manifest_json)?;
+    // The directory says from the start which shard its runs belong to, so that a
+    // stopped shard cannot be resumed as another one (or as the whole sweep).
+    let shard_path = out.join(SHARD_JSON);
+    match opts.shard {
+        Some(s) => write_atomic(&shard_path, &shard_json(m, s, existing.len()))?,
+        None => match std::fs::remove_file(&shard_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(SweepError::Internal(format!(
+                    "cannot remove {}: {e}",
+                    shard_path.display()
+                )));
+            }
+            _ => {}
+        },
+    }
     let (probe_cols, _) = probe(&sweep.scenarios[0])?;
     let mut start_cols: BTreeSet<String> = probe_cols;
     for r in existing.values() {
@@ -572,18 +690,7 @@ pub fn run_sweep(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<SweepSt
     write_atomic(&runs_path, &runs_csv(m, &final_records))?;
     match opts.shard {
         None => write_atomic(&out.join("points.csv"), &points_csv(m, &final_records))?,
-        Some(s) => write_atomic(
-            &out.join("shard.json"),
-            &format!(
-                "{{\n  \"shard\": \"{s}\",\n  \"slicing\": \"{}\",\n  \"runs\": {}\n}}\n",
-                if m.adaptive() {
-                    "points: point % N == K"
-                } else {
-                    "pairs: (point * replications + replication) % N == K"
-                },
-                final_records.len()
-            ),
-        )?,
+        Some(s) => write_atomic(&shard_path, &shard_json(m, s, final_records.len()))?,
     }
     Ok(SweepStatus::Complete {
         runs: final_records.len(),

@@ -1,0 +1,240 @@
+//! A sweep that is stopped loses no finished run: `--resume` and `--shard` refuse a
+//! directory holding another slice's runs, and `w3sim merge` refuses to write over an
+//! existing results directory or into one of its inputs. Each refusal is exit 2 with a
+//! message naming what is wrong, and leaves `runs.csv` byte-identical.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn mmck_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../experiments/validation/mmck.toml")
+}
+
+/// A sweep of 2 points × 2 replications of a few simulated seconds, written into `dir`.
+fn sweep_file(dir: &Path, name: &str, seed: u64) -> PathBuf {
+    let text = format!(
+        r#"base = {:?}
+replications = 2
+seed = {seed}
+metrics = ["503_rate", "p99_ms"]
+[set]
+duration = "4s"
+warmup = "1s"
+sample_interval = "1s"
+[[axes]]
+path = "load.rate"
+values = ["300/s", "450/s"]
+"#,
+        mmck_path().display().to_string()
+    );
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+struct Out {
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Runs the `w3sim` program with `args`.
+fn w3sim<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Out {
+    let o = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .args(args)
+        .output()
+        .expect("w3sim starts");
+    Out {
+        code: o.status.code(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) {
+    let o = w3sim(args);
+    assert_eq!(o.code, Some(0), "w3sim failed:\n{}", o.stderr);
+}
+
+/// Asserts exit 2 with an `error:` line containing every needle, and no panic.
+fn refused<S: AsRef<std::ffi::OsStr>>(args: &[S], needles: &[&str]) {
+    let o = w3sim(args);
+    assert_eq!(o.code, Some(2), "expected exit 2, stderr:\n{}", o.stderr);
+    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    assert!(o.stderr.contains("error: "), "{}", o.stderr);
+    for n in needles {
+        assert!(o.stderr.contains(n), "missing {n:?} in:\n{}", o.stderr);
+    }
+}
+
+fn bytes(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn sweep_args(file: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v = vec!["sweep".into(), s(file), "--out".into(), s(out), "-q".into()];
+    v.extend(extra.iter().map(|x| x.to_string()));
+    v
+}
+
+/// Data rows of a runs.csv.
+fn rows(p: &Path) -> usize {
+    String::from_utf8(bytes(p)).unwrap().lines().count() - 1
+}
+
+#[test]
+fn a_shard_directory_is_only_resumed_as_the_same_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = sweep_file(tmp.path(), "s.sweep.toml", 7);
+    let sh1 = tmp.path().join("sh1");
+    ok(&sweep_args(&file, &sh1, &["--shard", "1/2"]));
+    let runs = sh1.join("runs.csv");
+    let before = bytes(&runs);
+    let shard_before = bytes(&sh1.join("shard.json"));
+    assert_eq!(rows(&runs), 2, "shard 1/2 holds 2 of the 4 runs");
+
+    // Another shard, with --resume: refused, naming the directory and both shards.
+    refused(
+        &sweep_args(&file, &sh1, &["--shard", "0/2", "--resume"]),
+        &[&s(&sh1), "shard 1/2", "shard 0/2"],
+    );
+    assert_eq!(bytes(&runs), before, "runs.csv unchanged");
+    assert_eq!(bytes(&sh1.join("shard.json")), shard_before);
+    // Another shard without --resume: refused too, with the same explanation.
+    refused(
+        &sweep_args(&file, &sh1, &["--shard", "0/2"]),
+        &[&s(&sh1), "shard 1/2", "shard 0/2"],
+    );
+    assert_eq!(bytes(&runs), before);
+    // Another count of shards, and the whole sweep (no --shard): refused.
+    refused(
+        &sweep_args(&file, &sh1, &["--shard", "1/3", "--resume"]),
+        &["shard 1/2", "shard 1/3"],
+    );
+    refused(
+        &sweep_args(&file, &sh1, &["--resume"]),
+        &[&s(&sh1), "shard 1/2", "whole sweep"],
+    );
+    assert_eq!(bytes(&runs), before);
+    assert!(!sh1.join("points.csv").exists());
+
+    // The same shard resumes: nothing to run, the files stay as they were.
+    ok(&sweep_args(&file, &sh1, &["--shard", "1/2", "--resume"]));
+    assert_eq!(bytes(&runs), before);
+    assert_eq!(bytes(&sh1.join("shard.json")), shard_before);
+}
+
+#[test]
+fn a_stopped_shard_is_only_resumed_as_the_same_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = sweep_file(tmp.path(), "s.sweep.toml", 7);
+    let sh1 = tmp.path().join("sh1");
+    ok(&sweep_args(
+        &file,
+        &sh1,
+        &["--shard", "1/2", "--stop-after", "1"],
+    ));
+    let runs = sh1.join("runs.csv");
+    let before = bytes(&runs);
+    assert_eq!(rows(&runs), 1, "stopped after one run");
+
+    refused(
+        &sweep_args(&file, &sh1, &["--shard", "0/2", "--resume"]),
+        &[&s(&sh1), "shard 1/2", "shard 0/2"],
+    );
+    assert_eq!(bytes(&runs), before);
+
+    // Finished with the same shard, it matches a shard run in one go.
+    ok(&sweep_args(&file, &sh1, &["--shard", "1/2", "--resume"]));
+    let whole = tmp.path().join("sh1-whole");
+    ok(&sweep_args(&file, &whole, &["--shard", "1/2"]));
+    assert_eq!(bytes(&runs), bytes(&whole.join("runs.csv")));
+    assert_eq!(
+        bytes(&sh1.join("shard.json")),
+        bytes(&whole.join("shard.json"))
+    );
+}
+
+#[test]
+fn an_unsharded_directory_is_not_resumed_as_a_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = sweep_file(tmp.path(), "s.sweep.toml", 7);
+    let all = tmp.path().join("all");
+    ok(&sweep_args(&file, &all, &[]));
+    let runs = all.join("runs.csv");
+    let before = bytes(&runs);
+    assert_eq!(rows(&runs), 4);
+
+    refused(
+        &sweep_args(&file, &all, &["--shard", "0/2", "--resume"]),
+        &[&s(&runs), "shard 0/2", "without --shard"],
+    );
+    assert_eq!(bytes(&runs), before);
+    assert!(!all.join("shard.json").exists());
+    // Resumed as what it is, it is complete.
+    ok(&sweep_args(&file, &all, &["--resume"]));
+    assert_eq!(bytes(&runs), before);
+}
+
+#[test]
+fn merge_never_writes_over_existing_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = sweep_file(tmp.path(), "s.sweep.toml", 7);
+    let sh: Vec<PathBuf> = (0..2).map(|k| tmp.path().join(format!("sh{k}"))).collect();
+    for (k, d) in sh.iter().enumerate() {
+        ok(&sweep_args(&file, d, &["--shard", &format!("{k}/2")]));
+    }
+    let merge = |out: &Path| -> Vec<String> {
+        vec!["merge".into(), s(&sh[0]), s(&sh[1]), "--out".into(), s(out)]
+    };
+    let inputs: Vec<Vec<u8>> = sh.iter().map(|d| bytes(&d.join("runs.csv"))).collect();
+    let inputs_unchanged = || {
+        for (d, b) in sh.iter().zip(&inputs) {
+            assert_eq!(&bytes(&d.join("runs.csv")), b, "{} changed", d.display());
+        }
+    };
+
+    // Into a new directory, and into an empty one: merged.
+    let new = tmp.path().join("merged");
+    ok(&merge(&new));
+    assert_eq!(rows(&new.join("runs.csv")), 4);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    ok(&merge(&empty));
+    assert_eq!(bytes(&empty.join("runs.csv")), bytes(&new.join("runs.csv")));
+
+    // Into a directory holding another sweep's results: refused, they stay.
+    let other_file = sweep_file(tmp.path(), "other.sweep.toml", 99);
+    let other = tmp.path().join("other");
+    ok(&sweep_args(&other_file, &other, &[]));
+    let other_runs = bytes(&other.join("runs.csv"));
+    let other_points = bytes(&other.join("points.csv"));
+    let other_json = bytes(&other.join("sweep.json"));
+    refused(
+        &merge(&other),
+        &[&s(&other.join("runs.csv")), "already exists", "--out"],
+    );
+    assert_eq!(bytes(&other.join("runs.csv")), other_runs);
+    assert_eq!(bytes(&other.join("points.csv")), other_points);
+    assert_eq!(bytes(&other.join("sweep.json")), other_json);
+    // Nor over the result of an earlier merge.
+    let merged = bytes(&new.join("runs.csv"));
+    refused(&merge(&new), &["already exists"]);
+    assert_eq!(bytes(&new.join("runs.csv")), merged);
+
+    // Into one of its inputs, however spelt: refused.
+    refused(
+        &merge(&sh[0]),
+        &[&s(&sh[0]), "one of the directories to merge"],
+    );
+    let sh1_spelt_otherwise = sh[0].join("..").join("sh1").join(".");
+    refused(
+        &merge(&sh1_spelt_otherwise),
+        &["one of the directories to merge"],
+    );
+    inputs_unchanged();
+    assert!(!sh[0].join("points.csv").exists());
+    assert!(!sh[1].join("points.csv").exists());
+}
