@@ -114,8 +114,8 @@ enum Cmd {
         /// Reference CSVs (repeats of one measurement form a band).
         #[arg(required = true)]
         reference: Vec<PathBuf>,
-        /// Seeds to run when RUN is a scenario.
-        #[arg(long, default_value_t = 1)]
+        /// Seeds to run when RUN is a scenario (1 to 10,000).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         seeds: u64,
         /// Also draw the curves into this file (.svg or .png).
         #[arg(long)]
@@ -129,8 +129,8 @@ enum Cmd {
         /// Utilisation.
         #[arg(long, default_value_t = 0.9)]
         rho: f64,
-        /// Repetitions (the best is reported, as well as every one).
-        #[arg(long, default_value_t = 3)]
+        /// Repetitions, 1 to 1000 (the best is reported, as well as every one).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeat: u32,
         /// Instead, time a farm of N servers (N times the load, REQUESTS each) against
         /// one server and against a farm of one: the cost should grow N times. Three kinds

@@ -545,3 +545,28 @@ fn seeds_above_the_largest_toml_integer_are_written_as_strings_and_read_back() {
         "{err}"
     );
 }
+
+/// Counts of repetitions start at one: `bench --repeat 0` ran once and `compare-clr
+/// --seeds 0` ran seed 1, as if asked; both are now refused with the range.
+#[test]
+fn zero_repetitions_and_zero_seeds_are_refused() {
+    let scn = common::experiment("thread-injection-burst.toml");
+    for args in [
+        vec!["bench".to_string(), "--repeat".into(), "0".into()],
+        vec![
+            "compare-clr".to_string(),
+            scn.display().to_string(),
+            "x.csv".into(),
+            "--seeds".into(),
+            "0".into(),
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("0 is not in 1..="), "{args:?}: {err}");
+    }
+}

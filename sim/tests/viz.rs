@@ -852,3 +852,47 @@ fn explain_on_a_farm_directory_tells_the_same_story_as_its_summary() {
     );
     assert!(incidents::render(&v).starts_with("Headline: 1:00.0 web1: blocking GC pause"));
 }
+
+/// `plot --out x.svg --format png` disagree: refused as bad input (exit 2) before any file
+/// is created (it was exit 1, "backend error", and an empty x.svg).
+#[test]
+fn plot_refuses_an_out_file_whose_extension_contradicts_the_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    run_20s("queue-full-burst.toml", &run);
+    for (out, format) in [("x.svg", "png"), ("x.png", "svg"), ("x", "png")] {
+        let o = tmp.path().join(out);
+        let (code, _, err) = w3sim_exit(&[
+            "plot",
+            run.to_str().unwrap(),
+            "--out",
+            o.to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        assert_eq!(code, Some(2), "{out} as {format}: {err}");
+        assert!(err.contains("--format") && err.contains(out), "{err}");
+        assert!(!o.exists(), "{out} was created");
+    }
+    // Agreeing, or the extension alone, is fine; a name without .png is an SVG.
+    for (out, format) in [("a.png", Some("png")), ("b.png", None), ("c.pic", None)] {
+        let o = tmp.path().join(out);
+        let mut args = vec!["plot", run.to_str().unwrap(), "--out", o.to_str().unwrap()];
+        if let Some(f) = format {
+            args.extend(["--format", f]);
+        }
+        let (code, _, err) = w3sim_exit(&args);
+        assert_eq!(code, Some(0), "{out}: {err}");
+        assert!(o.metadata().unwrap().len() > 0);
+    }
+    // Like plot, report creates a missing parent directory.
+    let r = tmp.path().join("new").join("sub").join("r.html");
+    let (code, _, err) = w3sim_exit(&[
+        "report",
+        run.to_str().unwrap(),
+        "--out",
+        r.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(r.exists());
+}

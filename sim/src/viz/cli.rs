@@ -105,6 +105,20 @@ pub fn plot_dir(
     metric: Option<&str>,
 ) -> Result<Vec<PathBuf>, VizError> {
     let format = format.unwrap_or_else(|| out.map_or(Format::Svg, Format::of_path));
+    // A PNG is encoded after its file's extension, so `--out x.svg --format png` would fail
+    // after creating an empty file: refuse the disagreement before drawing anything.
+    if let Some(o) = out {
+        let ext = o.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let png = ext.eq_ignore_ascii_case("png");
+        if png != (format == Format::Png) {
+            return Err(VizError::Input(format!(
+                "--out {} does not end in .{} as --format {} asks: give the file that extension, or leave out --format (the extension then chooses: .png for PNG, anything else SVG)",
+                o.display(),
+                format.ext(),
+                format.ext()
+            )));
+        }
+    }
     let figs = match dir_kind(dir).map_err(VizError::Input)? {
         DirKind::Run => vec![(
             "dashboard".to_string(),

@@ -411,6 +411,11 @@ pub fn write_report(
 ) -> Result<PathBuf, VizError> {
     let html = report_html(dir, slo).map_err(VizError::Input)?;
     let path = out.map_or_else(|| dir.join("report.html"), Path::to_path_buf);
+    // Like `plot`, a missing parent directory is created.
+    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d)
+            .map_err(|e| VizError::Output(format!("cannot create {}: {e}", d.display())))?;
+    }
     crate::output::write_atomic(&path, &html)
         .map_err(|e| VizError::Output(format!("{}: {e}", path.display())))?;
     Ok(path)
