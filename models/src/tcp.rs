@@ -17,8 +17,11 @@
 //!
 //! **Seed**: 003 (2008 R2, 16,384 ports, TIME_WAIT 240 s, "SocketException: … lacked
 //! sufficient buffer space or because a queue was full" at ~600 outgoing requests/s;
-//! `TCPv4\Connections Established` peaking near 12,000 while the ports were exhausted: ports
-//! in TIME_WAIT are not "established", which is what [`Tcp::ports_time_wait`] shows).
+//! `TCPv4\Connections Established` peaking near 12,000 while the ports were exhausted). Ports
+//! in TIME_WAIT are not "established" ([`Tcp::ports_time_wait`] shows them): with aborted
+//! cancellations the counter stays near its 2–3k; it climbs to ~12k when cancelled calls keep
+//! their connections and the partner falls behind (`so-2013-async-outgoing-pooled.toml`'s
+//! variant), every late call holding an established connection and its port.
 //!
 //! **Capacity rule** (DOMAIN §7): when every call opens and actively closes a connection, the
 //! port range is an Erlang loss system with `dynamic_port_count` servers and holding time

@@ -200,6 +200,43 @@ fn seed_003_fixes_and_non_fixes() {
     );
 }
 
+/// The seed's other counter: `TCPv4\Connections Established` "goes from normal 2-3000 to
+/// peaks up to almost 12.000". Aborted cancellations (the main scenario) leave it at ~2.6k:
+/// ports in TIME_WAIT are not established. The reading that gives ~12k: cancellations that
+/// do not abort (pooled) and a partner that falls behind (31 calls at once: 620/s against
+/// 650/s offered), so every late call keeps its connection established until its answer;
+/// the counter climbs past 12k and the ports then run out held by established connections.
+#[test]
+fn seed_003_connections_established_climb_to_12k_when_late_calls_keep_their_connections() {
+    let (base, _) = seed003(&[]);
+    assert!(
+        base.outgoing.peak_connections_established < 3000,
+        "{:?}",
+        base.outgoing
+    );
+    let (s, ts) = run_series(&load(
+        "so-2013-async-outgoing-pooled.toml",
+        &["backends[0].capacity=31", "duration=\"20m\""],
+    ));
+    let t = col(&ts, "time_s");
+    let est = col(&ts, "TCPv4\\Connections Established");
+    let tw = col(&ts, "w3sim\\Ports In TIME_WAIT");
+    let at = |secs: f64| est[t.iter().position(|&x| x >= secs).unwrap()];
+    // 2–3k while the partner keeps up (the 2,500 clients' keep-alive connections + calls).
+    assert!((2000.0..3000.0).contains(&at(300.0)), "{}", at(300.0));
+    // Almost 12,000 within ~5 minutes of the forward rate passing 620/s (at ~10.5 min).
+    let when_12k = t[est
+        .iter()
+        .position(|&e| e >= 11_500.0)
+        .expect("reaches ~12k")];
+    assert!((900.0..1080.0).contains(&when_12k), "~12k at {when_12k} s");
+    // Then the ports run out with established connections, not TIME_WAIT.
+    let first = s.outgoing.first_wsaenobufs_s.expect("the ports run out");
+    assert!(first > when_12k, "{first}");
+    assert!(s.outgoing.peak_ports_time_wait < 1000, "{:?}", s.outgoing);
+    assert!(tw.iter().all(|&x| x < 1000.0));
+}
+
 #[test]
 fn a_connection_limit_queues_calls_and_times_them_out() {
     let text = r#"
