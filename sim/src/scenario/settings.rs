@@ -71,7 +71,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "load.rate",
-        "rate (/s, /min, /h)",
+        "rate (/ms, /s, /min, /h; at most 1000000000/s)",
         "-",
         "Open-loop rate when no schedule is given. Default: seed 003's ~1000 requests/s per server."
     ),
@@ -89,7 +89,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "load.bursts",
-        "list of { at = duration, count = integer, class = name }",
+        "list of { at = duration, count = integer (0 to 10,000,000), class = name }",
         "-",
         "Batches of simultaneous requests (e.g. the CLR reference's 300 work items at t = 0)."
     ),
@@ -114,7 +114,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "classes[].rate",
-        "rate",
+        "rate (/ms, /s, /min, /h; at most 1000000000/s)",
         "-",
         "Open loop: the class arrives on its own at this rate (its own Poisson or constant stream) instead of taking a weighted share of [load]."
     ),
@@ -228,7 +228,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "thread_pool.max_worker_threads",
-        "integer (0 = 100 × logical processors)",
+        "integer, at most 32767 (0 = 100 × logical processors)",
         "processModel/@maxWorkerThreads, ThreadPool.SetMaxThreads",
         "Upper bound on worker threads. Default: processModel autoConfig's 100 × CPUs (DOMAIN §4.4)."
     ),
@@ -655,7 +655,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "iis.unc_change_notifications",
-        "rate",
+        "rate (/ms, /s, /min, /h; at most 1000000000/s)",
         "-",
         "Changes on the UNC share that raise notifications. Default 1/min."
     ),
@@ -715,7 +715,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "afd.filter_items",
-        "rate",
+        "rate (/ms, /s, /min, /h; at most 1000000000/s)",
         "-",
         "A filter driver's own work items on the delayed queue (seed 000's third-party firewall); 0 = none."
     ),
