@@ -74,7 +74,8 @@ pub struct AfdConfig {
     pub additional_delayed_worker_threads: u32,
     /// CPU one loopback work item costs its worker thread, ns (assumption: 20 µs).
     pub work_item_cpu_ns: u64,
-    /// Both ends of the loopback connections set `SIO_LOOPBACK_FAST_PATH` (Server 2012+).
+    /// The serving end of the loopback connections sets `SIO_LOOPBACK_FAST_PATH` (Server
+    /// 2012+); each connection uses the fast path only if its client end does too.
     pub fast_path: bool,
     /// A WFP callout has connection data for the flows: the fast path is not used.
     pub wfp_callout_present: bool,
@@ -219,8 +220,16 @@ impl<R: Rng> Afd<R> {
     }
 
     /// A loopback hop: queues a work item (or, on the fast path, delivers at once).
-    pub fn submit(&mut self, now: SimTime, token: u64, fx: &mut impl Effects<AfdTimer>) {
-        if self.cfg.uses_fast_path() {
+    /// `client_fast_path`: the connection's other end set `SIO_LOOPBACK_FAST_PATH` too (the
+    /// option is per socket and needs both ends; seed 002).
+    pub fn submit(
+        &mut self,
+        now: SimTime,
+        token: u64,
+        client_fast_path: bool,
+        fx: &mut impl Effects<AfdTimer>,
+    ) {
+        if client_fast_path && self.cfg.uses_fast_path() {
             self.items_delivered.inc();
             self.events.push_back(AfdEvent::Delivered { token });
             return;
@@ -361,6 +370,16 @@ mod tests {
     /// A tiny engine: unlimited CPUs (a worker's CPU ends `cpu_ns` after `Run`), loopback
     /// hops every `gap` ns until `until`. Returns (submit time, delivery time) per hop.
     fn run(m: &mut Model, gap: u64, until: SimTime) -> Vec<(SimTime, Option<SimTime>)> {
+        run_from(m, gap, until, true)
+    }
+
+    /// `client_fast_path`: whether the hops' client sockets set SIO_LOOPBACK_FAST_PATH.
+    fn run_from(
+        m: &mut Model,
+        gap: u64,
+        until: SimTime,
+        client_fast_path: bool,
+    ) -> Vec<(SimTime, Option<SimTime>)> {
         let mut fx = Recorder::default();
         let mut cpu: Vec<(SimTime, u32)> = Vec::new();
         let mut hops: Vec<(SimTime, Option<SimTime>)> = Vec::new();
@@ -374,7 +393,7 @@ mod tests {
                 break;
             }
             if now == next_hop {
-                m.submit(now, hops.len() as u64, &mut fx);
+                m.submit(now, hops.len() as u64, client_fast_path, &mut fx);
                 hops.push((now, None));
                 next_hop += gap;
             } else if now == t_cpu {
@@ -509,5 +528,21 @@ mod tests {
         let hops = run(&mut wfp, MILLIS, end);
         assert!(late_delay(&hops, end) > 0.5 * SECONDS as f64);
         assert!(wfp.output_queue_length.get() > 100);
+    }
+
+    /// The option is per socket and needs both ends: a client that does not set it keeps
+    /// the work-item path even when the serving side sets it (seed 002).
+    #[test]
+    fn the_fast_path_needs_the_client_socket_to_opt_in_too() {
+        let end = 3 * SECONDS;
+        let mut m = afd(AfdConfig {
+            filter: filter(2000.0),
+            fast_path: true,
+            ..AfdConfig::default()
+        });
+        assert!(m.config().uses_fast_path());
+        let hops = run_from(&mut m, MILLIS, end, false);
+        assert!(late_delay(&hops, end) > 0.5 * SECONDS as f64);
+        assert!(m.output_queue_length.get() > 100);
     }
 }

@@ -1456,10 +1456,12 @@ impl<'a> Simulation<'a> {
             self.server.out.tcp.incoming_open(now);
         }
         // Local clients cross AFD's loopback work items; remote ones the NIC's rings.
-        if self.scn.classes[class as usize].origin == crate::scenario::Origin::Local {
+        let c = &self.scn.classes[class as usize];
+        if c.origin == crate::scenario::Origin::Local {
             self.server.afd.submit(
                 now,
                 id as u64,
+                c.loopback_fast_path,
                 &mut Fx {
                     cal: &mut self.cal,
                     wrap: Ev::Afd,
@@ -3030,11 +3032,13 @@ impl Simulation<'_> {
                     let c = self.server.out.calls.get_mut(slot).expect("live call");
                     c.conn = Some(conn);
                     c.state = CallState::AtBackend;
-                    if self.scn.backends[b as usize].loopback {
+                    let be = &self.scn.backends[b as usize];
+                    if be.loopback {
                         // A call to a service on this machine crosses AFD's loopback work items.
                         self.server.afd.submit(
                             now,
                             CALL_TOKEN | call,
+                            be.loopback_fast_path,
                             &mut Fx {
                                 cal: &mut self.cal,
                                 wrap: Ev::Afd,

@@ -169,6 +169,17 @@ fn seed_000_the_cpu_burst_and_the_drivers_lock_fail_the_probe_over_and_only_the_
             >= 1,
         "not with a WFP callout"
     );
+    // The option is per socket and needs both ends: a probe whose client does not set it
+    // keeps the work-item path, and the service still fails over.
+    assert!(
+        seed000(&[
+            "afd.loopback_fast_path=true",
+            "classes[1].loopback_fast_path=false"
+        ])
+        .failovers
+            >= 1,
+        "not for a client that does not opt in"
+    );
 }
 
 #[test]
@@ -197,4 +208,13 @@ logical_processors = 8
         "the saturated lock stalls loopback calls: {:?}",
         stalled.outgoing
     );
+    // The fast path needs both ends: the backend's side (afd) and this application's
+    // sockets (the backend's loopback_fast_path, true by default).
+    let mut fast = o.clone();
+    fast.push("afd.loopback_fast_path=true".into());
+    let (f, _) = run_series(&load_str("l.toml", text, &fast).unwrap());
+    assert_eq!(f.outgoing.timeouts, 0, "{:?}", f.outgoing);
+    fast.push("backends[0].loopback_fast_path=false".into());
+    let (half, _) = run_series(&load_str("l.toml", text, &fast).unwrap());
+    assert!(half.outgoing.timeouts > 100, "{:?}", half.outgoing);
 }

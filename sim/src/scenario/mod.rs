@@ -242,6 +242,10 @@ pub struct Class {
     pub cacheable: bool,
     /// Where the requests come from (remote clients or this machine).
     pub origin: Origin,
+    /// A local client's socket sets `SIO_LOOPBACK_FAST_PATH` (seed 002: opt-in per
+    /// socket). The fast path needs both ends: it is used when this and
+    /// `afd.loopback_fast_path` (the serving side) are true and no WFP callout is present.
+    pub loopback_fast_path: bool,
     /// The class is a health probe with a timeout and failover.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeSpec>,
@@ -274,6 +278,7 @@ impl Default for Class {
             urls: None,
             cacheable: false,
             origin: Origin::Remote,
+            loopback_fast_path: true,
             probe: None,
         }
     }
@@ -695,6 +700,10 @@ pub struct BackendSpec {
     /// side closes it, its port goes to TIME_WAIT). false: the late response is read and
     /// the connection goes back to the pool (a client that keeps its pooled connections).
     pub abort_on_cancel: bool,
+    /// With `loopback`: this application's sockets to the backend set
+    /// `SIO_LOOPBACK_FAST_PATH`; the fast path is used when the backend's side does too
+    /// (`afd.loopback_fast_path`) and no WFP callout is present.
+    pub loopback_fast_path: bool,
 }
 
 impl Default for BackendSpec {
@@ -709,6 +718,7 @@ impl Default for BackendSpec {
             keep_alive: true,
             loopback: false,
             abort_on_cancel: true,
+            loopback_fast_path: true,
         }
     }
 }

@@ -444,6 +444,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "true (default): a call cancelled at its timeout aborts its connection; this side closes it, its port stays in TIME_WAIT and the next call needs a new connection (seed 003's churn). false: the late response is read and the connection returns to the pool."
     ),
     s!(
+        "backends[].loopback_fast_path",
+        "true | false",
+        "SIO_LOOPBACK_FAST_PATH (this application's sockets)",
+        "With loopback = true: this application's sockets to the backend set the option (true, the default). The option is per socket and needs both ends: calls skip AFD's work items only if afd.loopback_fast_path (the backend's side) is true too and no WFP callout is present (seed 002)."
+    ),
+    s!(
         "tcp.dynamic_port_start",
         "port 1025–65535",
         "netsh int ipv4 set dynamicport tcp start=",
@@ -678,6 +684,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "remote (default): over the network, through the NIC's rings when [nic] is enabled. local: from this machine (127.0.0.1 or a local IP), through AFD's loopback work items on the delayed worker threads (seed 000) unless the fast path applies (seed 002)."
     ),
     s!(
+        "classes[].loopback_fast_path",
+        "true | false",
+        "SIO_LOOPBACK_FAST_PATH (the client's socket)",
+        "With origin = local: the client's socket sets the option (true, the default). The option is per socket and needs both ends: the class skips AFD's work items only if afd.loopback_fast_path (this server's side) is true too and no WFP callout is present (seed 002: a client that does not opt in, e.g. a health probe, keeps the work-item path)."
+    ),
+    s!(
         "classes[].probe",
         "{ timeout = duration, failover_after = integer }",
         "-",
@@ -705,7 +717,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "afd.loopback_fast_path",
         "true | false",
         "SIO_LOOPBACK_FAST_PATH",
-        "Both sockets opt in (Windows Server 2012+): loopback skips AFD's work items (DOMAIN §2.2). Default false."
+        "This server's sockets set the option (Windows Server 2012+). It needs both ends: each local class or loopback backend uses the fast path only if its own loopback_fast_path is true too (the default), skipping AFD's work items (DOMAIN §2.2). Default false."
     ),
     s!(
         "afd.wfp_callout_present",
