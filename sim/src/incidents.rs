@@ -877,29 +877,34 @@ pub fn farm_event_incidents(events: &[Event]) -> Vec<Incident> {
 /// causes kept within the server) and the farm's own events, in time order (server order,
 /// then the farm's, on ties); the headline is the earliest server's.
 pub fn merge_farm(servers: Vec<(String, Vec<Incident>)>, farm: Vec<Incident>) -> Vec<Incident> {
-    let mut all: Vec<(usize, Incident)> = Vec::new(); // (index before sorting, incident)
+    let names: Vec<String> = servers.iter().map(|(n, _)| n.clone()).collect();
+    // (index before sorting, the server it happened on, incident)
+    let mut all: Vec<(usize, Option<usize>, Incident)> = Vec::new();
     let groups = servers
         .into_iter()
-        .map(|(name, v)| (Some(name), v))
+        .enumerate()
+        .map(|(k, (_, v))| (Some(k), v))
         .chain(std::iter::once((None, farm)));
-    for (name, v) in groups {
+    for (owner, v) in groups {
         let offset = all.len();
         for mut i in v {
-            if let Some(name) = &name {
-                i.message = format!("{name}: {}", i.message);
+            if let Some(k) = owner {
+                i.message = format!("{}: {}", names[k], i.message);
             }
             i.caused_by = i.caused_by.map(|c| c + offset);
-            all.push((all.len(), i));
+            all.push((all.len(), owner, i));
         }
     }
-    all.sort_by(|a, b| a.1.time_s.total_cmp(&b.1.time_s).then(a.0.cmp(&b.0)));
+    all.sort_by(|a, b| a.2.time_s.total_cmp(&b.2.time_s).then(a.0.cmp(&b.0)));
     let mut new_index = vec![0; all.len()];
-    for (pos, (old, _)) in all.iter().enumerate() {
+    for (pos, (old, _, _)) in all.iter().enumerate() {
         new_index[*old] = pos;
     }
+    let owners: Vec<Option<usize>> = all.iter().map(|(_, o, _)| *o).collect();
     let mut seen = false;
-    all.into_iter()
-        .map(|(_, mut i)| {
+    let mut out: Vec<Incident> = all
+        .into_iter()
+        .map(|(_, _, mut i)| {
             i.caused_by = i.caused_by.map(|c| new_index[c]);
             if i.headline {
                 i.headline = !seen;
@@ -907,7 +912,57 @@ pub fn merge_farm(servers: Vec<(String, Vec<Incident>)>, farm: Vec<Incident>) ->
             }
             i
         })
-        .collect()
+        .collect();
+    link_across_servers(&mut out, &owners, &names);
+    out
+}
+
+/// The balancer's part of a farm's story, which no single server sees: a removal is
+/// caused by what its server answered (its latest incident still active then), and a
+/// limit another server reaches while that server is held out, with no cause of its own,
+/// is caused by the removal (the held-out server's share moved to the others: seed 003).
+fn link_across_servers(v: &mut [Incident], owners: &[Option<usize>], names: &[String]) {
+    // Which server a balancer event is about: its message is "lb removed: <name>: why".
+    let about = |i: &Incident| -> Option<usize> {
+        let rest = i.message.split_once(": ")?.1;
+        names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| rest == n.as_str() || rest.starts_with(&format!("{n}:")))
+            .max_by_key(|(_, n)| n.len())
+            .map(|(k, _)| k)
+    };
+    let servers: Vec<Option<usize>> = v
+        .iter()
+        .map(|i| i.kind.starts_with("event:lb_").then(|| about(i)).flatten())
+        .collect();
+    let active_at =
+        |j: &Incident, t: f64| j.time_s <= t && j.cleared_s.is_none_or(|c| c >= t - 1.0);
+    for i in 0..v.len() {
+        if v[i].caused_by.is_some() {
+            continue;
+        }
+        let t = v[i].time_s;
+        let cause = if v[i].kind == "event:lb_removed" {
+            let s = servers[i];
+            (0..i).rfind(|&j| {
+                owners[j].is_some()
+                    && owners[j] == s
+                    && !v[j].kind.starts_with("event:")
+                    && active_at(&v[j], t)
+            })
+        } else if let Some(me) = owners[i].filter(|_| v[i].is_limit() && v[i].kind != "gc_pause") {
+            (0..i).rfind(|&j| {
+                v[j].kind == "event:lb_removed"
+                    && servers[j].is_some_and(|s| s != me)
+                    && !(j + 1..i)
+                        .any(|k| v[k].kind == "event:lb_reinstated" && servers[k] == servers[j])
+            })
+        } else {
+            None
+        };
+        v[i].caused_by = cause;
+    }
 }
 
 /// `m:ss.s` (simulated time).

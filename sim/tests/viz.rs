@@ -851,6 +851,28 @@ fn explain_on_a_farm_directory_tells_the_same_story_as_its_summary() {
         incidents::render(&v)
     );
     assert!(incidents::render(&v).starts_with("Headline: 1:00.0 web1: blocking GC pause"));
+    // The balancer's part, which no single server sees: web1's removal comes from what
+    // web1 went through, and the others' limits, reached while web1 is out, from the
+    // removal (its share moved to them); the headline follows that cascade.
+    let removed1 = (0..v.len())
+        .find(|&i| v[i].kind == "event:lb_removed" && v[i].message.contains("web1"))
+        .expect("web1 removed");
+    let c = v[removed1].caused_by.expect("the removal has a cause");
+    assert!(
+        v[c].message.starts_with("web1: "),
+        "{}",
+        incidents::render(&v)
+    );
+    let others = (0..v.len())
+        .filter(|&i| v[i].caused_by == Some(removed1))
+        .filter(|&i| !v[i].message.starts_with("web1: "))
+        .count();
+    assert!(others >= 2, "{}", incidents::render(&v));
+    let head = incidents::headline(&v).unwrap();
+    assert!(
+        head.contains("lb removed: web1") && head.contains("web2: "),
+        "{head}"
+    );
 }
 
 /// `plot --out x.svg --format png` disagree: refused as bad input (exit 2) before any file
