@@ -541,6 +541,25 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
             help: None,
         });
     }
+    // An override the scenario would silently ignore (a rate under a schedule, users in
+    // an open loop) is refused: the run would not be what was asked for.
+    let mut seen: Vec<&[Seg]> = Vec::new();
+    for (path, origin) in overridden.iter().rev() {
+        if seen.contains(&path.as_slice()) {
+            continue;
+        }
+        seen.push(path);
+        if let Some((message, help)) = ignored_override(&scenario, path) {
+            diags.push(Diagnostic {
+                file: origin.clone(),
+                line: 0,
+                column: 0,
+                key: path_string(path),
+                message,
+                help: Some(help),
+            });
+        }
+    }
     if diags.is_empty() && !scenario.farm.servers.is_empty() {
         // Each server group's `set` must give a valid server: build them now so that a
         // wrong key or value is reported where it is written.
@@ -604,6 +623,74 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
         Err(LoadError {
             diagnostics: sorted(diags),
         })
+    }
+}
+
+/// Why an override of `path` would have no effect on `s`, and what to do instead (message,
+/// help); `None` when it counts. The file itself may hold both a rate and a schedule (the
+/// schedule wins, as documented); an override of the losing one is what is refused, since
+/// `--set`, a sweep's axis or a capacity search's `--vary` would then silently change
+/// nothing.
+fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
+    use super::LoadMode;
+    let keys: Vec<&str> = path
+        .iter()
+        .map(|p| match p {
+            Seg::Key(k) => k.as_str(),
+            Seg::Index(_) => "[]",
+        })
+        .collect();
+    let l = &s.load;
+    match keys.as_slice() {
+        ["load", "rate"] if !l.schedule.is_empty() => {
+            let rates: Vec<String> = l.schedule.iter().map(|p| p.rate.to_string()).collect();
+            Some((
+                format!(
+                    "`load.rate` has no effect: the scenario's `load.schedule` ({}) gives the rate over time and replaces `rate`",
+                    rates.join(" → ")
+                ),
+                "to run at a steady rate, drop the schedule too: --set 'load.schedule=[]' (in a sweep file: \"load.schedule\" = [] under [set]); or change the schedule's own rates, e.g. --set 'load.schedule[0].rate=500/s'".into(),
+            ))
+        }
+        ["load", "rate"] if l.mode == LoadMode::Closed => Some((
+            "`load.rate` has no effect in a closed loop (`load.mode = \"closed\"`): the users and their think time make the load".into(),
+            "set load.users or load.think_time instead, or --set load.mode=open".into(),
+        )),
+        ["load", "rate"]
+            if !s.classes.is_empty()
+                && s
+                    .classes
+                    .iter()
+                    .all(|c| c.rate.is_some() || !c.schedule.is_empty()) =>
+        {
+            Some((
+                "`load.rate` has no effect: every class arrives at its own `rate` or `schedule`".into(),
+                "set classes[N].rate instead".into(),
+            ))
+        }
+        ["load", k @ ("users" | "think_time")] if l.mode == LoadMode::Open => Some((
+            format!(
+                "`load.{k}` has no effect in an open loop (`load.mode = \"open\"`): requests arrive at `load.rate` whatever the answers"
+            ),
+            "--set load.mode=closed to make the load a number of users, or set load.rate".into(),
+        )),
+        ["classes", "[]", "rate"] => {
+            let Seg::Index(i) = path[1] else {
+                return None;
+            };
+            let c = s.classes.get(i)?;
+            (!c.schedule.is_empty()).then(|| {
+                (
+                    format!(
+                        "`classes[{i}].rate` has no effect: `classes[{i}].schedule` gives the class's rate over time and replaces `rate`"
+                    ),
+                    format!(
+                        "to make it arrive at a steady rate, drop the schedule too: --set 'classes[{i}].schedule=[]'"
+                    ),
+                )
+            })
+        }
+        _ => None,
     }
 }
 

@@ -3,14 +3,34 @@
 //!
 //! Each evaluation runs R replications (seeds `seed + r`, common random numbers across
 //! values) and a value *passes* when every SLO holds for the mean over replications.
-//! The search brackets the crossing (halving the low end while it fails, doubling the
-//! high end while it passes), then bisects until the bracket is narrower than
-//! `tolerance` × its high end. The report gives the highest passing value, the final
-//! bracket, an interpolated crossing, and a confidence interval of the crossing: from
-//! the highest value whose every SLO holds even at the pessimistic end of its 95 % CI
-//! to the lowest value where some SLO fails even at the optimistic end of its CI.
-//! It also names the SLO that broke first and what crossed: the failure outcome with
-//! the most requests and the queues or pools whose peak reached their limit.
+//!
+//! Each SLO is taken to be monotone in the setting, but not always the same way: an
+//! upper bound on a load-driven metric (`p99<500ms` against `load.rate`) holds at low
+//! values, a lower bound (`throughput>500/s`) at high ones, and against a capacity
+//! setting (`http_sys.queue_length`) `503_rate<1%` holds at high values. The values
+//! where every SLO holds are then an interval, and the search finds both its ends:
+//!
+//! 1. Find a passing value: starting from `lo`, each failing SLO says which way to go
+//!    (from a pass/fail change between values tried, else the trend of its mean, else
+//!    its comparison: `<` down, `>` up). Only "down" failures: halve; only "up": try
+//!    `hi`, then double; both: bisect between the highest value failing only "up" SLOs
+//!    and the lowest value above it failing a "down" one, down to the tolerance. A
+//!    direction that stops helping (an SLO's mean moves less than 1 % of its distance to
+//!    the threshold over a halving or doubling: a saturated throughput, a latency at its
+//!    floor) ends the search with a note instead of running ever larger loads.
+//! 2. The upper edge (the capacity): double from the highest passing value while it
+//!    passes, then bisect until the bracket is narrower than `tolerance` × its high end.
+//! 3. The lower edge, when some SLO needs higher values: halve below the lowest passing
+//!    value while it passes, then bisect between the highest failing value below it and
+//!    it.
+//!
+//! The report gives the highest passing value, the final bracket, an interpolated
+//! crossing, and a confidence interval of the crossing: from the highest value whose
+//! every SLO holds even at the pessimistic end of its 95 % CI to the lowest value above
+//! the capacity where some SLO fails even at the optimistic end of its CI; the lower
+//! edge when there is one. It also names the SLO that broke first above the capacity
+//! and what crossed: the failure outcome with the most requests and the queues or pools
+//! whose peak reached their limit.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -166,12 +186,25 @@ pub struct Evaluation {
 #[derive(Clone, Debug, Serialize)]
 pub struct BrokeFirst {
     pub slo: String,
-    /// The lowest value tried at which this SLO failed.
+    /// The lowest value tried above the capacity (above every value tried when none
+    /// passed) at which this SLO failed.
     pub first_failed_at: f64,
     pub mean_there: f64,
     pub threshold: f64,
     /// What crossed there: failure outcomes by count, queues or pools at their limit.
     pub causes: Vec<String>,
+}
+
+/// The lower end of the values at which every SLO holds (when an SLO fails below it).
+#[derive(Clone, Debug, Serialize)]
+pub struct LowerEdge {
+    /// The lowest value tried at which every SLO held.
+    pub lowest_passing: f64,
+    pub lowest_passing_setting: String,
+    /// The highest value tried below it at which some SLO failed.
+    pub highest_failing_below: f64,
+    /// The SLOs that failed there.
+    pub failing_there: Vec<String>,
 }
 
 /// The result of a capacity search (`capacity.json`).
@@ -195,6 +228,9 @@ pub struct CapacityReport {
     /// is null when no value tried was conclusive on that side.
     pub crossing_ci: [Option<f64>; 2],
     pub broke_first: Option<BrokeFirst>,
+    /// When some SLO needs a higher value (`throughput>…`) and failed below the lowest
+    /// passing value: where every SLO starts to hold.
+    pub lower_edge: Option<LowerEdge>,
     pub note: Option<String>,
     pub evaluations: Vec<Evaluation>,
 }
@@ -303,6 +339,176 @@ impl Search<'_> {
     fn budget_left(&self) -> bool {
         self.evals.len() < self.cfg.max_evaluations
     }
+
+    /// Evaluates a value the search computed beyond the bracket (halving, doubling):
+    /// `Ok(Err(message))` when the setting cannot take it (its own range ends there).
+    fn try_eval(&mut self, v: f64) -> Result<Result<usize, String>, SweepError> {
+        match self.eval(v) {
+            Ok(i) => Ok(Ok(i)),
+            Err(SweepError::BadInput(m)) => Ok(Err(m)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn evaluated(&self, v: f64) -> bool {
+        self.evals.iter().any(|e| e.value == v)
+    }
+
+    /// Which way the varied setting must move for SLO `k` to hold, as a guess to search
+    /// by: from a change of pass/fail between neighbouring values tried, else from the
+    /// trend of its mean between the lowest and highest values tried, else from its
+    /// comparison (`<` holds at low values of a load, `>` at high ones).
+    fn direction(&self, k: usize) -> Dir {
+        let (change, trend) = self.evidence(k);
+        change.or(trend).unwrap_or(self.prior(k))
+    }
+
+    /// Whether SLO `k` surely needs higher values, enough to stop searching that way: a
+    /// pass/fail change says so, or it is a `>` SLO (a throughput) whose mean does not
+    /// fall as the setting grows. A `<` SLO whose mean merely drifts down (a p99 at low
+    /// loads, within its noise) does not count.
+    fn needs_more(&self, k: usize) -> bool {
+        match self.evidence(k) {
+            (Some(d), _) => d == Dir::Up,
+            (None, trend) => self.prior(k) == Dir::Up && trend != Some(Dir::Down),
+        }
+    }
+
+    fn prior(&self, k: usize) -> Dir {
+        if matches!(self.cfg.slos[k].op, Op::Lt | Op::Le) {
+            Dir::Down
+        } else {
+            Dir::Up
+        }
+    }
+
+    /// The direction SLO `k` needs according to a pass/fail change between neighbouring
+    /// values tried (if the changes agree), and according to the trend of its mean from
+    /// the lowest to the highest value tried (if it moved).
+    fn evidence(&self, k: usize) -> (Option<Dir>, Option<Dir>) {
+        let below = matches!(self.cfg.slos[k].op, Op::Lt | Op::Le);
+        let mut ev: Vec<&Evaluation> = self.evals.iter().collect();
+        ev.sort_by(|a, b| a.value.total_cmp(&b.value));
+        let (mut up, mut down) = (false, false);
+        for w in ev.windows(2) {
+            match (w[0].slos[k].holds, w[1].slos[k].holds) {
+                (true, false) => down = true,
+                (false, true) => up = true,
+                _ => {}
+            }
+        }
+        let change = (up != down).then_some(if up { Dir::Up } else { Dir::Down });
+        let means: Vec<f64> = ev
+            .iter()
+            .map(|e| e.slos[k].mean)
+            .filter(|m| m.is_finite())
+            .collect();
+        let trend = match (means.first(), means.last()) {
+            (Some(a), Some(b)) if a != b => {
+                Some(if (b > a) == below { Dir::Down } else { Dir::Up })
+            }
+            _ => None,
+        };
+        (change, trend)
+    }
+
+    /// The SLOs failing at evaluation `i` that need the setting to move `dir`.
+    fn failing(&self, i: usize, dir: Dir, dirs: &[Dir]) -> Vec<&str> {
+        self.evals[i]
+            .slos
+            .iter()
+            .zip(dirs)
+            .filter(|(r, d)| !r.holds && **d == dir)
+            .map(|(r, _)| r.slo.as_str())
+            .collect()
+    }
+
+    /// Whether the SLOs failing at evaluation `i` that need the setting to move `dir`
+    /// stopped improving: from the nearest value tried on the other side of `i` to `i`,
+    /// one of them moved towards its threshold by less than 1 % of the distance left.
+    /// Then going further that way is hopeless (a throughput that saturates, a latency
+    /// at its floor), and costly for a load. Says which SLO and how it moved.
+    fn stalled(&self, i: usize, dir: Dir, dirs: &[Dir]) -> Option<String> {
+        let e = &self.evals[i];
+        let prev = self
+            .evals
+            .iter()
+            .filter(|p| match dir {
+                Dir::Up => p.value < e.value,
+                Dir::Down => p.value > e.value,
+            })
+            .min_by(|a, b| {
+                (a.value - e.value)
+                    .abs()
+                    .total_cmp(&(b.value - e.value).abs())
+            })?;
+        self.cfg.slos.iter().enumerate().find_map(|(k, slo)| {
+            let (m0, m1) = (prev.slos[k].mean, e.slos[k].mean);
+            if dirs[k] != dir || e.slos[k].holds || !m0.is_finite() || !m1.is_finite() {
+                return None;
+            }
+            let toward = if matches!(slo.op, Op::Lt | Op::Le) {
+                m0 - m1
+            } else {
+                m1 - m0
+            };
+            (toward < 0.01 * (slo.threshold - m0).abs()).then(|| {
+                format!(
+                    "{} stopped improving: mean {} at {}, {} at {}",
+                    slo.text,
+                    round_sig(m0, 6),
+                    prev.setting,
+                    round_sig(m1, 6),
+                    e.setting
+                )
+            })
+        })
+    }
+
+    /// Index of the highest (or lowest) passing value tried.
+    fn passing_end(&self, highest: bool) -> Option<usize> {
+        let it = self.evals.iter().enumerate().filter(|(_, e)| e.pass);
+        if highest {
+            it.max_by(|a, b| a.1.value.total_cmp(&b.1.value))
+                .map(|(i, _)| i)
+        } else {
+            it.min_by(|a, b| a.1.value.total_cmp(&b.1.value))
+                .map(|(i, _)| i)
+        }
+    }
+
+    /// Bisects between a passing value `pass` and a failing value `fail` (either order)
+    /// until the bracket is narrower than the tolerance or the budget is spent.
+    fn bisect(&mut self, mut pass: f64, mut fail: f64) -> Result<(), SweepError> {
+        while (pass - fail).abs() > self.cfg.tolerance * pass.max(fail) && self.budget_left() {
+            let (l, h) = (pass.min(fail), pass.max(fail));
+            let mid = if self.unit.integer {
+                ((l + h) / 2.0).floor()
+            } else {
+                round_sig((l + h) / 2.0, 12)
+            };
+            if mid <= l || mid >= h {
+                break;
+            }
+            let i = self.eval(mid)?;
+            if self.evals[i].pass {
+                pass = mid;
+            } else {
+                fail = mid;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which way the varied setting must move for an SLO that fails to hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dir {
+    /// Lower values: the SLO breaks as the setting grows (`p99<500ms` against a load).
+    Down,
+    /// Higher values: the SLO needs enough of the setting (`throughput>500/s` against a
+    /// load, `503_rate<1%` against a queue length).
+    Up,
 }
 
 /// Runs a capacity search; `on_eval` sees every evaluation as it finishes.
@@ -357,6 +563,17 @@ pub fn search(
             cfg.vary
         ))
     })?;
+    // Setting the varied key to its own value must load: if it does not, no value will
+    // (e.g. `load.rate` under a `load.schedule`, which the schedule would override).
+    let mut at_current = cfg.overrides.clone();
+    at_current.push(format!(
+        "{}={}",
+        cfg.vary,
+        current.with_value(current.value).literal
+    ));
+    if let Err(e) = load_file(&cfg.scenario, &at_current) {
+        return Err(bad(format!("--vary {}: {e}", cfg.vary)));
+    }
     let parse_bound = |s: &Option<String>, name: &str| -> Result<Option<Quantity>, SweepError> {
         s.as_deref()
             .map(|t| {
@@ -411,90 +628,240 @@ pub fn search(
         on_eval,
     };
     let mut note = None;
-    let half = |x: f64, int: bool| if int { (x / 2.0).floor() } else { x / 2.0 };
-    let mut li = s.eval(lo)?;
-    let mut hi_i: Option<usize> = None;
-    while !s.evals[li].pass {
-        let next = half(lo, integer);
-        if next <= 0.0 || !s.budget_left() {
-            note = Some(format!("the SLOs fail even at {}", s.evals[li].setting));
-            break;
-        }
-        hi_i = Some(li);
-        hi = lo;
-        lo = next;
-        li = s.eval(lo)?;
-    }
-    if note.is_none() {
-        let mut hi_e = match hi_i {
-            Some(i) => i,
-            None => s.eval(hi)?,
-        };
-        while s.evals[hi_e].pass {
-            if !s.budget_left() {
-                note = Some(format!(
-                    "the SLOs still hold at {}: the capacity is higher",
-                    s.evals[hi_e].setting
-                ));
-                break;
-            }
-            li = hi_e;
-            lo = hi;
-            hi *= 2.0;
-            hi_e = match s.eval(hi) {
-                Ok(i) => i,
-                // The setting's own range ends before the SLOs break (a rate above one
-                // per nanosecond, a queueLength above 65535): report what was found.
-                Err(SweepError::BadInput(m)) => {
+    let half = |x: f64| if integer { (x / 2.0).floor() } else { x / 2.0 };
+    let double = |x: f64| if integer { (x * 2.0).ceil() } else { x * 2.0 };
+    let join = |v: Vec<&str>| v.join(", ");
+    // Phase 1: find a value at which every SLO holds. Each failing SLO says which way
+    // to go; failures pointing both ways bound the search from both sides.
+    s.eval(lo)?;
+    while !s.evals.iter().any(|e| e.pass) {
+        let dirs: Vec<Dir> = (0..cfg.slos.len()).map(|k| s.direction(k)).collect();
+        let fails =
+            |e: &Evaluation, d: Dir| e.slos.iter().zip(&dirs).any(|(r, x)| !r.holds && *x == d);
+        // `too_low`: the highest value whose every failing SLO needs more; `too_high`:
+        // the lowest value above it where some SLO needs less (a value failing both
+        // ways counts as too high: an SLO that needs more can also fail past a load's
+        // saturation, a throughput that falls as 503s rise).
+        let too_low = s
+            .evals
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !fails(e, Dir::Down))
+            .max_by(|a, b| a.1.value.total_cmp(&b.1.value))
+            .map(|(i, _)| i);
+        let floor = too_low.map_or(f64::NEG_INFINITY, |i| s.evals[i].value);
+        let too_high = s
+            .evals
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.value > floor && fails(e, Dir::Down))
+            .min_by(|a, b| a.1.value.total_cmp(&b.1.value))
+            .map(|(i, _)| i);
+        let next = match (too_low, too_high) {
+            (Some(a), Some(b)) => {
+                let (va, vb) = (s.evals[a].value, s.evals[b].value);
+                let mid = if integer {
+                    ((va + vb) / 2.0).floor()
+                } else {
+                    round_sig((va + vb) / 2.0, 12)
+                };
+                if mid <= va || mid >= vb || vb - va <= cfg.tolerance * vb {
                     note = Some(format!(
-                        "the SLOs still hold at {}, the highest valid value tried ({m})",
-                        s.evals[li].setting
+                        "no value tried meets every SLO: up to {} {} fail(s) (need(s) more), from {} {} fail(s) (need(s) less)",
+                        s.evals[a].setting,
+                        join(s.failing(a, Dir::Up, &dirs)),
+                        s.evals[b].setting,
+                        join(s.failing(b, Dir::Down, &dirs)),
                     ));
                     break;
                 }
-                Err(e) => return Err(e),
-            };
-        }
-        hi_i = Some(hi_e);
-        if note.is_none() {
-            while hi - lo > cfg.tolerance * hi && s.budget_left() {
-                let mid = if integer {
-                    ((lo + hi) / 2.0).floor()
-                } else {
-                    round_sig((lo + hi) / 2.0, 12)
-                };
-                if mid <= lo || mid >= hi {
+                mid
+            }
+            (None, Some(b)) => {
+                if let Some(why) = s.stalled(b, Dir::Down, &dirs) {
+                    note = Some(format!(
+                        "the SLOs fail even at {}, the lowest value tried, and lower values do not help ({why})",
+                        s.evals[b].setting
+                    ));
                     break;
                 }
-                let i = s.eval(mid)?;
-                if s.evals[i].pass {
-                    li = i;
-                    lo = mid;
+                let next = half(s.evals[b].value);
+                if next <= 0.0 {
+                    note = Some(format!(
+                        "the SLOs fail even at {}, the lowest value tried",
+                        s.evals[b].setting
+                    ));
+                    break;
+                }
+                next
+            }
+            (Some(a), None) => {
+                let hi_untried = hi > s.evals[a].value && !s.evaluated(hi);
+                if let Some(why) = s.stalled(a, Dir::Up, &dirs).filter(|_| !hi_untried) {
+                    note = Some(format!(
+                        "the SLOs fail even at {}, the highest value tried, and higher values do not help ({why})",
+                        s.evals[a].setting
+                    ));
+                    break;
+                }
+                let va = s.evals[a].value;
+                if hi > va && !s.evaluated(hi) {
+                    hi
                 } else {
-                    hi_i = Some(i);
-                    hi = mid;
+                    double(va)
                 }
             }
+            (None, None) => break, // unreachable: every value tried fails some SLO
+        };
+        if !s.budget_left() {
+            note = Some(format!(
+                "no value tried meets every SLO ({} evaluations, the --max-evaluations budget)",
+                s.evals.len()
+            ));
+            break;
+        }
+        let tried =
+            |f: fn(f64, f64) -> f64, init: f64| s.evals.iter().map(|e| e.value).fold(init, f);
+        let (min_tried, max_tried) = (tried(f64::min, f64::INFINITY), tried(f64::max, 0.0));
+        if next == hi && !s.evaluated(hi) {
+            s.eval(hi)?;
+        } else if let Err(m) = s.try_eval(next)? {
+            let at = |v: f64| {
+                s.evals
+                    .iter()
+                    .find(|e| e.value == v)
+                    .map_or(String::new(), |e| e.setting.clone())
+            };
+            note = Some(if next > max_tried {
+                format!(
+                    "the SLOs fail even at {}, the highest valid value tried ({m})",
+                    at(max_tried)
+                )
+            } else if next < min_tried {
+                format!(
+                    "the SLOs fail even at {}, the lowest valid value tried ({m})",
+                    at(min_tried)
+                )
+            } else {
+                format!("no value tried meets every SLO ({m})")
+            });
+            break;
         }
     }
-    Ok(report(cfg, &s, li, hi_i, note))
+    // Phase 2: the upper edge: above the highest passing value, double until a value
+    // fails, then bisect.
+    while let Some(p) = s.passing_end(true) {
+        let vp = s.evals[p].value;
+        let fail_above = s
+            .evals
+            .iter()
+            .filter(|e| !e.pass && e.value > vp)
+            .map(|e| e.value)
+            .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.min(v))));
+        if let Some(f) = fail_above {
+            s.bisect(vp, f)?;
+            break;
+        }
+        if (0..cfg.slos.len()).all(|k| s.needs_more(k)) {
+            // Every SLO asks for more of the setting: nothing bounds it from above, and
+            // doubling a load up to the setting's range would cost without end.
+            note = Some(format!(
+                "every SLO needs a higher {} ({}): they hold from the lowest passing value up to at least {}, the highest value tried; no upper edge was searched (add an SLO that fails at high values, e.g. p99<…, to find a capacity)",
+                cfg.vary,
+                cfg.slos
+                    .iter()
+                    .map(|x| x.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                s.evals[p].setting
+            ));
+            break;
+        }
+        if !s.budget_left() {
+            note = Some(format!(
+                "the SLOs still hold at {}: the capacity is higher",
+                s.evals[p].setting
+            ));
+            break;
+        }
+        if hi > vp && !s.evaluated(hi) {
+            s.eval(hi)?;
+        } else if let Err(m) = s.try_eval(double(vp))? {
+            // The setting's own range ends before the SLOs break (a rate above one per
+            // nanosecond, a queueLength above 65535): report what was found.
+            note = Some(format!(
+                "the SLOs still hold at {}, the highest valid value tried ({m})",
+                s.evals[p].setting
+            ));
+            break;
+        }
+    }
+    // Phase 3: the lower edge, when some SLO needs a higher value (`throughput>…`):
+    // halve below the lowest passing value while it passes, then bisect between the
+    // highest failing value below the lowest passing one and it.
+    while let Some(p) = s.passing_end(false) {
+        let vp = s.evals[p].value;
+        let failed_below = s.evals.iter().any(|e| !e.pass && e.value < vp);
+        let any_up = (0..cfg.slos.len()).any(|k| s.needs_more(k));
+        let next = half(vp);
+        if failed_below || !any_up || next <= 0.0 || !s.budget_left() {
+            break;
+        }
+        if s.try_eval(next)?.is_err() {
+            break;
+        }
+    }
+    if let Some(p) = s.passing_end(false) {
+        let vp = s.evals[p].value;
+        let fail_below = s
+            .evals
+            .iter()
+            .filter(|e| !e.pass && e.value < vp)
+            .map(|e| e.value)
+            .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
+        if let Some(f) = fail_below {
+            s.bisect(vp, f)?;
+        }
+    }
+    Ok(report(cfg, &s, note))
 }
 
-fn report(
-    cfg: &CapacityConfig,
-    s: &Search<'_>,
-    li: usize,
-    hi_i: Option<usize>,
-    note: Option<String>,
-) -> CapacityReport {
+fn report(cfg: &CapacityConfig, s: &Search<'_>, note: Option<String>) -> CapacityReport {
     let ev = &s.evals;
-    let lo_e = ev[li].pass.then(|| &ev[li]);
-    let hi_e = hi_i.map(|i| &ev[i]).filter(|e| !e.pass);
-    // Which SLO broke first: the lowest value at which it failed; ties by relative excess.
+    let lo_e = s.passing_end(true).map(|i| &ev[i]);
+    // Values above the capacity (every value tried when none passed): where SLOs broke.
+    let above = |e: &&Evaluation| lo_e.is_none_or(|l| e.value > l.value);
+    let hi_e = lo_e.and_then(|_| {
+        ev.iter()
+            .filter(above)
+            .filter(|e| !e.pass)
+            .min_by(|a, b| a.value.total_cmp(&b.value))
+    });
+    let lower_edge = s.passing_end(false).and_then(|p| {
+        let lp = &ev[p];
+        let f = ev
+            .iter()
+            .filter(|e| !e.pass && e.value < lp.value)
+            .max_by(|a, b| a.value.total_cmp(&b.value))?;
+        Some(LowerEdge {
+            lowest_passing: lp.value,
+            lowest_passing_setting: lp.setting.clone(),
+            highest_failing_below: f.value,
+            failing_there: f
+                .slos
+                .iter()
+                .filter(|r| !r.holds)
+                .map(|r| r.slo.clone())
+                .collect(),
+        })
+    });
+    // Which SLO broke first: the lowest value above the capacity at which it failed;
+    // ties by relative excess.
     let mut broke: Option<(usize, f64, f64)> = None;
     for (k, slo) in cfg.slos.iter().enumerate() {
         let first = ev
             .iter()
+            .filter(above)
             .filter(|e| !e.slos[k].holds)
             .map(|e| e.value)
             .fold(f64::INFINITY, f64::min);
@@ -550,6 +917,7 @@ fn report(
         .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
     let ci_hi = ev
         .iter()
+        .filter(above)
         .filter(|e| sure_fail(e))
         .map(|e| e.value)
         .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.min(v))));
@@ -569,6 +937,7 @@ fn report(
         crossing_estimate,
         crossing_ci: [ci_lo, ci_hi],
         broke_first,
+        lower_edge,
         note,
         evaluations,
     }
@@ -664,6 +1033,16 @@ impl CapacityReport {
                 fmt(self.crossing_ci[1]),
             )),
             None => s.push_str("no value tried meets every SLO\n"),
+        }
+        if let Some(l) = &self.lower_edge {
+            s.push_str(&format!(
+                "lowest passing {} = {} (final interval [{}, {}]; failing below: {})\n",
+                self.vary,
+                l.lowest_passing_setting,
+                fmt(Some(l.highest_failing_below)),
+                fmt(Some(l.lowest_passing)),
+                l.failing_there.join(", ")
+            ));
         }
         if let Some(b) = &self.broke_first {
             s.push_str(&format!(

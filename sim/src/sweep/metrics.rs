@@ -5,8 +5,16 @@
 //! fields added later become metrics without code changes: `measured.outcomes.503_queue_full`,
 //! `gauges.http_sys.CurrentQueueSize.peak`, `latency_ms.all.p99`, … `wall_seconds` (not
 //! deterministic) and `seed` (a column of its own) are left out.
+//!
+//! Outcome counts are metrics whether or not the outcome occurred: a farm's summary lists
+//! only the outcomes that occurred, so every outcome a run can have (the servers' and, for
+//! a farm, `client_timeout` and `503_load_balancer_no_server`) is added as 0 under
+//! `outcomes.`, `measured.outcomes.` (and a farm's `farm.attempt_outcomes.`) when absent.
+//! A run without an outcome thus counts as 0 in means over replications, never as missing.
 
 use std::collections::BTreeMap;
+
+use w3sim_models::request::Outcome;
 
 use crate::Summary;
 
@@ -78,8 +86,38 @@ pub fn flatten_value(value: &serde_json::Value) -> BTreeMap<String, f64> {
 pub fn metrics_of(summary: &Summary) -> BTreeMap<String, f64> {
     let v = serde_json::to_value(summary).expect("the summary serialises");
     let mut m = flatten_value(&v);
+    add_absent_outcomes(&mut m, summary.farm.is_some());
     add_derived(&mut m);
     m
+}
+
+/// Every outcome name a run can report: the servers' outcomes, and for a farm the
+/// client's timeout and the balancer's own 503.
+pub fn outcome_names(farm: bool) -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = Outcome::ALL.iter().map(|o| o.name()).collect();
+    if farm {
+        v.push(crate::farm::CLIENT_TIMEOUT);
+        v.push(crate::farm::LB_NO_SERVER);
+    }
+    v
+}
+
+/// The summary's maps of outcome counts (as dotted prefixes).
+fn outcome_maps(farm: bool) -> &'static [&'static str] {
+    if farm {
+        &["outcomes", "measured.outcomes", "farm.attempt_outcomes"]
+    } else {
+        &["outcomes", "measured.outcomes"]
+    }
+}
+
+/// Adds, as 0, every outcome count the summary leaves out because it did not occur.
+pub fn add_absent_outcomes(m: &mut BTreeMap<String, f64>, farm: bool) {
+    for map in outcome_maps(farm) {
+        for name in outcome_names(farm) {
+            m.entry(format!("{map}.{name}")).or_insert(0.0);
+        }
+    }
 }
 
 /// Adds the derived metrics computed from the flattened summary.
