@@ -570,3 +570,60 @@ fn zero_repetitions_and_zero_seeds_are_refused() {
         assert!(err.contains("0 is not in 1..="), "{args:?}: {err}");
     }
 }
+
+/// Mistakes in `--set` are reported against the `--set` that made them, with the fix: a
+/// misspelt table (it was placed at the file's 1:1), a misspelt list, a whole number
+/// written as a negative or a float (serde's "expected u32" said neither the range nor
+/// what to write), and a unit cut short ("4G" suggested "4B").
+#[test]
+fn override_mistakes_name_the_override_the_range_and_the_fix() {
+    let base = "name = \"x\"\n[[classes]]\nname = \"p\"\nservice = \"exp(10ms)\"\n";
+    let err = |o: &str| {
+        load_str("s.toml", base, &[o.to_string()])
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err("http_sy.queue_length=5");
+    assert!(
+        e.contains("--set http_sy.queue_length=5") && !e.contains("s.toml:1:1"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `http_sys`?"), "{e}");
+    let e = err("clasess[0].service=5ms");
+    assert!(e.contains("did you mean `classes`?"), "{e}");
+    let e = err("http_sys.queue_length=-5");
+    assert!(
+        e.contains("a whole number from 0 to 4294967295, got -5") && e.contains("10–65535"),
+        "{e}"
+    );
+    let e = err("http_sys.queue_length=1e3");
+    assert!(
+        e.contains("without a decimal point or exponent (1000)"),
+        "{e}"
+    );
+    let e = err("gc.cache_reload.size=4G");
+    assert!(e.contains("did you mean \"4GB\"?"), "{e}");
+}
+
+/// A bad value inside a list (a schedule point's rate) no longer hides the problems after
+/// it: both are reported in one pass.
+#[test]
+fn a_bad_list_element_does_not_hide_later_problems() {
+    let text = "name = \"two\"\n[load]\nschedule = [ { at = \"0s\", rate = \"700\" } ]\n\
+                [[classes]]\nname = \"p\"\nservice = \"exp(10ms)\"\n\
+                [thread_pool]\nruntime = \"net5\"\n";
+    let e = load_str("two.toml", text, &[]).unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.contains("load.schedule[0].rate") && s.contains("\"700/s\""),
+        "{s}"
+    );
+    assert!(
+        s.contains("thread_pool.runtime") && s.contains("net6"),
+        "{s}"
+    );
+    assert!(
+        s.contains("two.toml:3:") && s.contains("two.toml:8:"),
+        "{s}"
+    );
+}

@@ -257,6 +257,59 @@ pub(crate) fn explain(message: &str) -> (String, Option<String>) {
     (first, None)
 }
 
+/// serde's "invalid value: integer `-5`, expected u32" in words, with the range the type
+/// takes and what was written.
+fn number_message(first: &str) -> Option<String> {
+    let (head, ty) = first.rsplit_once(", expected ")?;
+    let range = match ty {
+        "u8" => "0 to 255",
+        "u16" => "0 to 65535",
+        "u32" => "0 to 4294967295",
+        "u64" | "usize" => "0 to 9223372036854775807",
+        "i64" => "-9223372036854775808 to 9223372036854775807",
+        _ => return None,
+    };
+    let got = head
+        .strip_prefix("invalid value: ")
+        .or_else(|| head.strip_prefix("invalid type: "))?;
+    let written = got.split('`').nth(1).unwrap_or(got);
+    let how = if got.starts_with("floating point") {
+        format!(
+            ", got {written}: a whole number is written without a decimal point or exponent{}",
+            written
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.fract() == 0.0 && v.abs() < 1e15)
+                .map_or_else(String::new, |v| format!(" ({v})"))
+        )
+    } else if got.starts_with("integer") {
+        format!(", got {written}")
+    } else {
+        format!(", got {got}")
+    };
+    Some(format!("expected a whole number from {range}{how}"))
+}
+
+/// The unit or accepted values `show-defaults` gives for the setting at `path`.
+fn setting_unit(path: &[Seg]) -> Option<&'static str> {
+    let mut pattern = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !pattern.is_empty() {
+                    pattern.push('.');
+                }
+                pattern.push_str(k);
+            }
+            Seg::Index(_) => pattern.push_str("[]"),
+        }
+    }
+    super::settings::SETTINGS
+        .iter()
+        .find(|d| d.path == pattern)
+        .map(|d| d.unit)
+}
+
 /// Finds the span of the value at `path` in the parsed document.
 pub(crate) fn locate(table: &Spanned<DeTable<'_>>, path: &[Seg]) -> Option<Range<usize>> {
     let mut span = table.span();
@@ -312,6 +365,11 @@ fn remove_in_array(a: &mut toml::de::DeArray<'_>, path: &[Seg]) -> bool {
     }
 }
 
+/// Keys that hold lists of tables, for suggestions when an override indexes a misspelt one.
+const LIST_KEYS: [&str; 8] = [
+    "classes", "backends", "valves", "schedule", "bursts", "steps", "noise", "servers",
+];
+
 /// Inserts an override value at `path`, creating tables as needed.
 fn insert_at<'i>(
     table: &mut DeTable<'i>,
@@ -327,7 +385,10 @@ fn insert_at<'i>(
         [Seg::Key(k), rest @ ..] => {
             if !table.contains_key(k.as_str()) {
                 if matches!(rest.first(), Some(Seg::Index(_))) {
-                    return Err(format!("`{k}` has no elements to index"));
+                    let keys: Vec<&str> = table.keys().map(|k| k.get_ref().as_ref()).collect();
+                    let hint = nearest(k, keys.iter().copied().chain(LIST_KEYS))
+                        .map_or_else(String::new, |n| format!("; did you mean `{n}`?"));
+                    return Err(format!("`{k}` has no elements to index{hint}"));
                 }
                 table.insert(
                     Spanned::new(0..0, k.clone().into()),
@@ -390,7 +451,11 @@ pub(crate) fn deserialize_all<T: for<'de> Deserialize<'de>>(
             Err(e) => {
                 let path = error_path(e.path());
                 let inner = e.into_inner();
-                let (message, help) = explain(inner.message());
+                let (message, mut help) = explain(inner.message());
+                let message = number_message(&message).unwrap_or(message);
+                if help.is_none() && message.starts_with("expected") {
+                    help = setting_unit(&path).map(|u| format!("accepted: {u}"));
+                }
                 let echo = message.starts_with("missing key")
                     && removed
                         .iter()
@@ -399,8 +464,14 @@ pub(crate) fn deserialize_all<T: for<'de> Deserialize<'de>>(
                     let span = inner.span().or_else(|| locate(table, &path));
                     report(&path, span, message, help);
                 }
-                if !removed.insert(path.clone()) || !remove_at(table.get_mut(), &path) {
-                    return None;
+                // Drop what failed to go on; when that changes nothing (a list element
+                // blanked that still lacks a key), drop its parents in turn, so that later
+                // problems elsewhere are still reported in this pass.
+                let mut p = path.clone();
+                while !(removed.insert(p.clone()) && remove_at(table.get_mut(), &p)) {
+                    if p.pop().is_none() || p.is_empty() {
+                        return None;
+                    }
                 }
             }
         }
@@ -483,8 +554,21 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
             .map(|(_, o)| o.as_str())
     };
 
+    // An error at a key no line of the file holds (its span is empty: an override put it
+    // there, e.g. the unknown table `http_sy` of `--set http_sy.queue_length=5`) belongs to
+    // the override below it.
+    let created_by = |path: &[Seg], span: &Option<Range<usize>>| -> Option<&str> {
+        if span.as_ref().is_some_and(|s| !s.is_empty()) {
+            return None;
+        }
+        overridden
+            .iter()
+            .rev()
+            .find(|(p, _)| p.starts_with(path))
+            .map(|(_, o)| o.as_str())
+    };
     let scenario: Option<Scenario> = deserialize_all(&mut table, |path, span, message, help| {
-        let (file_name, line, column) = match origin_of(path) {
+        let (file_name, line, column) = match origin_of(path).or_else(|| created_by(path, &span)) {
             Some(o) => (o.to_string(), 0, 0),
             None => {
                 let (l, c) = span.map_or((0, 0), |s| line_col(text, s.start));

@@ -426,7 +426,20 @@ fn negative_err(sp: &Split<'_>, what: What) -> UnitError {
 }
 
 fn unknown_unit_err(sp: &Split<'_>, what: What, spellings: &[&str]) -> UnitError {
+    // A unit cut short ("4G", "5M") means the one it begins (GB, MB), not the nearest by
+    // spelling ("4B").
+    let prefix_of = || {
+        spellings
+            .iter()
+            .copied()
+            .filter(|u| u.len() > sp.unit.len() && !sp.unit.is_empty())
+            .find(|u| {
+                u.get(..sp.unit.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(sp.unit))
+            })
+    };
     let sugg = unit_alias(sp.unit, what)
+        .or_else(prefix_of)
         .or_else(|| closest(sp.unit, spellings))
         .map(|u| format!("\"{}{u}\"", sp.num.text));
     what.err(
@@ -1498,6 +1511,8 @@ mod tests {
         has(&err_of(parse_size("16777216TB")), &["too large"]);
         has(&err_of(parse_size("1e40B")), &["too large"]);
         has(&err_of(parse_size("5 bytes")), &["did you mean \"5B\"?"]);
+        has(&err_of(parse_size("4G")), &["did you mean \"4GB\"?"]);
+        has(&err_of(parse_size("512k")), &["did you mean \"512KB\"?"]);
         has(
             &err_of(parse_size("5KBB")),
             &["unknown unit \"KBB\"", "did you mean \"5KB\""],
