@@ -371,3 +371,18 @@ fn farm_outcomes_are_metrics_of_sweeps_and_slos() {
         "{e}"
     );
 }
+
+/// A time on a name that is no latency is a misspelt latency, said as such: "p999<500ms"
+/// said that "ms" did not fit `p999`.
+#[test]
+fn an_slo_with_a_time_on_an_unknown_name_suggests_the_latency() {
+    let e = Slo::parse("p999<500ms").unwrap_err();
+    assert!(
+        e.contains("`p999` is not a latency") && e.contains("did you mean `p99`?"),
+        "{e}"
+    );
+    let e = Slo::parse("latency<500ms").unwrap_err();
+    assert!(e.contains("Latencies: p50, p95, p99, mean"), "{e}");
+    assert_eq!(Slo::parse("p99<0.5s").unwrap().threshold, 500.0);
+    assert!(Slo::parse("latency_ms.all.p99<500ms").is_ok());
+}

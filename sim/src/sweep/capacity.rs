@@ -103,6 +103,16 @@ impl Slo {
             "%" => q.value / 100.0,
             "ms" if in_ms => q.value,
             "s" if in_ms => q.value * 1000.0,
+            u if !in_ms && matches!(u, "ms" | "s") && !metric.contains('.') => {
+                // A time on a name that is no latency: most likely a misspelt one.
+                let latencies = ["p50", "p95", "p99", "mean"];
+                let raw = metric.trim_end_matches("_ms");
+                let hint = crate::scenario::load::nearest(raw, latencies)
+                    .map_or_else(String::new, |n| format!("did you mean `{n}`? "));
+                return Err(format!(
+                    "SLO \"{s}\": `{raw}` is not a latency metric, so \"{u}\" does not fit it. {hint}Latencies: p50, p95, p99, mean (ms), or a path under latency_ms of summary.json"
+                ));
+            }
             u => {
                 return Err(format!(
                     "SLO \"{s}\": unit \"{u}\" does not fit `{metric}` (use %, ms or s for latencies, /s, or none)"
