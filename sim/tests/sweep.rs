@@ -295,6 +295,31 @@ fn capacity_search_brackets_the_analytic_crossing() {
     );
 }
 
+/// A bad value under `[set]` is reported at its line and column in the sweep file, as a
+/// `[set]` key (it named neither: `x.sweep.toml: [set] duration="60"`).
+#[test]
+fn loader_reports_set_errors_at_their_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = sweep_text(
+        "replications = 1\n[set]\nduration = \"60\"\n[set.http_sys]\nqueue_length = -5\n\
+         [[axes]]\npath = \"load.rate\"\nvalues = [\"300/s\"]\n",
+    );
+    let e = load_sweep_str("x.sweep.toml", "x.sweep.toml", &text, tmp.path()).unwrap_err();
+    let at = |key: &str| {
+        e.diagnostics
+            .iter()
+            .find(|d| d.key == key)
+            .map(|d| (d.file.clone(), d.line, d.column))
+            .unwrap_or_else(|| panic!("no {key} in {e}"))
+    };
+    assert_eq!(at("[set] duration"), ("x.sweep.toml".into(), 4, 12), "{e}");
+    assert_eq!(
+        at("[set] http_sys.queue_length"),
+        ("x.sweep.toml".into(), 6, 16),
+        "{e}"
+    );
+}
+
 #[test]
 fn loader_reports_misspelt_keys_with_position_and_suggestion() {
     let tmp = tempfile::tempdir().unwrap();

@@ -277,10 +277,11 @@ pub fn load_sweep_str(
     let k = |s: &str| Seg::Key(s.to_string());
 
     // Fixed overrides.
-    let mut fixed = Vec::new();
+    let mut fixed_at = Vec::new();
     if let Some(set) = &raw.set {
-        flatten_set("", set, &mut fixed);
+        flatten_set("", &[], set, &mut fixed_at);
     }
+    let fixed: Vec<String> = fixed_at.iter().map(|(o, _)| o.clone()).collect();
     // Base scenario.
     let base_path: PathBuf = dir.join(&raw.base);
     let base_text = match std::fs::read_to_string(&base_path) {
@@ -303,8 +304,16 @@ pub fn load_sweep_str(
         Err(e) => {
             let mut d = e.diagnostics;
             for x in &mut d {
-                if x.file.starts_with("--set") {
-                    x.file = format!("{file}: [set] {}", x.file.trim_start_matches("--set "));
+                if let Some(o) = x.file.strip_prefix("--set ") {
+                    // The [set] key's own line and column in the sweep file.
+                    let segs = fixed_at.iter().find(|(f, _)| f == o).map(|(_, s)| s);
+                    let mut path = vec![k("set")];
+                    path.extend(segs.into_iter().flatten().map(|s| k(s)));
+                    let (line, column) =
+                        key_span(&path).map_or((0, 0), |s| line_col(text, s.start));
+                    x.key = format!("[set] {}", x.key);
+                    x.file = file.to_string();
+                    (x.line, x.column) = (line, column);
                 }
             }
             cx.diags.extend(d);
@@ -659,17 +668,20 @@ pub fn load_sweep_str(
     })
 }
 
-/// Flattens `[set]` (nested tables or quoted dotted keys) into `path=literal` overrides.
-fn flatten_set(prefix: &str, t: &toml::Table, out: &mut Vec<String>) {
+/// Flattens `[set]` (nested tables or quoted dotted keys) into `path=literal` overrides,
+/// each with the keys that lead to it under `[set]` (to point at it in the file).
+fn flatten_set(prefix: &str, at: &[String], t: &toml::Table, out: &mut Vec<(String, Vec<String>)>) {
     for (k, v) in t {
         let p = if prefix.is_empty() {
             k.clone()
         } else {
             format!("{prefix}.{k}")
         };
+        let mut segs = at.to_vec();
+        segs.push(k.clone());
         match v {
-            toml::Value::Table(inner) => flatten_set(&p, inner, out),
-            _ => out.push(format!("{p}={v}")),
+            toml::Value::Table(inner) => flatten_set(&p, &segs, inner, out),
+            _ => out.push((format!("{p}={v}"), segs)),
         }
     }
 }
