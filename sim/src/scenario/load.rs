@@ -292,16 +292,18 @@ fn number_message(first: &str) -> Option<String> {
 
 /// The unit or accepted values `show-defaults` gives for the setting at `path`.
 fn setting_unit(path: &[Seg]) -> Option<&'static str> {
+    // `classes[0].weight` is documented as `classes[].weight`.
     let mut pattern = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !pattern.is_empty() {
-                    pattern.push('.');
-                }
-                pattern.push_str(k);
+    let mut in_index = false;
+    for c in path_string(path).chars() {
+        match c {
+            '[' => in_index = true,
+            ']' => {
+                in_index = false;
+                pattern.push_str("[]");
             }
-            Seg::Index(_) => pattern.push_str("[]"),
+            _ if in_index => {}
+            _ => pattern.push(c),
         }
     }
     super::settings::SETTINGS
