@@ -918,3 +918,46 @@ fn plot_refuses_an_out_file_whose_extension_contradicts_the_format() {
     assert_eq!(code, Some(0), "{err}");
     assert!(r.exists());
 }
+
+/// A capacity search with an SLO that holds only at high values has a lower edge; the
+/// report shows it next to the capacity.
+#[test]
+fn the_report_of_a_capacity_search_shows_its_lower_edge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cap");
+    let scn = experiment("queue-full-burst.toml");
+    let (ok, _, err) = w3sim(&[
+        "capacity",
+        scn.to_str().unwrap(),
+        "--vary",
+        "load.rate",
+        "--slo",
+        "throughput>500/s",
+        "--slo",
+        "p99<500ms",
+        "--set",
+        "load.schedule=[]",
+        "-r",
+        "1",
+        "--duration",
+        "20s",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let html = tmp.path().join("r.html");
+    let (code, _, err) = w3sim_exit(&[
+        "report",
+        out.to_str().unwrap(),
+        "--out",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        text.contains("lower edge (lowest value passing every SLO)"),
+        "no lower edge"
+    );
+    assert!(text.contains("throughput&gt;500/s") || text.contains("throughput>500/s"));
+}

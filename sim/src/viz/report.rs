@@ -347,6 +347,26 @@ pub fn sweep_report(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
                     .map_or_else(String::new, |v| v.to_string()),
             ],
         ];
+        if let Some(le) = r.get("lower_edge").filter(|v| !v.is_null()) {
+            rows.push(vec![
+                "lower edge (lowest value passing every SLO)".into(),
+                le.get("lowest_passing_setting")
+                    .map_or_else(String::new, num),
+            ]);
+            rows.push(vec![
+                "failing below it".into(),
+                format!(
+                    "{} at {}",
+                    le.get("failing_there")
+                        .map_or_else(String::new, |v| v.to_string()),
+                    le.get("highest_failing_below")
+                        .map_or_else(String::new, num)
+                ),
+            ]);
+        }
+        if let Some(note) = r.get("note").filter(|v| !v.is_null()) {
+            rows.push(vec!["note".into(), num(note)]);
+        }
         if let Some(bf) = r.get("broke_first").filter(|v| !v.is_null()) {
             rows.push(vec![
                 "broke first".into(),
