@@ -218,3 +218,51 @@ logical_processors = 8
     let (half, _) = run_series(&load_str("l.toml", text, &fast).unwrap());
     assert!(half.outgoing.timeouts > 100, "{:?}", half.outgoing);
 }
+
+/// Seed 000's loopback `Output Queue Length`, "dramatically increasing and then dropping
+/// down to 0 and then dramatically increase again": repeated CPU bursts against a busy
+/// driver lock raise it during each burst and let it drain between them; without the
+/// driver it falls to 0 as each burst ends; on the fast path it never rises.
+#[test]
+fn seed_000_the_loopback_output_queue_rises_and_falls_with_repeated_bursts() {
+    let q = |o: &[&str]| {
+        let (s, ts) = run_series(&load("loopback-afd-repeated-bursts.toml", o));
+        let t = col(&ts, "time_s");
+        let olq = col(
+            &ts,
+            "Network Interface(MS TCP Loopback interface)\\Output Queue Length",
+        );
+        (s, t, olq)
+    };
+    // Rises: the counter crosses 100 going up; falls: it comes back under half its peak.
+    let swings = |olq: &[f64]| {
+        let (mut n, mut up, mut peak) = (0, false, 0.0f64);
+        for &x in olq {
+            if !up && x > 100.0 {
+                (up, peak, n) = (true, x, n + 1);
+            } else if up {
+                peak = peak.max(x);
+                if x < peak / 2.0 {
+                    up = false;
+                }
+            }
+        }
+        n
+    };
+    let (s, _, olq) = q(&[]);
+    assert!(swings(&olq) >= 4, "{olq:?}");
+    assert!(s.failovers >= 1, "{}", s.failovers);
+    let (calm, t, olq) = q(&["afd.filter_items=0/s"]);
+    assert!(swings(&olq) >= 4, "{olq:?}");
+    assert_eq!(calm.failovers, 0);
+    for burst_end in [63.0, 75.0, 87.0, 99.0] {
+        let i = t.iter().position(|&x| x >= burst_end + 1.0).unwrap();
+        assert_eq!(
+            olq[i], 0.0,
+            "1 s after the burst ending at {burst_end} s: {olq:?}"
+        );
+    }
+    let (fast, _, olq) = q(&["afd.loopback_fast_path=true"]);
+    assert!(olq.iter().all(|&x| x == 0.0));
+    assert_eq!(fast.failovers, 0);
+}

@@ -627,3 +627,22 @@ fn a_bad_list_element_does_not_hide_later_problems() {
         "{s}"
     );
 }
+
+/// One past a list's end appends a whole element; further is refused and says so.
+#[test]
+fn an_override_one_past_a_lists_end_appends_an_element() {
+    let base = "name = \"x\"\n[[classes]]\nname = \"p\"\nservice = \"exp(10ms)\"\n";
+    let s = load_str(
+        "s.toml",
+        base,
+        &["classes[1]={ name = \"q\", origin = \"local\", rate = \"5/s\", service = \"exp(1ms)\" }"
+            .into()],
+    )
+    .expect("appended");
+    assert_eq!(s.classes.len(), 2);
+    assert_eq!(s.classes[1].name, "q");
+    let e = load_str("s.toml", base, &["classes[2]={ name = \"q\" }".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("index 1 appends a whole element"), "{e}");
+}

@@ -415,13 +415,18 @@ fn insert_in_array<'i>(
 ) -> Result<(), String> {
     let len = a.len();
     match path {
+        // One past the end appends a whole element: --set 'classes[2]={ name = "x", … }'.
+        [Seg::Index(i)] if *i == len => {
+            a.push(value);
+            Ok(())
+        }
         [Seg::Index(i)] => match a.get_mut(*i) {
             Some(slot) => {
                 *slot = value;
                 Ok(())
             }
             None => Err(format!(
-                "`{name}` has {len} element(s); index {i} is out of range"
+                "`{name}` has {len} element(s); index {i} is out of range (index {len} appends a whole element)"
             )),
         },
         [Seg::Index(i), rest @ ..] => match a.get_mut(*i).map(|v| v.get_mut()) {
