@@ -943,21 +943,29 @@ fn link_across_servers(v: &mut [Incident], owners: &[Option<usize>], names: &[St
             continue;
         }
         let t = v[i].time_s;
-        let cause = if v[i].kind == "event:lb_removed" {
-            let s = servers[i];
-            (0..i).rfind(|&j| {
-                owners[j].is_some()
-                    && owners[j] == s
-                    && !v[j].kind.starts_with("event:")
-                    && active_at(&v[j], t)
-            })
-        } else if let Some(me) = owners[i].filter(|_| v[i].is_limit() && v[i].kind != "gc_pause") {
+        // The latest removal of a server other than `me` that is still out at `i`.
+        let other_out = |me: usize| {
             (0..i).rfind(|&j| {
                 v[j].kind == "event:lb_removed"
                     && servers[j].is_some_and(|s| s != me)
                     && !(j + 1..i)
                         .any(|k| v[k].kind == "event:lb_reinstated" && servers[k] == servers[j])
             })
+        };
+        let cause = if v[i].kind == "event:lb_removed" {
+            // What its server went through; else (its 503 shows only at the next sample)
+            // the removal of another server whose share it took.
+            let s = servers[i];
+            (0..i)
+                .rfind(|&j| {
+                    owners[j].is_some()
+                        && owners[j] == s
+                        && !v[j].kind.starts_with("event:")
+                        && active_at(&v[j], t)
+                })
+                .or_else(|| s.and_then(other_out))
+        } else if let Some(me) = owners[i].filter(|_| v[i].is_limit() && v[i].kind != "gc_pause") {
+            other_out(me)
         } else {
             None
         };
@@ -1033,7 +1041,14 @@ pub fn render(v: &[Incident]) -> String {
         };
         let cause = x
             .caused_by
-            .map(|c| format!(" ← {} at {}", kind_label(&v[c].kind), fmt_time(v[c].time_s)))
+            .map(|c| {
+                // A balancer's event names its server: "lb removed: web1".
+                let label = match v[c].message.rsplit_once(": ") {
+                    Some((head, _)) if v[c].kind.starts_with("event:lb_") => head.to_string(),
+                    _ => kind_label(&v[c].kind),
+                };
+                format!(" ← {label} at {}", fmt_time(v[c].time_s))
+            })
             .unwrap_or_default();
         s.push_str(&format!(
             "{}{:>8} {}{}{}\n",

@@ -961,3 +961,20 @@ fn the_report_of_a_capacity_search_shows_its_lower_edge() {
     );
     assert!(text.contains("throughput&gt;500/s") || text.contains("throughput>500/s"));
 }
+
+/// farm-weights with equal weights: the small servers go first, and the big one's removal
+/// (its 503s show only at the next sample) is caused by theirs, whose share it took.
+#[test]
+fn a_removal_without_a_cause_of_its_own_is_linked_to_the_removal_before_it() {
+    let v = run(&load("farm-weights.toml", &["farm.servers[0].weight=1"])).incidents;
+    let big = (0..v.len())
+        .find(|&i| v[i].kind == "event:lb_removed" && v[i].message.contains(": big:"))
+        .expect("big removed");
+    let c = v[big].caused_by.expect("a cause");
+    assert!(
+        v[c].kind == "event:lb_removed" && v[c].message.contains("small"),
+        "{}",
+        incidents::render(&v)
+    );
+    assert!(incidents::render(&v).contains("← lb removed: small"));
+}
