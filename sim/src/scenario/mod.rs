@@ -702,7 +702,8 @@ pub struct BackendSpec {
     pub abort_on_cancel: bool,
     /// With `loopback`: this application's sockets to the backend set
     /// `SIO_LOOPBACK_FAST_PATH`; the fast path is used when the backend's side does too
-    /// (`afd.loopback_fast_path`) and no WFP callout is present.
+    /// (`afd.loopback_fast_path`) and no WFP callout is present. Default false: .NET
+    /// Framework's HttpWebRequest does not set it (DOMAIN §2.2).
     pub loopback_fast_path: bool,
 }
 
@@ -718,7 +719,7 @@ impl Default for BackendSpec {
             keep_alive: true,
             loopback: false,
             abort_on_cancel: true,
-            loopback_fast_path: true,
+            loopback_fast_path: false,
         }
     }
 }

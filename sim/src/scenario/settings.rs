@@ -447,7 +447,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "backends[].loopback_fast_path",
         "true | false",
         "SIO_LOOPBACK_FAST_PATH (this application's sockets)",
-        "With loopback = true: this application's sockets to the backend set the option (true, the default). The option is per socket and needs both ends: calls skip AFD's work items only if afd.loopback_fast_path (the backend's side) is true too and no WFP callout is present (seed 002)."
+        "With loopback = true: this application's sockets to the backend set the option. Default false: .NET Framework's HttpWebRequest does not set it (DOMAIN §2.2 ⚠, not verified in code). The option is per socket and needs both ends: calls skip AFD's work items only if this and afd.loopback_fast_path (the backend's side) are true and no WFP callout is present (seed 002)."
     ),
     s!(
         "tcp.dynamic_port_start",
@@ -687,7 +687,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "classes[].loopback_fast_path",
         "true | false",
         "SIO_LOOPBACK_FAST_PATH (the client's socket)",
-        "With origin = local: the client's socket sets the option (true, the default). The option is per socket and needs both ends: the class skips AFD's work items only if afd.loopback_fast_path (this server's side) is true too and no WFP callout is present (seed 002: a client that does not opt in, e.g. a health probe, keeps the work-item path)."
+        "With origin = local: the client's socket sets the option. Default true, an assumption: the option is off unless an application sets it (DOMAIN §2.2), and turning on this server's side (afd.loopback_fast_path) models a local client and service that both opted in, as seed 000's fix. The option is per socket and needs both ends: the class skips AFD's work items only if this and afd.loopback_fast_path are true and no WFP callout is present (seed 002: a client that does not opt in, e.g. a health probe run by another process, keeps the work-item path)."
     ),
     s!(
         "classes[].probe",
