@@ -112,6 +112,8 @@ pub enum Ev {
     Nic(NicTimer),
     /// Valve `i` samples its counter.
     Valve(u16),
+    /// Health probe number `n` reached its timeout (it counts then if still unanswered).
+    ProbeDeadline(u64),
 }
 
 /// What a request is doing, for GC suspension and thread bookkeeping.
@@ -421,6 +423,10 @@ struct Server {
     nic: Nic,
     /// Per class: health-probe timeouts in a row.
     probe_streak: Vec<u32>,
+    /// Probes not yet answered nor timed out: (number, request). A probe times out at its
+    /// deadline, answered or not, as the prober's own timer would.
+    probes_open: Vec<(u64, RequestId)>,
+    probes_sent: u64,
     probe_timeouts: u64,
     failovers: u64,
     dpc_snapshot: u128,
@@ -972,6 +978,8 @@ impl<'a> Simulation<'a> {
                 initial_rto_ns: scn.nic.initial_rto.0,
             }),
             probe_streak: vec![0; scn.classes.len()],
+            probes_open: Vec::new(),
+            probes_sent: 0,
             probe_timeouts: 0,
             failovers: 0,
             dpc_snapshot: 0,
@@ -1328,6 +1336,7 @@ impl<'a> Simulation<'a> {
                     );
                     self.drain_afd(now);
                 }
+                Ev::ProbeDeadline(n) => self.probe_deadline(now, n),
                 Ev::Nic(timer) => {
                     self.server.nic.on_timer(
                         now,
@@ -1427,6 +1436,38 @@ impl<'a> Simulation<'a> {
 
     // ---- requests through the native front end ----------------------------------
 
+    /// A health probe of class `c` failed (an error, or no answer by its timeout): one
+    /// more in a row; `failover_after` in a row fail the service over.
+    fn probe_failed(&mut self, now: SimTime, c: usize) {
+        let Some(p) = &self.scn.classes[c].probe else {
+            return;
+        };
+        self.server.probe_timeouts += 1;
+        self.server.probe_streak[c] += 1;
+        if self.server.probe_streak[c] >= p.failover_after.max(1) {
+            self.server.probe_streak[c] = 0;
+            self.server.failovers += 1;
+            let name = self.scn.classes[c].name.clone();
+            self.server.events.push((
+                now,
+                "failover",
+                format!("{name}: {} probe timeouts in a row", p.failover_after),
+            ));
+        }
+    }
+
+    /// Probe number `n` reached its timeout: if it is still unanswered, it failed now.
+    fn probe_deadline(&mut self, now: SimTime, n: u64) {
+        if let Some(k) = self.server.probes_open.iter().position(|&(m, _)| m == n) {
+            let (_, id) = self.server.probes_open.swap_remove(k);
+            // Open probes are live: only the request's end removes them (and it).
+            if let Some(r) = self.reqs.get(id) {
+                let class = r.class as usize;
+                self.probe_failed(now, class);
+            }
+        }
+    }
+
     #[inline]
     fn arrive(&mut self, now: SimTime, class: ClassId, user: u32, origin: u64) {
         let id = self.reqs.insert(Request {
@@ -1454,6 +1495,13 @@ impl<'a> Simulation<'a> {
         self.in_system.inc(now);
         if !self.scn.tcp.incoming_keep_alive {
             self.server.out.tcp.incoming_open(now);
+        }
+        if let Some(p) = &self.scn.classes[class as usize].probe {
+            self.server.probes_sent += 1;
+            let n = self.server.probes_sent;
+            self.server.probes_open.push((n, id));
+            self.cal
+                .schedule(now.saturating_add(p.timeout.0), Ev::ProbeDeadline(n));
         }
         // Local clients cross AFD's loopback work items; remote ones the NIC's rings.
         let c = &self.scn.classes[class as usize];
@@ -2154,23 +2202,15 @@ impl<'a> Simulation<'a> {
         if r.retained > 0 {
             self.server.gc.release(now, r.retained);
         }
-        if let Some(p) = &self.scn.classes[r.class as usize].probe {
-            let c = r.class as usize;
-            if outcome != Outcome::Ok || now - r.arrived > p.timeout.0 {
-                self.server.probe_timeouts += 1;
-                self.server.probe_streak[c] += 1;
-                if self.server.probe_streak[c] >= p.failover_after.max(1) {
-                    self.server.probe_streak[c] = 0;
-                    self.server.failovers += 1;
-                    let name = self.scn.classes[c].name.clone();
-                    self.server.events.push((
-                        now,
-                        "failover",
-                        format!("{name}: {} probe timeouts in a row", p.failover_after),
-                    ));
+        if self.scn.classes[r.class as usize].probe.is_some() {
+            // Answered before its deadline (else the deadline already counted it).
+            if let Some(k) = self.server.probes_open.iter().position(|&(_, q)| q == id) {
+                self.server.probes_open.swap_remove(k);
+                if outcome == Outcome::Ok {
+                    self.server.probe_streak[r.class as usize] = 0;
+                } else {
+                    self.probe_failed(now, r.class as usize);
                 }
-            } else {
-                self.server.probe_streak[c] = 0;
             }
         }
         self.outcomes.add(outcome);

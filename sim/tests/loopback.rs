@@ -266,3 +266,29 @@ fn seed_000_the_loopback_output_queue_rises_and_falls_with_repeated_bursts() {
     assert!(olq.iter().all(|&x| x == 0.0));
     assert_eq!(fast.failovers, 0);
 }
+
+/// A probe times out at its deadline, answered or not, as the prober's own timer does: with
+/// no delayed worker at all no probe is ever answered, and still every one counts (they
+/// counted only when answered late, so none did and nothing failed over).
+#[test]
+fn a_probe_that_is_never_answered_times_out_at_its_deadline() {
+    let s = seed000(&["afd.max_dynamic_workers=0"]);
+    assert!(s.requests.in_flight >= 100, "{:?}", s.requests);
+    // Every probe still in flight has timed out, but those of the last 3 s (~1 a second).
+    let pending = s.requests.in_flight - s.probe_timeouts;
+    assert!(
+        pending <= 8,
+        "{} in flight, {} timeouts",
+        s.requests.in_flight,
+        s.probe_timeouts
+    );
+    assert_eq!(s.failovers, s.probe_timeouts / 8);
+    // The first failover comes at the 8th probe's deadline: ~8 s of probes + 3 s.
+    let first = s
+        .marked_events
+        .iter()
+        .find(|e| e.kind == "failover")
+        .expect("a failover")
+        .at_s;
+    assert!((5.0..20.0).contains(&first), "{first}");
+}

@@ -693,7 +693,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "classes[].probe",
         "{ timeout = duration, failover_after = integer }",
         "-",
-        "The class is a health probe (seed 000: the cluster's IsAlive check): a response later than `timeout` counts as a timeout, and `failover_after` in a row trigger a failover (counted in summary.json `failovers` and marked)."
+        "The class is a health probe (seed 000: the cluster's IsAlive check): a probe not answered (or answered with an error) within `timeout` counts as a timeout at its deadline, as the prober's own timer does, and `failover_after` in a row trigger a failover (counted in summary.json `failovers` and marked)."
     ),
     s!(
         "afd.max_dynamic_workers",
