@@ -74,6 +74,10 @@ pub struct AfdConfig {
     pub additional_delayed_worker_threads: u32,
     /// CPU one loopback work item costs its worker thread, ns (assumption: 20 µs).
     pub work_item_cpu_ns: u64,
+    /// Loopback hops are work items for the delayed worker threads (seed 000, on Windows
+    /// Server 2003). ⚠ DOMAIN §2.1: not confirmed for 2008 R2's TCP/IP stack; false: hops
+    /// are delivered at once, as on the fast path.
+    pub work_items: bool,
     /// The serving end of the loopback connections sets `SIO_LOOPBACK_FAST_PATH` (Server
     /// 2012+); each connection uses the fast path only if its client end does too.
     pub fast_path: bool,
@@ -89,6 +93,7 @@ impl Default for AfdConfig {
             max_dynamic_workers: 16,
             additional_delayed_worker_threads: 0,
             work_item_cpu_ns: 20 * MICROS,
+            work_items: true,
             fast_path: false,
             wfp_callout_present: false,
             filter: None,
@@ -229,7 +234,7 @@ impl<R: Rng> Afd<R> {
         client_fast_path: bool,
         fx: &mut impl Effects<AfdTimer>,
     ) {
-        if client_fast_path && self.cfg.uses_fast_path() {
+        if !self.cfg.work_items || (client_fast_path && self.cfg.uses_fast_path()) {
             self.items_delivered.inc();
             self.events.push_back(AfdEvent::Delivered { token });
             return;

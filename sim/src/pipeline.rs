@@ -960,6 +960,7 @@ impl<'a> Simulation<'a> {
                     max_dynamic_workers: scn.afd.max_dynamic_workers,
                     additional_delayed_worker_threads: scn.afd.additional_delayed_worker_threads,
                     work_item_cpu_ns: scn.afd.work_item_cpu.0,
+                    work_items: scn.afd.loopback_work_items,
                     fast_path: scn.afd.loopback_fast_path,
                     wfp_callout_present: scn.afd.wfp_callout_present,
                     filter: (scn.afd.filter_items.0 > 0.0).then_some(FilterDriver {

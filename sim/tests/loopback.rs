@@ -169,6 +169,13 @@ fn seed_000_the_cpu_burst_and_the_drivers_lock_fail_the_probe_over_and_only_the_
             >= 1,
         "not with a WFP callout"
     );
+    // DOMAIN §2.1 ⚠: the work-item path is seed 000's Windows Server 2003; on a stack
+    // where loopback does not take it, nothing waits on the driver's lock.
+    assert_eq!(
+        seed000(&["afd.loopback_work_items=false"]).failovers,
+        0,
+        "without the work-item path"
+    );
     // The option is per socket and needs both ends: a probe whose client does not set it
     // keeps the work-item path, and the service still fails over.
     assert!(

@@ -919,7 +919,12 @@ pub struct Afd {
     pub additional_delayed_worker_threads: u32,
     /// CPU of one loopback work item, at priority 12.
     pub work_item_cpu: Duration,
-    /// Both sockets set `SIO_LOOPBACK_FAST_PATH` (Windows Server 2012+): no work items.
+    /// Loopback traffic is queued as work items for the delayed worker threads (the
+    /// mechanism seed 000 describes on Windows Server 2003). ⚠ DOMAIN §2.1: not confirmed
+    /// for 2008 R2's new TCP/IP stack; false: loopback goes straight through, like remote.
+    pub loopback_work_items: bool,
+    /// This server's sockets set `SIO_LOOPBACK_FAST_PATH` (Windows Server 2012+): no work
+    /// items for the clients that set it too.
     pub loopback_fast_path: bool,
     /// A WFP callout driver sits on the connections: the fast path silently does not apply.
     pub wfp_callout_present: bool,
@@ -938,6 +943,7 @@ impl Default for Afd {
             max_dynamic_workers: 16,
             additional_delayed_worker_threads: 0,
             work_item_cpu: Duration(20_000),
+            loopback_work_items: true,
             loopback_fast_path: false,
             wfp_callout_present: false,
             filter_items: Rate(0.0),

@@ -714,6 +714,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "CPU of one loopback work item at priority 12 (an assumption). Default 20 us."
     ),
     s!(
+        "afd.loopback_work_items",
+        "true | false",
+        "-",
+        "Loopback traffic (127.0.0.1 or a local IP) is queued as work items for the kernel's delayed worker threads, as a Microsoft escalation engineer described for Windows Server 2003 (seed 000). Default true. ⚠ DOMAIN §2.1: not confirmed for 2008 R2's new TCP/IP stack; false models a stack where loopback does not take that path (it then goes straight through, like remote traffic without [nic])."
+    ),
+    s!(
         "afd.loopback_fast_path",
         "true | false",
         "SIO_LOOPBACK_FAST_PATH",
