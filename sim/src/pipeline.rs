@@ -552,7 +552,8 @@ fn thread_pool_config(scn: &Scenario) -> ThreadPoolConfig {
         t.min_io_threads
     };
     c.max_io_threads = if t.max_io_threads == 0 {
-        1000
+        // processModel autoConfig: SetMaxThreads(100 × N, 100 × N) (DOMAIN §4.4).
+        cpus.saturating_mul(100).min(32767)
     } else {
         t.max_io_threads
     }
@@ -3340,5 +3341,24 @@ pub fn run_with_faults(
         Ok(summary)
     } else {
         Err(RunError::Invariant(sim.violations.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// processModel autoConfig sets both maxima to 100 × CPUs (DOMAIN §4.4); an explicit
+    /// value wins, and never below the minimum.
+    #[test]
+    fn thread_maxima_default_to_autoconfig() {
+        let mut scn = Scenario::default();
+        scn.cpu.logical_processors = 16;
+        let c = thread_pool_config(&scn);
+        assert_eq!((c.max_worker_threads, c.max_io_threads), (1600, 1600));
+        scn.thread_pool.max_io_threads = 50;
+        assert_eq!(thread_pool_config(&scn).max_io_threads, 50);
+        scn.thread_pool.min_io_threads = 80;
+        assert_eq!(thread_pool_config(&scn).max_io_threads, 80);
     }
 }

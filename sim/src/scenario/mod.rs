@@ -519,7 +519,7 @@ pub struct ThreadPool {
     pub max_worker_threads: u32,
     /// `minIoThreads`; 0 = the number of logical processors.
     pub min_io_threads: u32,
-    /// `maxIoThreads`; 0 = 1000 (100 × CPUs under autoConfig is larger on ≥ 10 CPUs).
+    /// `maxIoThreads`; 0 = 100 × logical processors (processModel autoConfig, DOMAIN §4.4).
     pub max_io_threads: u32,
     pub gate_timer: GateTimer,
     /// The gate thread's starvation injection (+1 thread when nothing was dequeued for 500 ms).

@@ -240,9 +240,9 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "thread_pool.max_io_threads",
-        "integer (0 = 1000)",
+        "integer (0 = 100 × logical processors)",
         "processModel/@maxIoThreads",
-        "Upper bound on IO-completion threads (DOMAIN §5.2)."
+        "Upper bound on IO-completion threads. Default: processModel autoConfig's 100 × CPUs, as for worker threads (DOMAIN §4.4); the CLR's own default without autoConfig is 1000."
     ),
     s!(
         "thread_pool.gate_timer",
