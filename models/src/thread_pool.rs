@@ -247,6 +247,10 @@ pub struct ThreadPoolConfig {
     /// Resolution of the millisecond tick count used in every time comparison (1 ms;
     /// Windows `GetTickCount` really ticks at 15.6 ms, Linux's coarse clock at 4 ms ⚠).
     pub tick_count_resolution_ns: u64,
+    /// Above the minimum, at most one new worker per this long (0: none, the default).
+    /// ⚠ DOMAIN §5.5: the current source applies a hill-climbing increase at once
+    /// (chained `MaybeAddWorkingWorker`); Matt Warren's reading is one thread per 500 ms.
+    pub injection_pacing_ns: u64,
     /// .NET 6 cooperative blocking compensation (`CooperativeBlocking`, true).
     pub cooperative_blocking: bool,
     /// Threads added without delay beyond min = this × N (1).
@@ -356,6 +360,7 @@ impl ThreadPoolConfig {
             dequeue_delay_threshold_ns: 1000 * MILLIS,
             io_thread_creation_spacing_ns: 500 * MILLIS,
             tick_count_resolution_ns: MILLIS,
+            injection_pacing_ns: 0,
             cooperative_blocking: true,
             blocking_threads_to_add_without_delay_factor: 1,
             blocking_threads_per_delay_step_factor: 1,
@@ -397,6 +402,8 @@ pub enum TpTimer {
     /// Tiered compilation queues its next runtime work item (delay callback or
     /// `OptimizeMethods`).
     TieringDelay,
+    /// The next paced worker injection may happen (`injection_pacing_ns`).
+    PacedInjection,
     /// Worker `thread` finished a runtime (tiered-compilation) work item.
     RuntimeItemDone { thread: ThreadId, epoch: u32 },
 }
@@ -746,6 +753,10 @@ pub struct ThreadPool<R> {
     /// Idle workers waiting on the semaphore, oldest first (released from the back:
     /// LIFO); their deadlines therefore ascend from the front.
     idle: VecDeque<Parked>,
+    /// Last new worker above the minimum, and whether a paced retry is outstanding
+    /// (`injection_pacing_ns`).
+    last_paced: Option<SimTime>,
+    paced_timer: bool,
     /// Net48 retired workers waiting to be un-retired or to exit, oldest first.
     retired: VecDeque<Parked>,
     /// When the outstanding [`TpTimer::IdleSweep`] fires, if one is.
@@ -850,6 +861,8 @@ impl<R: Rng> ThreadPool<R> {
             slots: Vec::new(),
             free_ids: Vec::new(),
             idle: VecDeque::new(),
+            last_paced: None,
+            paced_timer: false,
             retired: VecDeque::new(),
             idle_sweep_at: None,
             parked_seq: 0,
@@ -1141,6 +1154,10 @@ impl<R: Rng> ThreadPool<R> {
                 }
                 self.arm_io_idle_sweep(fx);
             }
+            TpTimer::PacedInjection => {
+                self.paced_timer = false;
+                self.maybe_add_working_worker(now, fx);
+            }
             TpTimer::TieringDelay => {
                 self.runtime_queue += 1;
                 self.queue_length.set(now, self.pending() as u64);
@@ -1330,6 +1347,18 @@ impl<R: Rng> ThreadPool<R> {
     fn maybe_add_working_worker(&mut self, now: SimTime, fx: &mut impl Effects<TpTimer>) {
         if self.processing >= self.goal || self.processing >= self.cfg.max_worker_threads {
             return;
+        }
+        let pacing = self.cfg.injection_pacing_ns;
+        if pacing > 0 && self.idle.is_empty() && self.existing >= self.min {
+            // A new (or un-retired) worker above the minimum: at most one per `pacing`.
+            if let Some(next) = self.last_paced.map(|t| t + pacing).filter(|&t| now < t) {
+                if !self.paced_timer {
+                    self.paced_timer = true;
+                    fx.at(next, TpTimer::PacedInjection);
+                }
+                return;
+            }
+            self.last_paced = Some(now);
         }
         self.processing += 1;
         self.processing_work.set(now, self.processing as u64);

@@ -567,6 +567,7 @@ fn thread_pool_config(scn: &Scenario) -> ThreadPoolConfig {
         GateTimer::Sleep => MGateTimer::Sleep,
     };
     c.starvation_detection = t.starvation_detection;
+    c.injection_pacing_ns = t.injection_pacing.0;
     c.hill_climbing_enabled = t.hill_climbing;
     c.thread_creation_cost_ns = t.thread_creation_cost.0;
     c.thread_idle_timeout_ns = if t.thread_idle_timeout.0 == 0 {

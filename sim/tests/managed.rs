@@ -294,3 +294,34 @@ fn cache_reload_with_blocking_server_gc_stops_managed_threads_and_queues_request
     assert!((b.gauges["aspnet.Requests Queued"].peak as f64) < 0.3 * queued);
     assert!(b.latency_ms.all.max < s.latency_ms.all.max);
 }
+
+/// DOMAIN §5.5 ⚠ as a parameter: with `injection_pacing = "500ms"` (Matt Warren's reading)
+/// the pool adds at most one new thread per 500 ms above its minimum, so it grows more
+/// slowly under the burst than with the current source's chained injection and more
+/// requests get 503 QueueFull.
+#[test]
+fn hill_climbing_injection_pacing_is_a_parameter() {
+    let (chained, _) = run_series(&load("thread-injection-burst.toml", &[]));
+    let (paced, ts) = run_series(&load(
+        "thread-injection-burst.toml",
+        &["thread_pool.injection_pacing=\"500ms\""],
+    ));
+    let t = col(&ts, "time_s");
+    let threads = col(&ts, "System.Runtime\\ThreadPool Thread Count");
+    // Rows every second: never more than 2 (+1 at the boundary) new threads a second.
+    for k in 1..t.len() {
+        assert!(
+            threads[k] - threads[k - 1] <= 3.0,
+            "{} → {} threads at {} s",
+            threads[k - 1],
+            threads[k],
+            t[k]
+        );
+    }
+    assert!(
+        paced.outcomes["503_queue_full"] > chained.outcomes["503_queue_full"],
+        "{} vs {}",
+        paced.outcomes["503_queue_full"],
+        chained.outcomes["503_queue_full"]
+    );
+}

@@ -526,6 +526,9 @@ pub struct ThreadPool {
     pub starvation_detection: bool,
     /// Hill climbing (`HillClimbing_Disable` = false).
     pub hill_climbing: bool,
+    /// Above the minimum, at most one new worker thread per this long; 0s: a goal increase
+    /// is applied at once (chained injection, the current source). ⚠ DOMAIN §5.5.
+    pub injection_pacing: Duration,
     /// Time to create a thread before it can take work.
     pub thread_creation_cost: Duration,
     /// Idle worker threads retire after this long; "0s" = never.
@@ -565,6 +568,7 @@ impl Default for ThreadPool {
             gate_timer: GateTimer::Periodic,
             starvation_detection: true,
             hill_climbing: true,
+            injection_pacing: Duration(0),
             thread_creation_cost: Duration(d.thread_creation_cost_ns),
             thread_idle_timeout: Duration(d.thread_idle_timeout_ns.unwrap_or(0)),
             io_completion_cpu: Duration(20_000),

@@ -263,6 +263,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "The throughput-maximising controller that moves the thread goal (DOMAIN §5.5)."
     ),
     s!(
+        "thread_pool.injection_pacing",
+        "duration (0s = none)",
+        "-",
+        "Above the minimum, at most one new worker thread per this long. Default 0s: a hill-climbing goal increase is applied at once, one thread injecting the next (chained MaybeAddWorkingWorker, the current runtime source). ⚠ DOMAIN §5.5: Matt Warren's reading is one thread per 500 ms until the goal is reached: \"500ms\". The gate thread's starvation rule is paced by its own 500 ms period either way."
+    ),
+    s!(
         "thread_pool.thread_creation_cost",
         "duration",
         "-",
