@@ -681,12 +681,17 @@ fn w3sim(args: &[&str]) -> (bool, String, String) {
 
 /// `w3sim run` of a shipped scenario for 20 simulated seconds into `out`.
 fn run_20s(scenario: &str, out: &Path) {
+    run_for(scenario, "20s", out);
+}
+
+/// Runs a shipped scenario for `duration` with the binary into `out`.
+fn run_for(scenario: &str, duration: &str, out: &Path) {
     let scn = experiment(scenario);
     let (ok, _, err) = w3sim(&[
         "run",
         scn.to_str().unwrap(),
         "--duration",
-        "20s",
+        duration,
         "-q",
         "--out",
         out.to_str().unwrap(),
@@ -821,17 +826,7 @@ fn damaged_run_directories_are_refused_with_the_file_and_line() {
 fn explain_on_a_farm_directory_tells_the_same_story_as_its_summary() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("fc");
-    let scn = experiment("farm-cascade.toml");
-    let (ok, _, err) = w3sim(&[
-        "run",
-        scn.to_str().unwrap(),
-        "--duration",
-        "80s",
-        "-q",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    run_for("farm-cascade.toml", "80s", &dir);
     let (code, out, err) = w3sim_exit(&["explain", "--json", dir.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
     let explained: serde_json::Value = serde_json::from_str(&out).unwrap();
