@@ -767,7 +767,7 @@ pub fn search(
             .iter()
             .filter(|e| !e.pass && e.value > vp)
             .map(|e| e.value)
-            .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.min(v))));
+            .reduce(f64::min);
         if let Some(f) = fail_above {
             s.bisect(vp, f)?;
             break;
@@ -828,7 +828,7 @@ pub fn search(
             .iter()
             .filter(|e| !e.pass && e.value < vp)
             .map(|e| e.value)
-            .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
+            .reduce(f64::max);
         if let Some(f) = fail_below {
             s.bisect(vp, f)?;
         }
@@ -924,13 +924,13 @@ fn report(cfg: &CapacityConfig, s: &Search<'_>, note: Option<String>) -> Capacit
         .iter()
         .filter(|e| sure_pass(e))
         .map(|e| e.value)
-        .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
+        .reduce(f64::max);
     let ci_hi = ev
         .iter()
         .filter(above)
         .filter(|e| sure_fail(e))
         .map(|e| e.value)
-        .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.min(v))));
+        .reduce(f64::min);
     let mut evaluations = ev.clone();
     evaluations.sort_by(|a, b| a.value.total_cmp(&b.value));
     CapacityReport {
