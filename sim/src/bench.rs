@@ -38,7 +38,7 @@ pub fn mm16_scenario(rho: f64, requests: u64, seed: u64) -> Scenario {
     // The reduction: processors are not a bottleneck (each thread has its own), the pool
     // never grows (min = max) and its threads never retire.
     s.cpu.scheduler = crate::scenario::Scheduler::Dedicated;
-    s.thread_pool.thread_idle_timeout = Duration(0);
+    s.thread_pool.thread_timeout = Duration(0);
     s.http_sys.queue_length = 1000;
     s.thread_pool.min_worker_threads = c;
     s.thread_pool.max_worker_threads = c;
@@ -108,8 +108,8 @@ queue_length = 1000
 runtime = "net48"
 min_worker_threads = 200
 [gc]
-flavor = "server"
-background = false
+gc_server = true
+gc_concurrent = false
 "#;
 
 /// The same file's balancer and clients (500 ms timeout, 3 retries after 100, 200,

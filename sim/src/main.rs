@@ -417,6 +417,14 @@ fn per_server_load(scn: &Scenario) -> String {
 /// A plain-language account of what a scenario will simulate, with the offered load.
 fn explain(scn: &Scenario) -> String {
     let mut s = String::new();
+    let scaled;
+    let factor = scn.load.scale;
+    let scn = if factor == 1.0 {
+        scn
+    } else {
+        scaled = scn.with_load_scale_applied();
+        &scaled
+    };
     s.push_str(&format!(
         "{}: {} simulated ({} warm-up), seed {}, a sample every {}\n",
         scn.name, scn.duration, scn.warmup, scn.seed, scn.sample_interval
@@ -443,6 +451,11 @@ fn explain(scn: &Scenario) -> String {
     let threads = scn.thread_pool.min_threads(cpus);
     match scn.load.mode {
         LoadMode::Open => {
+            if factor != 1.0 {
+                s.push_str(&format!(
+                    "  load.scale = {factor}: every open-loop rate below is multiplied by it\n"
+                ));
+            }
             if scn.load.schedule.is_empty() && !scn.farm.servers.is_empty() {
                 // Each server's share is worked out below, with its own processors.
                 s.push_str(&format!(
@@ -574,7 +587,7 @@ fn explain(scn: &Scenario) -> String {
     if scn.classes.iter().any(|c| c.urls.is_some()) {
         s.push_str(&format!(
             "  kernel cache {}: TTL {}, scavenger every {}\n",
-            if scn.kernel_cache.enabled {
+            if scn.kernel_cache.uri_enable_cache {
                 "on"
             } else {
                 "off"

@@ -57,8 +57,8 @@ use w3sim_models::urls::UrlCatalogue;
 use crate::engine::{Calendar, Fx, Slab, Stream, stream};
 use crate::output::SampleSink;
 use crate::scenario::{
-    Arrivals, GateTimer, GcFlavor, HandlerKind, LoadBalancerCapabilities, LoadMode, Runtime,
-    Scenario, ScheduleShape, Scheduler,
+    Arrivals, GateTimer, HandlerKind, LoadBalancerCapabilities, LoadMode, Runtime, Scenario,
+    ScheduleShape, Scheduler,
 };
 use crate::stats::{
     AppPoolSummary, BackendCalls, GaugeSummary, GcSummary, KernelCacheSummary, Latency,
@@ -566,14 +566,14 @@ fn thread_pool_config(scn: &Scenario) -> ThreadPoolConfig {
         GateTimer::Periodic => MGateTimer::Periodic,
         GateTimer::Sleep => MGateTimer::Sleep,
     };
-    c.starvation_detection = t.starvation_detection;
+    c.starvation_detection = !t.disable_starvation_detection;
     c.injection_pacing_ns = t.injection_pacing.0;
-    c.hill_climbing_enabled = t.hill_climbing;
+    c.hill_climbing_enabled = !t.hill_climbing_disable;
     c.thread_creation_cost_ns = t.thread_creation_cost.0;
-    c.thread_idle_timeout_ns = if t.thread_idle_timeout.0 == 0 {
+    c.thread_idle_timeout_ns = if t.thread_timeout.0 == 0 {
         None
     } else {
-        Some(t.thread_idle_timeout.0)
+        Some(t.thread_timeout.0)
     };
     c.tiered_compilation = t.tiered_compilation.then(|| {
         let cb = t.tiering_callback_time.0;
@@ -718,12 +718,13 @@ fn open_sources(scn: &Scenario) -> Vec<OpenLoop<Stream>> {
         Arrivals::Constant => ArrivalProcess::Constant,
     };
     let linear = scn.load.schedule_shape == ScheduleShape::Linear;
+    let scale = scn.load.scale;
     let schedule_of = |rate: f64, points: &[crate::scenario::RatePoint]| {
         if points.is_empty() {
-            RateSchedule::constant(rate)
+            RateSchedule::constant(rate * scale)
         } else {
             RateSchedule {
-                points: points.iter().map(|p| (p.at.0, p.rate.0)).collect(),
+                points: points.iter().map(|p| (p.at.0, p.rate.0 * scale)).collect(),
                 linear,
             }
         }
@@ -784,11 +785,11 @@ fn open_sources(scn: &Scenario) -> Vec<OpenLoop<Stream>> {
 fn kernel_cache_config(scn: &Scenario) -> KernelCacheConfig {
     let k = &scn.kernel_cache;
     KernelCacheConfig {
-        enabled: k.enabled,
+        enabled: k.uri_enable_cache,
         frequent_hit_threshold: k.frequent_hit_threshold,
         frequent_hit_time_period_ns: k.frequent_hit_time_period.0,
         max_uri_bytes: k.uri_max_uri_bytes.0,
-        max_cache_bytes: k.uri_max_cache_bytes.0,
+        max_cache_bytes: u64::from(k.uri_max_cache_megabyte_count) << 20,
         scavenger_period_ns: k.uri_scavenger_period.0,
         ttl_ns: (k.time_to_live.0 > 0).then_some(k.time_to_live.0),
         ..KernelCacheConfig::default()
@@ -823,7 +824,7 @@ fn outgoing(scn: &Scenario) -> Outgoing {
         dynamic_port_start: t.dynamic_port_start,
         dynamic_port_count: t.dynamic_port_count,
         tcp_timed_wait_delay_ns: t.tcp_timed_wait_delay.0,
-        reuse_time_wait_ports: t.reuse_time_wait_ports,
+        reuse_time_wait_ports: t.so_reuse_unicastport,
     });
     let c = &scn.connections;
     let pools = scn
@@ -883,13 +884,14 @@ fn outgoing(scn: &Scenario) -> Outgoing {
 }
 
 fn gc_config(scn: &Scenario) -> GcConfig {
-    let flavor = match scn.gc.flavor {
-        GcFlavor::Server => MGcFlavor::Server,
-        GcFlavor::Workstation => MGcFlavor::Workstation,
+    let flavor = if scn.gc.gc_server {
+        MGcFlavor::Server
+    } else {
+        MGcFlavor::Workstation
     };
-    let mut c = GcConfig::new(flavor, scn.gc.background, scn.cpu.logical_processors);
-    if scn.gc.gen0_budget.0 > 0 {
-        c.gen0_budget_bytes = scn.gc.gen0_budget.0;
+    let mut c = GcConfig::new(flavor, scn.gc.gc_concurrent, scn.cpu.logical_processors);
+    if scn.gc.gc_gen0_size.0 > 0 {
+        c.gen0_budget_bytes = scn.gc.gc_gen0_size.0;
     }
     c
 }
@@ -974,7 +976,7 @@ impl<'a> Simulation<'a> {
                 stream(seed, "afd"),
             ),
             nic: Nic::new(NicConfig {
-                rss_queues: scn.nic.rss_queues,
+                rss_queues: scn.nic.number_of_receive_queues,
                 ring_descriptors: scn.nic.receive_buffers,
                 dpc_cpu_per_packet_ns: scn.nic.dpc_cpu_per_packet.0,
                 packets_per_request: scn.nic.packets_per_request,
@@ -2266,9 +2268,10 @@ impl<'a> Simulation<'a> {
         );
         // Server GC threads run at THREAD_PRIORITY_HIGHEST for blocking work; background
         // GC threads and the workstation GC (on the allocating thread) at normal priority.
-        let prio = match self.scn.gc.flavor {
-            GcFlavor::Server if c.blocking => Priority::HIGHEST,
-            _ => Priority::NORMAL,
+        let prio = if self.scn.gc.gc_server && c.blocking {
+            Priority::HIGHEST
+        } else {
+            Priority::NORMAL
         };
         if c.blocking {
             self.suspend_managed(now);

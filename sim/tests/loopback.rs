@@ -102,7 +102,7 @@ service = "const(100us)"
 logical_processors = 8
 [nic]
 enabled = true
-rss_queues = 2
+number_of_receive_queues = 2
 receive_buffers = 32
 dpc_cpu_per_packet = "200us"
 [thread_pool]

@@ -4,7 +4,8 @@
 //! The loader recovers from errors so that one run of `w3sim check` reports as many
 //! problems as it can: syntax errors come from the TOML parser's recovering mode; a
 //! type or unknown-key error is recorded, the offending key removed, and the rest
-//! deserialised again; semantic checks ([`Scenario::validate`]) run on what remains.
+//! deserialised again; semantic checks ([`Scenario::validate`]) run on what remains
+//! (reported where they concern keys the user wrote, in tables that lost none).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -219,6 +220,41 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+/// Keys that took the name of the Windows setting they model: (old key, new key, how
+/// to write the old value), so a scenario written for an earlier w3sim gets a direct fix.
+const RENAMED: &[(&str, &str, &str)] = &[
+    (
+        "flavor",
+        "gc_server",
+        "`gc_server = true` for \"server\", false for \"workstation\"",
+    ),
+    ("background", "gc_concurrent", "same value"),
+    ("gen0_budget", "gc_gen0_size", "same value"),
+    ("thread_idle_timeout", "thread_timeout", "same value"),
+    (
+        "starvation_detection",
+        "disable_starvation_detection",
+        "inverted: true becomes false",
+    ),
+    (
+        "hill_climbing",
+        "hill_climbing_disable",
+        "inverted: true becomes false",
+    ),
+    (
+        "reuse_time_wait_ports",
+        "so_reuse_unicastport",
+        "same value",
+    ),
+    ("enabled", "uri_enable_cache", "same value"),
+    (
+        "uri_max_cache_bytes",
+        "uri_max_cache_megabyte_count",
+        "a whole number of megabytes",
+    ),
+    ("rss_queues", "number_of_receive_queues", "same value"),
+];
+
 /// Rewrites serde's message into ours and proposes help.
 pub(crate) fn explain(message: &str) -> (String, Option<String>) {
     let first = message.lines().next().unwrap_or("").trim().to_string();
@@ -226,7 +262,14 @@ pub(crate) fn explain(message: &str) -> (String, Option<String>) {
         let word = rest.split('`').next().unwrap_or("");
         let names = expected_names(&first);
         let mut help = String::new();
-        if let Some(n) = nearest(word, names.iter().map(String::as_str)) {
+        if let Some((_, new, how)) = RENAMED
+            .iter()
+            .find(|(old, new, _)| *old == word && names.iter().any(|n| n == new))
+        {
+            help.push_str(&format!(
+                "`{word}` is now `{new}`, the name of the Windows setting it models ({how}); "
+            ));
+        } else if let Some(n) = nearest(word, names.iter().map(String::as_str)) {
             help.push_str(&format!("did you mean `{n}`? "));
         }
         if names.is_empty() {
@@ -574,7 +617,10 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
             .find(|(p, _)| p.starts_with(path))
             .map(|(_, o)| o.as_str())
     };
+    let syntax_errors = !diags.is_empty();
+    let mut dropped: Vec<Vec<Seg>> = Vec::new();
     let scenario: Option<Scenario> = deserialize_all(&mut table, |path, span, message, help| {
+        dropped.push(path.to_vec());
         let (file_name, line, column) = match origin_of(path).or_else(|| created_by(path, &span)) {
             Some(o) => (o.to_string(), 0, 0),
             None => {
@@ -592,7 +638,7 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
         });
     });
 
-    let Some(scenario) = scenario else {
+    let Some(mut scenario) = scenario else {
         if diags.is_empty() {
             diags.push(Diagnostic {
                 file: file.into(),
@@ -607,29 +653,41 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
             diagnostics: sorted(diags),
         });
     };
-    if !diags.is_empty() {
-        // Keys that failed were dropped to go on; semantic checks on the rest would
-        // report defaults the user never wrote, so stop here.
+    // Semantic checks. When keys failed and were dropped to go on, defaults stand in for
+    // them: report only what the user wrote, outside any table that lost a key (a
+    // default there could make a relation between keys look wrong), and nothing after a
+    // syntax error (the recovered text may miss any key).
+    let partial = !diags.is_empty();
+    if !(partial && syntax_errors) {
+        for inv in scenario.validate() {
+            let path = parse_path(&inv.path).unwrap_or_default();
+            let written = locate(&table, &path).is_some_and(|s| !s.is_empty());
+            if partial
+                && (!(written || origin_of(&path).is_some())
+                    || dropped.iter().any(|d| d.first() == path.first()))
+            {
+                continue;
+            }
+            let (file_name, line, column) = match origin_of(&path) {
+                Some(o) => (o.to_string(), 0, 0),
+                None => {
+                    let (l, c) = locate(&table, &path).map_or((0, 0), |s| line_col(text, s.start));
+                    (file.to_string(), l, c)
+                }
+            };
+            diags.push(Diagnostic {
+                file: file_name,
+                line,
+                column,
+                key: inv.path.clone(),
+                message: inv.message,
+                help: None,
+            });
+        }
+    }
+    if partial {
         return Err(LoadError {
             diagnostics: sorted(diags),
-        });
-    }
-    for inv in scenario.validate() {
-        let path = parse_path(&inv.path).unwrap_or_default();
-        let (file_name, line, column) = match origin_of(&path) {
-            Some(o) => (o.to_string(), 0, 0),
-            None => {
-                let (l, c) = locate(&table, &path).map_or((0, 0), |s| line_col(text, s.start));
-                (file.to_string(), l, c)
-            }
-        };
-        diags.push(Diagnostic {
-            file: file_name,
-            line,
-            column,
-            key: inv.path.clone(),
-            message: inv.message,
-            help: None,
         });
     }
     // An override the scenario would silently ignore (a rate under a schedule, users in
@@ -649,6 +707,44 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
                 message,
                 help: Some(help),
             });
+        }
+    }
+    // `load.replay` becomes the schedule now, so that the run, its servers and the
+    // `scenario.toml` written with its outputs all hold the rates themselves.
+    if diags.is_empty()
+        && let Some(r) = scenario.load.replay.take()
+    {
+        let at = [Seg::Key("load".into()), Seg::Key("replay".into())];
+        let set_by = overridden
+            .iter()
+            .rev()
+            .find(|(p, _)| p.starts_with(&at) || at.starts_with(p))
+            .map(|(_, o)| o.clone());
+        let on_disk = Path::new(file);
+        let base = match (&set_by, on_disk.parent()) {
+            (None, Some(dir)) if on_disk.is_file() => dir.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        match super::replay::schedule(&r, &base) {
+            Ok(points) => scenario.load.schedule = points,
+            Err((message, help)) => {
+                let (file_name, line, column) = match set_by {
+                    Some(o) => (o, 0, 0),
+                    None => {
+                        let (l, c) =
+                            locate(&table, &at).map_or((0, 0), |s| line_col(text, s.start));
+                        (file.to_string(), l, c)
+                    }
+                };
+                diags.push(Diagnostic {
+                    file: file_name,
+                    line,
+                    column,
+                    key: "load.replay".into(),
+                    message,
+                    help,
+                });
+            }
         }
     }
     if diags.is_empty() && !scenario.farm.servers.is_empty() {

@@ -7,6 +7,7 @@
 //! validated [`Scenario`] or a list of diagnostics naming file, line, column and key.
 
 pub mod load;
+pub mod replay;
 pub mod settings;
 pub mod units;
 
@@ -18,7 +19,7 @@ use self::units::{CountDist, Duration, DurationDist, Rate, Size, SizeDist};
 /// The most kernel delayed worker threads of each kind (`afd.max_dynamic_workers`,
 /// `afd.additional_delayed_worker_threads`) a scenario may ask for.
 pub const MAX_DELAYED_WORKERS: u32 = 4096;
-/// The most RSS receive queues (`nic.rss_queues`): an RSS indirection table has at most
+/// The most RSS receive queues (`nic.number_of_receive_queues`): an RSS indirection table has at most
 /// 128 entries.
 pub const MAX_RSS_QUEUES: u32 = 128;
 /// The most frames one request arrives in (`nic.packets_per_request`).
@@ -30,6 +31,9 @@ pub const MAX_SAMPLES: u64 = 10_000_000;
 pub const MAX_BURST: u32 = 10_000_000;
 const MILLISECOND_NS: u64 = 1_000_000;
 const SECOND_NS: u64 = 1_000_000_000;
+
+/// The largest `load.scale`.
+pub const MAX_LOAD_SCALE: f64 = 1e6;
 
 /// A whole scenario, as written in a `.toml` file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,6 +167,29 @@ pub struct Load {
     pub users: u32,
     /// Closed loop: time a user waits between the end of one request and the next.
     pub think_time: DurationDist,
+    /// Open loop: every arrival rate (`rate`, `schedule`, the classes' own) times this:
+    /// "what if the traffic grew by half" is `scale = 1.5`.
+    pub scale: f64,
+    /// Open loop: the rate over time read from a counter of a perfmon CSV export (or a
+    /// w3sim `timeseries.csv`); the loader turns it into `schedule`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Replay>,
+}
+
+/// `load.replay`: a production load shape, `{ file = "web1.csv", counter =
+/// "W3SVC_W3WP\\Requests / Sec" }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    /// The CSV: relative to the scenario file (to the working directory when given by
+    /// `--set`).
+    pub file: String,
+    /// The counter: `Object\Counter` (any machine and instance), or the full path when
+    /// several columns match.
+    pub counter: String,
+    /// Skip the capture's first part: simulated time 0 is this far into it.
+    #[serde(default)]
+    pub from: Duration,
 }
 
 impl Default for Load {
@@ -176,6 +203,8 @@ impl Default for Load {
             bursts: Vec::new(),
             users: 100,
             think_time: DurationDist(Dist::Exp { mean: 1e9 }),
+            scale: 1.0,
+            replay: None,
         }
     }
 }
@@ -522,17 +551,18 @@ pub struct ThreadPool {
     /// `maxIoThreads`; 0 = 100 × logical processors (processModel autoConfig, DOMAIN §4.4).
     pub max_io_threads: u32,
     pub gate_timer: GateTimer,
-    /// The gate thread's starvation injection (+1 thread when nothing was dequeued for 500 ms).
-    pub starvation_detection: bool,
-    /// Hill climbing (`HillClimbing_Disable` = false).
-    pub hill_climbing: bool,
+    /// `ThreadPool_DisableStarvationDetection`: no gate-thread starvation injection (+1
+    /// thread when nothing was dequeued for 500 ms).
+    pub disable_starvation_detection: bool,
+    /// `HillClimbing_Disable`: no hill climbing.
+    pub hill_climbing_disable: bool,
     /// Above the minimum, at most one new worker thread per this long; 0s: a goal increase
     /// is applied at once (chained injection, the current source). ⚠ DOMAIN §5.5.
     pub injection_pacing: Duration,
     /// Time to create a thread before it can take work.
     pub thread_creation_cost: Duration,
-    /// Idle worker threads retire after this long; "0s" = never.
-    pub thread_idle_timeout: Duration,
+    /// `ThreadPool_ThreadTimeoutMs`: idle worker threads retire after this long; "0s" = never.
+    pub thread_timeout: Duration,
     /// CPU an IO-completion thread spends on an async completion before it posts the continuation.
     pub io_completion_cpu: Duration,
     /// CPU a worker thread spends running a sync-over-async continuation that releases a blocked thread.
@@ -566,11 +596,11 @@ impl Default for ThreadPool {
             min_io_threads: 0,
             max_io_threads: 0,
             gate_timer: GateTimer::Periodic,
-            starvation_detection: true,
-            hill_climbing: true,
+            disable_starvation_detection: false,
+            hill_climbing_disable: false,
             injection_pacing: Duration(0),
             thread_creation_cost: Duration(d.thread_creation_cost_ns),
-            thread_idle_timeout: Duration(d.thread_idle_timeout_ns.unwrap_or(0)),
+            thread_timeout: Duration(d.thread_idle_timeout_ns.unwrap_or(0)),
             io_completion_cpu: Duration(20_000),
             continuation_cpu: Duration(20_000),
             tiered_compilation: false,
@@ -604,24 +634,18 @@ impl ThreadPool {
     }
 }
 
-/// GC flavour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GcFlavor {
-    Workstation,
-    Server,
-}
-
 /// `[gc]`: the .NET garbage collector (`<gcServer>`, `<gcConcurrent>`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Gc {
-    /// `server` (IIS/ASP.NET default on several CPUs) or `workstation`.
-    pub flavor: GcFlavor,
-    /// Background gen2 (server from .NET 4.5, workstation from 4.0); false = blocking gen2 (server GC on .NET 4.0).
-    pub background: bool,
-    /// Gen0 allocation budget; "0B" = the flavour's default.
-    pub gen0_budget: Size,
+    /// `<gcServer enabled>`: server GC (the IIS/ASP.NET default on several CPUs); false =
+    /// workstation GC.
+    pub gc_server: bool,
+    /// `<gcConcurrent enabled>`: background gen2 (server from .NET 4.5, workstation from
+    /// 4.0); false = blocking gen2 (server GC on .NET 4.0).
+    pub gc_concurrent: bool,
+    /// `GCgen0size`: gen0 allocation budget; "0B" = the flavour's default.
+    pub gc_gen0_size: Size,
     /// Periodic in-memory cache reload (seed 003); omitted = none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_reload: Option<CacheReload>,
@@ -630,9 +654,9 @@ pub struct Gc {
 impl Default for Gc {
     fn default() -> Self {
         Self {
-            flavor: GcFlavor::Server,
-            background: true,
-            gen0_budget: Size(0),
+            gc_server: true,
+            gc_concurrent: true,
+            gc_gen0_size: Size(0),
             cache_reload: None,
         }
     }
@@ -739,9 +763,10 @@ pub struct Tcp {
     pub dynamic_port_count: u32,
     /// `TcpTimedWaitDelay`: how long the side that closed first keeps the port in TIME_WAIT.
     pub tcp_timed_wait_delay: Duration,
-    /// When no port is free, reuse a port in TIME_WAIT to another remote endpoint
-    /// (Windows 10/2016+ behaviour; the same endpoint gives WSAEADDRINUSE 10048).
-    pub reuse_time_wait_ports: bool,
+    /// `SO_REUSE_UNICASTPORT`: when no port is free, reuse a port in TIME_WAIT to another
+    /// remote endpoint (Windows 10/2016+ behaviour; the same endpoint gives WSAEADDRINUSE
+    /// 10048).
+    pub so_reuse_unicastport: bool,
     /// Clients reuse their connections (keep-alive) instead of one per request.
     pub incoming_keep_alive: bool,
     /// With keep-alive: client connections held open to this server (they count in
@@ -758,7 +783,7 @@ impl Default for Tcp {
             dynamic_port_start: 49152,
             dynamic_port_count: 16384,
             tcp_timed_wait_delay: Duration(240_000_000_000),
-            reuse_time_wait_ports: false,
+            so_reuse_unicastport: false,
             incoming_keep_alive: true,
             incoming_keep_alive_connections: 0,
             incoming_server_closes: false,
@@ -784,15 +809,15 @@ pub struct UrlSpec {
 #[serde(deny_unknown_fields, default)]
 pub struct KernelCache {
     /// `UriEnableCache`.
-    pub enabled: bool,
+    pub uri_enable_cache: bool,
     /// `frequentHitThreshold`: responses within `frequent_hit_time_period` before a URL is cached.
     pub frequent_hit_threshold: u32,
     /// `frequentHitTimePeriod`.
     pub frequent_hit_time_period: Duration,
     /// `UriMaxUriBytes`: larger responses are not cached.
     pub uri_max_uri_bytes: Size,
-    /// `UriMaxCacheMegabyteCount`; "0B" = auto (no cap modelled).
-    pub uri_max_cache_bytes: Size,
+    /// `UriMaxCacheMegabyteCount`: the cache's cap in MB; 0 = auto (no cap modelled).
+    pub uri_max_cache_megabyte_count: u32,
     /// `UriScavengerPeriod`: entries not hit between two passes are evicted.
     pub uri_scavenger_period: Duration,
     /// `HttpCachePolicyTimeToLive` SecondsToLive (seed 001: 900 s); "0s" = user-invalidates (no TTL).
@@ -806,11 +831,11 @@ pub struct KernelCache {
 impl Default for KernelCache {
     fn default() -> Self {
         Self {
-            enabled: true,
+            uri_enable_cache: true,
             frequent_hit_threshold: 2,
             frequent_hit_time_period: Duration(10_000_000_000),
             uri_max_uri_bytes: Size(262_144),
-            uri_max_cache_bytes: Size(0),
+            uri_max_cache_megabyte_count: 0,
             uri_scavenger_period: Duration(120_000_000_000),
             time_to_live: Duration(0),
             flush_kernel_cache_on_recycle: true,
@@ -963,8 +988,8 @@ impl Default for Afd {
 pub struct Nic {
     /// Model the receive rings and DPCs for remote requests (off: they arrive at HTTP.SYS directly).
     pub enabled: bool,
-    /// RSS queues (each with its ring and DPC).
-    pub rss_queues: u32,
+    /// `NumberOfReceiveQueues`: RSS queues (each with its ring and DPC).
+    pub number_of_receive_queues: u32,
     /// Receive descriptors per ring (driver-specific).
     pub receive_buffers: u32,
     /// DPC CPU per frame.
@@ -979,7 +1004,7 @@ impl Default for Nic {
     fn default() -> Self {
         Self {
             enabled: false,
-            rss_queues: 2,
+            number_of_receive_queues: 2,
             receive_buffers: 512,
             dpc_cpu_per_packet: Duration(2_000),
             packets_per_request: 1,
@@ -1229,6 +1254,21 @@ impl Scenario {
         out
     }
 
+    /// The same scenario with `load.scale` folded into its open-loop rates (scale 1), as
+    /// the arrival sources apply it: what a description of the offered load shows.
+    pub fn with_load_scale_applied(&self) -> Scenario {
+        let mut s = self.clone();
+        let k = std::mem::replace(&mut s.load.scale, 1.0);
+        let scale = |r: &mut Rate| r.0 *= k;
+        scale(&mut s.load.rate);
+        s.load.schedule.iter_mut().for_each(|p| scale(&mut p.rate));
+        for c in &mut s.classes {
+            c.rate.iter_mut().for_each(scale);
+            c.schedule.iter_mut().for_each(|p| scale(&mut p.rate));
+        }
+        s
+    }
+
     /// One scenario per server: this file with the farm sections removed, its group's
     /// `set` applied, and its own seed (server 0 keeps the master seed, so a farm of
     /// one draws what a single-server run draws).
@@ -1393,6 +1433,35 @@ impl Scenario {
                 format!("must be >= 0/s, got {}", l.rate),
             );
         }
+        if !(l.scale.is_finite() && l.scale > 0.0 && l.scale <= MAX_LOAD_SCALE) {
+            bad(
+                "load.scale".into(),
+                format!(
+                    "must be a number above 0 and at most {MAX_LOAD_SCALE}, got {}",
+                    l.scale
+                ),
+            );
+        } else if l.mode == LoadMode::Closed && l.scale != 1.0 {
+            bad(
+                "load.scale".into(),
+                "multiplies open-loop rates; a closed loop's load is `load.users` (and `think_time`)"
+                    .into(),
+            );
+        }
+        if l.replay.is_some() {
+            if l.mode == LoadMode::Closed {
+                bad(
+                    "load.replay".into(),
+                    "a replayed rate drives an open loop; set load.mode = \"open\"".into(),
+                );
+            }
+            if !l.schedule.is_empty() {
+                bad(
+                    "load.replay".into(),
+                    "give either `replay` or `schedule`: the replay becomes the schedule".into(),
+                );
+            }
+        }
         for (i, p) in l.schedule.iter().enumerate() {
             if i > 0 && p.at.0 <= l.schedule[i - 1].at.0 {
                 bad(
@@ -1456,13 +1525,13 @@ impl Scenario {
                 );
             }
         }
-        if !(1..=MAX_RSS_QUEUES).contains(&self.nic.rss_queues) {
+        if !(1..=MAX_RSS_QUEUES).contains(&self.nic.number_of_receive_queues) {
             bad(
-                "nic.rss_queues".into(),
+                "nic.number_of_receive_queues".into(),
                 format!(
                     "must be 1–{MAX_RSS_QUEUES} (RSS spreads flows through an indirection table of \
                      at most 128 entries), got {}",
-                    self.nic.rss_queues
+                    self.nic.number_of_receive_queues
                 ),
             );
         }

@@ -105,6 +105,18 @@ pub const SETTINGS: &[SettingDoc] = &[
         "-",
         "Closed loop: time between the end of a user's request and its next one."
     ),
+    s!(
+        "load.scale",
+        "number > 0 (at most 1000000)",
+        "-",
+        "Open loop: every arrival rate (rate, schedule, replay, the classes' own rates and schedules) times this; bursts are not scaled. \"What if traffic grew by half\" is 1.5, and `w3sim capacity --vary load.scale` finds the growth a configuration absorbs. Default 1."
+    ),
+    s!(
+        "load.replay",
+        "{ file = path, counter = name, from = duration }",
+        "perfmon counter log (relog -f csv)",
+        "Open loop: the rate over time is one counter of a capture: a perfmon CSV export or a w3sim timeseries.csv (path relative to the scenario file), e.g. counter = \"W3SVC_W3WP\\\\Requests / Sec\" (Object\\Counter, any machine and instance; the full path when several columns match). Sample k drives the interval that starts k samples in (as `w3sim compare` lines a capture up with a run); blank samples keep the rate before them; `from` skips the capture's start. Replaces `schedule`, shaped by schedule_shape; the run's scenario.toml holds the schedule it became."
+    ),
     s!("classes[].name", "text", "-", "Class name (unique)."),
     s!(
         "classes[].weight",
@@ -251,16 +263,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         "periodic: Windows' waitable timer, fixed 500 ms grid (default). sleep: Linux, 500 ms after each check — the setting of the reference measurements (DOMAIN §5.4)."
     ),
     s!(
-        "thread_pool.starvation_detection",
+        "thread_pool.disable_starvation_detection",
         "true | false",
-        "ThreadPool_DisableStarvationDetection (inverted)",
-        "The gate thread adds a thread when work is pending and nothing was dequeued for 500 ms (goal × 1 s at ≥ 80 % CPU)."
+        "ThreadPool_DisableStarvationDetection",
+        "true: the gate thread no longer adds a thread when work is pending and nothing was dequeued for 500 ms (goal × 1 s at ≥ 80 % CPU). Default false."
     ),
     s!(
-        "thread_pool.hill_climbing",
+        "thread_pool.hill_climbing_disable",
         "true | false",
-        "HillClimbing_Disable (inverted)",
-        "The throughput-maximising controller that moves the thread goal (DOMAIN §5.5)."
+        "HillClimbing_Disable",
+        "true: no hill climbing, the throughput-maximising controller that moves the thread goal (DOMAIN §5.5). Default false."
     ),
     s!(
         "thread_pool.injection_pacing",
@@ -275,7 +287,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "Time between creating a worker thread and its first dequeue; calibrated on the reference measurements (README, fidelity)."
     ),
     s!(
-        "thread_pool.thread_idle_timeout",
+        "thread_pool.thread_timeout",
         "duration (0s = never)",
         "ThreadPool_ThreadTimeoutMs",
         "Idle worker threads exit after this long (never below the minimum goal). Default 20 s (DOMAIN §5.2)."
@@ -341,21 +353,21 @@ pub const SETTINGS: &[SettingDoc] = &[
         "Longest such run time. Default 50 ms: the runtime's OptimizeMethods quantum."
     ),
     s!(
-        "gc.flavor",
-        "server | workstation",
+        "gc.gc_server",
+        "true | false",
         "<gcServer enabled>",
-        "Server GC (one heap and GC thread per CPU at high priority) is the IIS/ASP.NET default on several CPUs (DOMAIN §8)."
+        "true: server GC (one heap and GC thread per CPU at high priority), the IIS/ASP.NET default on several CPUs (DOMAIN §8). false: workstation GC."
     ),
     s!(
-        "gc.background",
+        "gc.gc_concurrent",
         "true | false",
         "<gcConcurrent enabled>",
         "Background gen2 (server from .NET 4.5, workstation from 4.0). false: every gen2 blocks all managed threads (server GC on .NET 4.0)."
     ),
     s!(
-        "gc.gen0_budget",
+        "gc.gc_gen0_size",
         "size (0B = flavour default)",
-        "ephemeral segment / gen0 budget",
+        "GCgen0size (gen0 budget)",
         "Allocation between gen0 collections (DOMAIN §8)."
     ),
     s!(
@@ -474,7 +486,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "How long the side that closed first keeps a connection in TIME_WAIT. Default 240 s (seed 003; DOMAIN §7 ⚠: 120 s in some docs)."
     ),
     s!(
-        "tcp.reuse_time_wait_ports",
+        "tcp.so_reuse_unicastport",
         "true | false",
         "SO_REUSE_UNICASTPORT (Windows 10/2016+)",
         "When no port is free, reuse one in TIME_WAIT to another endpoint; the same endpoint still in TIME_WAIT gives WSAEADDRINUSE (10048, event 4227). Default false (2008 R2)."
@@ -510,7 +522,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "Responses may enter the HTTP.SYS kernel cache: static, anonymous, no query string. Default false."
     ),
     s!(
-        "kernel_cache.enabled",
+        "kernel_cache.uri_enable_cache",
         "true | false",
         "HKLM\\…\\Http\\Parameters\\UriEnableCache",
         "The HTTP.SYS kernel-mode response cache. Default 1 (DOMAIN §3.3)."
@@ -534,10 +546,10 @@ pub const SETTINGS: &[SettingDoc] = &[
         "Larger responses are not cached. Default 256 KB."
     ),
     s!(
-        "kernel_cache.uri_max_cache_bytes",
-        "size (0B = auto)",
+        "kernel_cache.uri_max_cache_megabyte_count",
+        "integer MB (0 = auto)",
         "UriMaxCacheMegabyteCount",
-        "Cache size cap; 0 = sized by HTTP.SYS from memory (no cap modelled). A full cache refuses new entries."
+        "Cache size cap in megabytes; 0 = sized by HTTP.SYS from memory (no cap modelled). A full cache refuses new entries."
     ),
     s!(
         "kernel_cache.uri_scavenger_period",
@@ -756,7 +768,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "Model the receive rings and DPCs for remote requests. Default false (requests reach HTTP.SYS directly)."
     ),
     s!(
-        "nic.rss_queues",
+        "nic.number_of_receive_queues",
         "integer 1–128",
         "Set-NetAdapterRss -NumberOfReceiveQueues",
         "Receive queues, each with a ring and a DPC (RSS). Default 2 (DOMAIN §1)."
@@ -974,7 +986,7 @@ pub fn default_of(path: &str) -> String {
                         .map_or_else(|| "(none)".into(), |x| x.to_string())
                 }
             },
-            "gc.cache_reload" => "(none)".into(),
+            "gc.cache_reload" | "load.replay" => "(none)".into(),
             "classes[].steps" => "[] (uses service)".into(),
             "classes[].rate" => "(none: a share of [load])".into(),
             "classes[].schedule" => "[]".into(),
@@ -1020,6 +1032,7 @@ mod tests {
                 "classes[].steps",
                 "cpu.noise",
                 "gc.cache_reload",
+                "load.replay",
                 "classes[].rate",
                 "classes[].schedule",
                 "classes[].urls",
