@@ -836,7 +836,7 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
                     "`load.rate` has no effect: the scenario's `load.schedule` ({}) gives the rate over time and replaces `rate`",
                     rates.join(" → ")
                 ),
-                "to run at a steady rate, drop the schedule too: --set 'load.schedule=[]' (in a sweep file: \"load.schedule\" = [] under [set]); or change the schedule's own rates, e.g. --set 'load.schedule[0].rate=500/s'".into(),
+                "to run at a steady rate, drop the schedule too: --set 'load.schedule=[]' (in a sweep file: \"load.schedule\" = [] under [set]); or scale the whole schedule: --set load.scale=1.5 (capacity: --vary load.scale); or change one point's rate, e.g. --set 'load.schedule[0].rate=500/s'".into(),
             ))
         }
         ["load", "rate"] if l.mode == LoadMode::Closed => Some((
