@@ -57,6 +57,16 @@ fn csv_column(path: &Path, suffix: &str) -> Vec<f64> {
         .collect()
 }
 
+/// `w3sim run SCENARIO --out DIR`.
+fn run_into(scenario: &Path, out: &Path) {
+    w3sim_ok([
+        "run".as_ref(),
+        scenario.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -68,12 +78,7 @@ fn a_runs_arrival_rate_replayed_gives_the_same_shape_and_a_self_contained_scenar
     let dir = tempfile::tempdir().unwrap();
     let src = write(dir.path(), "shape.toml", SHAPE);
     let run1 = dir.path().join("run1");
-    w3sim_ok([
-        "run".as_ref(),
-        src.as_os_str(),
-        "--out".as_ref(),
-        run1.as_os_str(),
-    ]);
+    run_into(&src, &run1);
     // The replay's file is relative to the scenario file, wherever the program runs.
     let sub = dir.path().join("scenarios");
     std::fs::create_dir(&sub).unwrap();
@@ -112,12 +117,7 @@ fn a_runs_arrival_rate_replayed_gives_the_same_shape_and_a_self_contained_scenar
     // The run's scenario.toml holds the schedule, not the replay: it runs anywhere, and
     // gives the same outputs again.
     let run2 = dir.path().join("run2");
-    w3sim_ok([
-        "run".as_ref(),
-        scn_path.as_os_str(),
-        "--out".as_ref(),
-        run2.as_os_str(),
-    ]);
+    run_into(&scn_path, &run2);
     let written = std::fs::read_to_string(run2.join("scenario.toml")).unwrap();
     let table: toml::Table = written.parse().unwrap();
     assert!(table["load"].get("replay").is_none(), "{written}");
@@ -125,12 +125,7 @@ fn a_runs_arrival_rate_replayed_gives_the_same_shape_and_a_self_contained_scenar
     let elsewhere = tempfile::tempdir().unwrap();
     let copy = write(elsewhere.path(), "scenario.toml", &written);
     let run3 = elsewhere.path().join("run3");
-    w3sim_ok([
-        "run".as_ref(),
-        copy.as_os_str(),
-        "--out".as_ref(),
-        run3.as_os_str(),
-    ]);
+    run_into(&copy, &run3);
     assert_eq!(
         std::fs::read(run2.join("timeseries.csv")).unwrap(),
         std::fs::read(run3.join("timeseries.csv")).unwrap()
@@ -143,12 +138,7 @@ fn a_perfmon_capture_replayed_lines_up_with_compare() {
     let src = write(dir.path(), "shape.toml", SHAPE);
     let run1 = dir.path().join("run1");
     let cap = dir.path().join("capture.csv");
-    w3sim_ok([
-        "run".as_ref(),
-        src.as_os_str(),
-        "--out".as_ref(),
-        run1.as_os_str(),
-    ]);
+    run_into(&src, &run1);
     w3sim_ok([
         "export-perfmon".as_ref(),
         run1.as_os_str(),
@@ -168,12 +158,7 @@ fn a_perfmon_capture_replayed_lines_up_with_compare() {
         );
         let run2 = dir.path().join("run2");
         let _ = std::fs::remove_dir_all(&run2);
-        w3sim_ok([
-            "run".as_ref(),
-            scn_path.as_os_str(),
-            "--out".as_ref(),
-            run2.as_os_str(),
-        ]);
+        run_into(&scn_path, &run2);
         // `compare` lines the capture up with the replayed run first sample on first
         // sample: the step from 200/s to 800/s is at the same sample in both.
         let out = w3sim_ok([
@@ -206,12 +191,7 @@ fn replay_mistakes_are_reported_at_the_key_with_what_to_write() {
     let dir = tempfile::tempdir().unwrap();
     let src = write(dir.path(), "shape.toml", SHAPE);
     let run1 = dir.path().join("run1");
-    w3sim_ok([
-        "run".as_ref(),
-        src.as_os_str(),
-        "--out".as_ref(),
-        run1.as_os_str(),
-    ]);
+    run_into(&src, &run1);
     let check = |text: &str, overrides: &[String]| {
         let p = write(dir.path(), "bad.toml", text);
         let e = load_file(&p, overrides).expect_err("refused");

@@ -14,79 +14,7 @@ use std::path::Path;
 use super::load::nearest;
 use super::units::{Duration, Rate};
 use super::{RatePoint, Replay};
-use crate::viz::perfmon::{match_key, read_perfmon_csv, split_counter};
-
-/// A capture's columns: names, the start of each sample's interval (s, from the
-/// capture's first sample), and each column's values.
-struct Series {
-    counters: Vec<String>,
-    starts: Vec<f64>,
-    values: Vec<Vec<f64>>,
-}
-
-fn read_w3sim_series(path: &Path) -> Result<Series, String> {
-    let mut r = csv::ReaderBuilder::new()
-        .from_path(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let headers: Vec<String> = r
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let counters = headers[1..].to_vec();
-    let mut starts = Vec::new();
-    let mut values = vec![Vec::new(); counters.len()];
-    let mut prev = 0.0;
-    for (n, rec) in r.records().enumerate() {
-        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        let t: f64 = rec
-            .get(0)
-            .and_then(|s| s.trim().parse().ok())
-            .filter(|t: &f64| t.is_finite())
-            .ok_or_else(|| {
-                format!(
-                    "{}: row {}: time_s {:?} is not a number",
-                    path.display(),
-                    n + 2,
-                    rec.get(0).unwrap_or("")
-                )
-            })?;
-        starts.push(prev);
-        prev = t;
-        for (k, v) in values.iter_mut().enumerate() {
-            v.push(
-                rec.get(k + 1)
-                    .and_then(|s| s.trim().parse::<f64>().ok())
-                    .unwrap_or(f64::NAN),
-            );
-        }
-    }
-    Ok(Series {
-        counters,
-        starts,
-        values,
-    })
-}
-
-fn read_series(path: &Path) -> Result<Series, String> {
-    let first_line = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim_start_matches('\u{feff}')
-        .to_string();
-    if first_line.starts_with("time_s") || first_line.starts_with("\"time_s\"") {
-        return read_w3sim_series(path);
-    }
-    let p = read_perfmon_csv(path)?;
-    Ok(Series {
-        counters: p.counters,
-        starts: p.times,
-        values: p.values,
-    })
-}
+use crate::viz::perfmon::{match_key, read_counter_csv, split_counter};
 
 /// The column `wanted` names: its full name, its `Object\Counter` (any machine and
 /// instance), or its counter alone; an error lists the candidates when several match.
@@ -150,7 +78,7 @@ fn find_column(counters: &[String], wanted: &str) -> Result<usize, (String, Opti
 /// Errors are (message, help).
 pub fn schedule(r: &Replay, base: &Path) -> Result<Vec<RatePoint>, (String, Option<String>)> {
     let path = base.join(&r.file);
-    let series = read_series(&path).map_err(|e| {
+    let series = read_counter_csv(&path).map_err(|e| {
         (
             e,
             Some(
@@ -160,9 +88,18 @@ pub fn schedule(r: &Replay, base: &Path) -> Result<Vec<RatePoint>, (String, Opti
         )
     })?;
     let col = find_column(&series.counters, &r.counter)?;
+    // When each sample's interval starts: w3sim's rows end their interval (the first
+    // starts at 0); perfmon's are lined up first sample on first sample.
+    let starts: Vec<f64> = if series.w3sim {
+        std::iter::once(0.0)
+            .chain(series.times.iter().copied())
+            .collect()
+    } else {
+        series.times.clone()
+    };
     let from_s = r.from.0 as f64 * 1e-9;
     let mut points: Vec<RatePoint> = Vec::new();
-    for (k, (&start, &v)) in series.starts.iter().zip(&series.values[col]).enumerate() {
+    for (k, (&start, &v)) in starts.iter().zip(&series.values[col]).enumerate() {
         if start + 1e-9 < from_s || v.is_nan() {
             continue;
         }

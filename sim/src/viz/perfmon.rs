@@ -209,14 +209,27 @@ pub fn to_perfmon_csv(ts: &MemorySink, base_epoch_s: f64) -> String {
 pub struct PerfmonCsv {
     /// Full counter paths as in the header.
     pub counters: Vec<String>,
-    /// Seconds since the first sample.
+    /// Seconds since the first sample (a perfmon export), or the `time_s` column itself
+    /// (a w3sim `timeseries.csv`, read by [`read_counter_csv`]).
     pub times: Vec<f64>,
     /// `values[counter][sample]`, NaN where perfmon left the cell blank.
     pub values: Vec<Vec<f64>>,
+    /// Whether the file is a w3sim `timeseries.csv` rather than a perfmon export.
+    pub w3sim: bool,
 }
 
 /// Reads a perfmon/relog CSV export.
 pub fn read_perfmon_csv(path: &Path) -> Result<PerfmonCsv, String> {
+    read_csv(path, false)
+}
+
+/// Reads a perfmon/relog CSV export or a w3sim `timeseries.csv` (its first header cell
+/// is `time_s`).
+pub fn read_counter_csv(path: &Path) -> Result<PerfmonCsv, String> {
+    read_csv(path, true)
+}
+
+fn read_csv(path: &Path, w3sim_too: bool) -> Result<PerfmonCsv, String> {
     let mut r = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
@@ -227,10 +240,16 @@ pub fn read_perfmon_csv(path: &Path) -> Result<PerfmonCsv, String> {
         .iter()
         .map(|s| s.trim_start_matches('\u{feff}').to_string())
         .collect();
-    if !headers.first().is_some_and(|h| h.contains("PDH-CSV")) {
+    let w3sim = w3sim_too && headers.first().is_some_and(|h| h == "time_s");
+    if !w3sim && !headers.first().is_some_and(|h| h.contains("PDH-CSV")) {
         return Err(format!(
-            "{}: not a perfmon CSV export (the first header cell should be \"{PDH_HEADER}\")",
-            path.display()
+            "{}: not a perfmon CSV export (the first header cell should be \"{PDH_HEADER}\"){}",
+            path.display(),
+            if w3sim_too {
+                " nor a w3sim timeseries.csv (`time_s`)"
+            } else {
+                ""
+            }
         ));
     }
     let counters: Vec<String> = headers[1..].to_vec();
@@ -239,16 +258,26 @@ pub fn read_perfmon_csv(path: &Path) -> Result<PerfmonCsv, String> {
     let mut t0 = None;
     for (n, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        let Some(ts) = rec.get(0).and_then(parse_timestamp) else {
+        let cell = rec.get(0).unwrap_or("");
+        let t = if w3sim {
+            cell.trim().parse::<f64>().ok().filter(|t| t.is_finite())
+        } else {
+            parse_timestamp(cell).map(|ts| ts - *t0.get_or_insert(ts))
+        };
+        let Some(t) = t else {
             return Err(format!(
-                "{}: row {}: timestamp {:?} is not MM/DD/YYYY HH:MM:SS.mmm",
+                "{}: row {}: {} {cell:?} is not {}",
                 path.display(),
                 n + 2,
-                rec.get(0).unwrap_or("")
+                if w3sim { "time_s" } else { "timestamp" },
+                if w3sim {
+                    "a number"
+                } else {
+                    "MM/DD/YYYY HH:MM:SS.mmm"
+                }
             ));
         };
-        let t0 = *t0.get_or_insert(ts);
-        times.push(ts - t0);
+        times.push(t);
         for (k, v) in values.iter_mut().enumerate() {
             v.push(
                 rec.get(k + 1)
@@ -261,6 +290,7 @@ pub fn read_perfmon_csv(path: &Path) -> Result<PerfmonCsv, String> {
         counters,
         times,
         values,
+        w3sim,
     })
 }
 
