@@ -386,3 +386,33 @@ fn an_slo_with_a_time_on_an_unknown_name_suggests_the_latency() {
     assert_eq!(Slo::parse("p99<0.5s").unwrap().threshold, 500.0);
     assert!(Slo::parse("latency_ms.all.p99<500ms").is_ok());
 }
+
+/// "How many servers?": an SLO that holds only with enough of a setting (a farm's server
+/// count), searched from a bracket whose low end (1 server) cannot be halved: the search
+/// tries the bracket's top, sees the SLO improve with more servers, and finds the fewest
+/// that meet it.
+#[test]
+fn the_fewest_servers_for_a_load_are_searched_upwards_from_one() {
+    let overrides = [
+        "load.schedule=[]",
+        "load.rate=2500/s",
+        "duration=\"20s\"",
+        "farm.servers=[{name=\"web\", count=2}]",
+    ];
+    let mut cfg = config("queue-full-burst.toml", &overrides, &["503_rate<0.1%"]);
+    cfg.vary = "farm.servers[0].count".into();
+    cfg.lo = Some("1".into());
+    cfg.hi = Some("8".into());
+    let r = run_search(&cfg);
+    // Each server takes ~990/s: 2 servers get 1250/s each and fail, 3 get 833/s.
+    let l = r.lower_edge.as_ref().expect("a lower edge");
+    assert_eq!(l.lowest_passing, 3.0);
+    assert_eq!(l.highest_failing_below, 2.0);
+    assert_eq!(r.answer(), "3");
+    assert!(
+        r.human()
+            .contains("lowest passing farm.servers[0].count = 3"),
+        "{}",
+        r.human()
+    );
+}

@@ -697,13 +697,20 @@ pub fn search(
                 }
                 let next = half(s.evals[b].value);
                 if next <= 0.0 {
-                    note = Some(format!(
-                        "the SLOs fail even at {}, the lowest value tried",
-                        s.evals[b].setting
-                    ));
-                    break;
+                    // Nothing lower to try (a whole number at 1): the bracket's top tells
+                    // whether the SLOs need more instead (servers, threads, queueLength).
+                    if hi > s.evals[b].value && !s.evaluated(hi) {
+                        hi
+                    } else {
+                        note = Some(format!(
+                            "the SLOs fail even at {}, the lowest value tried",
+                            s.evals[b].setting
+                        ));
+                        break;
+                    }
+                } else {
+                    next
                 }
-                next
             }
             (Some(a), None) => {
                 let hi_untried = hi > s.evals[a].value && !s.evaluated(hi);
@@ -776,14 +783,15 @@ pub fn search(
             // Every SLO asks for more of the setting: nothing bounds it from above, and
             // doubling a load up to the setting's range would cost without end.
             note = Some(format!(
-                "every SLO needs a higher {} ({}): they hold from the lowest passing value up to at least {}, the highest value tried; no upper edge was searched (add an SLO that fails at high values, e.g. p99<…, to find a capacity)",
+                "every SLO needs a higher {} ({}): they hold from the lowest passing value up to at least {}, the highest value tried; no upper edge was searched (were {} a load, an SLO that fails at high values, e.g. p99<…, would bound it)",
                 cfg.vary,
                 cfg.slos
                     .iter()
                     .map(|x| x.text.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                s.evals[p].setting
+                s.evals[p].setting,
+                cfg.vary,
             ));
             break;
         }
@@ -996,6 +1004,18 @@ fn causes(means: &BTreeMap<String, f64>) -> Vec<String> {
 
 impl CapacityReport {
     /// A human report.
+    /// The answer in one line (`capacity -q`): the highest passing value, or the lowest
+    /// when only a lower edge was searched (every SLO needs more of the setting).
+    pub fn answer(&self) -> &str {
+        match (&self.lower_edge, self.interval[1]) {
+            (Some(l), None) => &l.lowest_passing_setting,
+            _ => self
+                .capacity_setting
+                .as_deref()
+                .unwrap_or("no value meets every SLO"),
+        }
+    }
+
     pub fn human(&self) -> String {
         let fmt = |v: Option<f64>| {
             v.map_or("?".to_string(), |x| {
@@ -1031,7 +1051,26 @@ impl CapacityReport {
                 parts.join("; ")
             ));
         }
+        let lower = self.lower_edge.as_ref().map(|l| {
+            format!(
+                "lowest passing {} = {} (final interval [{}, {}]; failing below: {})\n",
+                self.vary,
+                l.lowest_passing_setting,
+                fmt(Some(l.highest_failing_below)),
+                fmt(Some(l.lowest_passing)),
+                l.failing_there.join(", ")
+            )
+        });
         match self.capacity {
+            // Only a lower edge (every SLO needs more: servers, threads): it is the answer.
+            Some(_) if self.interval[1].is_none() && lower.is_some() => {
+                s.push_str(lower.as_deref().unwrap_or_default());
+                s.push_str(&format!(
+                    "every SLO holds from there up to at least {} = {}, the highest value tried\n",
+                    self.vary,
+                    self.capacity_setting.as_deref().unwrap_or("?"),
+                ));
+            }
             Some(_) => s.push_str(&format!(
                 "highest passing {} = {} (final interval [{}, {}]; crossing ≈ {}, 95 % CI [{}, {}])\n",
                 self.vary,
@@ -1044,15 +1083,8 @@ impl CapacityReport {
             )),
             None => s.push_str("no value tried meets every SLO\n"),
         }
-        if let Some(l) = &self.lower_edge {
-            s.push_str(&format!(
-                "lowest passing {} = {} (final interval [{}, {}]; failing below: {})\n",
-                self.vary,
-                l.lowest_passing_setting,
-                fmt(Some(l.highest_failing_below)),
-                fmt(Some(l.lowest_passing)),
-                l.failing_there.join(", ")
-            ));
+        if let Some(l) = lower.filter(|_| self.interval[1].is_some() || self.capacity.is_none()) {
+            s.push_str(&l);
         }
         if let Some(b) = &self.broke_first {
             s.push_str(&format!(

@@ -216,12 +216,7 @@ pub fn cmd_capacity(args: &CapacityArgs) -> ExitCode {
     match search(&cfg, &mut progress) {
         Ok(r) => {
             if quiet {
-                println!(
-                    "{}",
-                    r.capacity_setting
-                        .as_deref()
-                        .unwrap_or("no value meets every SLO")
-                );
+                println!("{}", r.answer());
             } else {
                 print!("{}", r.human());
             }
