@@ -98,7 +98,8 @@ enum Cmd {
     },
     /// Run a sweep file: every point × replication in parallel; runs.csv, points.csv, sweep.json.
     Sweep(w3sim::sweep::SweepArgs),
-    /// Find the highest value of a setting at which every SLO holds.
+    /// Find the highest value of a setting at which every SLO holds (a load), or with
+    /// --lowest the lowest (servers, threads)
     Capacity(w3sim::sweep::CapacityArgs),
     /// Merge the output directories of sweep shards into one.
     Merge(w3sim::sweep::MergeArgs),

@@ -26,6 +26,7 @@ fn config(rel: &str, overrides: &[&str], slos: &[&str]) -> CapacityConfig {
         jobs: 2,
         tolerance: 0.01,
         max_evaluations: 40,
+        lowest: false,
     }
 }
 
@@ -415,4 +416,76 @@ fn the_fewest_servers_for_a_load_are_searched_upwards_from_one() {
         "{}",
         r.human()
     );
+}
+
+/// `--lowest`: the least of a setting that meets every SLO, whichever side of the
+/// bracket it lies: at `--lo` already (the answer is `--lo`, no doubling to huge farms),
+/// or above `--hi` (doubling up, then bisecting down), even when the failing SLO is flat
+/// at its worst so that no trend shows the way.
+#[test]
+fn lowest_finds_the_fewest_servers_on_either_side_of_the_bracket() {
+    let farm = |rate: &str| {
+        vec![
+            "load.schedule=[]".to_string(),
+            format!("load.rate={rate}"),
+            "duration=\"20s\"".to_string(),
+            "farm.servers=[{name=\"web\", count=2}]".to_string(),
+        ]
+    };
+    let search_at = |rate: &str, lo: &str, hi: &str| {
+        let o = farm(rate);
+        let o: Vec<&str> = o.iter().map(String::as_str).collect();
+        let mut cfg = config("queue-full-burst.toml", &o, &["503_rate<0.1%"]);
+        cfg.vary = "farm.servers[0].count".into();
+        cfg.lo = Some(lo.into());
+        cfg.hi = Some(hi.into());
+        cfg.lowest = true;
+        run_search(&cfg)
+    };
+    // 500/s: one server is enough; the search stops there.
+    let r = search_at("500/s", "1", "12");
+    assert_eq!(r.goal, "lowest");
+    assert_eq!(r.answer, Some(1.0));
+    assert_eq!(r.evaluations.len(), 1, "{}", r.human());
+    assert!(r.capacity.is_none() && r.broke_first.is_none());
+    // 5000/s with a bracket of 1–2 servers: both refuse all the load (the balancer holds
+    // every overloaded server out: no trend); the search doubles past --hi, then bisects
+    // down to 5 or 6 servers (each takes ~990/s: 5 are just enough over 10 s measured).
+    let r = search_at("5000/s", "1", "2");
+    let a = r.answer.expect("an answer");
+    assert!(a == 5.0 || a == 6.0, "{}", r.human());
+    let l = r.lower_edge.as_ref().expect("the bracket below");
+    assert_eq!(l.highest_failing_below, a - 1.0);
+    assert!(r.evaluations.iter().any(|e| e.value > 2.0 && !e.pass));
+    assert!(
+        r.human()
+            .contains(&format!("lowest passing farm.servers[0].count = {a}"))
+    );
+    // The command line: -q prints the answer alone.
+    let out = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .arg("capacity")
+        .arg(experiment("queue-full-burst.toml"))
+        .args([
+            "--lowest",
+            "--vary",
+            "farm.servers[0].count",
+            "--lo",
+            "1",
+            "--hi",
+            "4",
+        ])
+        .args(["--slo", "503_rate<0.1%", "-r", "1", "-q"])
+        .args(
+            farm("2500/s")
+                .iter()
+                .flat_map(|o| ["--set".to_string(), o.clone()]),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
 }

@@ -206,7 +206,7 @@ fn replay_mistakes_are_reported_at_the_key_with_what_to_write() {
         "{all}"
     );
     assert!(d.message.contains("nowhere.csv"), "{all}");
-    assert!(d.help.unwrap().contains("relative to the scenario file"));
+    assert!(d.help.unwrap().contains("relative to its file"));
     // A misspelt counter: a suggestion and the capture's counters.
     let (d, all) = check(
         &replaying(
@@ -341,6 +341,7 @@ max_worker_threads = 16
         jobs: 2,
         tolerance: 0.005,
         max_evaluations: 40,
+        lowest: false,
     };
     let r = search(&cfg, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     let c = r.capacity.expect("a capacity");
@@ -363,4 +364,143 @@ fn the_shipped_morning_capture_holds_as_it_is_and_fails_grown_by_half() {
         grown.first_limit.as_ref().map(|l| l.limit.as_str()),
         Some("http_sys.queue_length")
     );
+}
+
+/// A perfmon capture with three instances of one counter and a blank first sample, as
+/// perfmon writes it.
+const INSTANCES: &str = "\"(PDH-CSV 4.0) (Coordinated Universal Time)(0)\",\"\\\\WEB1\\W3SVC_W3WP(_Total)\\Requests / Sec\",\"\\\\WEB1\\W3SVC_W3WP(1234_Pool1)\\Requests / Sec\",\"\\\\WEB1\\W3SVC_W3WP(5678_Pool2)\\Requests / Sec\"\r\n\
+\"11/16/2026 08:00:00.000\",\" \",\" \",\" \"\r\n\
+\"11/16/2026 08:00:05.000\",\"100\",\"60\",\"40\"\r\n\
+\"11/16/2026 08:00:10.000\",\"\",\"\",\"\"\r\n\
+\"11/16/2026 08:00:15.000\",\"300\",\"200\",\"100\"\r\n";
+
+fn replay_text(file: &str, counter: &str, extra: &str) -> String {
+    format!(
+        "name = \"r\"\nduration = \"30s\"\n[load]\nreplay = {{ file = \"{file}\", counter = '{counter}'{extra} }}\n[[classes]]\nname = \"page\"\nservice = \"exp(2ms)\"\n"
+    )
+}
+
+#[test]
+fn counters_match_by_every_part_written_and_blank_samples_keep_a_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "cap.csv", INSTANCES);
+    let load = |counter: &str, extra: &str| {
+        let p = write(
+            dir.path(),
+            "s.toml",
+            &replay_text("cap.csv", counter, extra),
+        );
+        load_file(&p, &[])
+    };
+    // (seconds, rate) of each schedule point.
+    let rates = |counter: &str, extra: &str| -> Vec<(u64, f64)> {
+        let s = load(counter, extra).unwrap_or_else(|e| panic!("{counter}: {e}"));
+        s.load
+            .schedule
+            .iter()
+            .map(|p| ((p.at.0 + 500_000) / 1_000_000_000, p.rate.0))
+            .collect()
+    };
+    // The instance written picks its column; the blank first sample takes the first rate
+    // (not a silent 5 s without load), the blank third keeps the rate before it.
+    assert_eq!(
+        rates("W3SVC_W3WP(_Total)\\Requests / Sec", ""),
+        [(0, 100.0), (5, 100.0), (10, 100.0), (15, 300.0)]
+    );
+    assert_eq!(
+        rates("w3svc_w3wp(1234_pool1)\\requests / sec", "")[3],
+        (15, 200.0)
+    );
+    // Without an instance, three columns match: the error lists them.
+    let e = load("W3SVC_W3WP\\Requests / Sec", "").unwrap_err();
+    assert!(e.diagnostics[0].message.contains("3 columns"), "{e}");
+    // Another machine matches nothing.
+    let e = load("\\\\OTHER\\W3SVC_W3WP(_Total)\\Requests / Sec", "").unwrap_err();
+    assert!(e.diagnostics[0].message.contains("no counter"), "{e}");
+    // `from` between samples: time 0 takes the rate of the sample whose interval holds it.
+    assert_eq!(
+        rates("W3SVC_W3WP(_Total)\\Requests / Sec", ", from = \"7s\""),
+        [(0, 100.0), (3, 100.0), (8, 300.0)]
+    );
+    let e = load("W3SVC_W3WP(_Total)\\Requests / Sec", ", from = \"1h\"").unwrap_err();
+    assert!(
+        e.diagnostics[0]
+            .message
+            .contains("past the capture's last sample"),
+        "{e}"
+    );
+}
+
+#[test]
+fn captures_that_cannot_be_replayed_as_written_are_refused_with_their_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |csv: &str| {
+        write(dir.path(), "cap.csv", csv);
+        let p = write(dir.path(), "s.toml", &replay_text("cap.csv", "rate", ""));
+        load_file(&p, &[]).unwrap_err()
+    };
+    // Times going back (a local-time capture across the end of daylight saving).
+    let e = load("time_s,rate\n10,100\n20,200\n15,300\n");
+    assert!(e.diagnostics[0].message.contains("must increase"), "{e}");
+    // A decimal comma is not a blank to skip.
+    let e = load("time_s,rate\n10,100\n20,\"150,5\"\n");
+    let d = &e.diagnostics[0];
+    assert!(
+        d.message.contains("row 3") && d.message.contains("150,5"),
+        "{e}"
+    );
+    assert!(d.help.as_deref().unwrap().contains("decimal comma"));
+}
+
+#[test]
+fn what_the_replay_makes_ineffective_is_refused_and_its_file_follows_the_scenario() {
+    // `load.rate` under a replay would change nothing: refused, with load.scale offered.
+    let e = load_file(
+        &experiment("replay-monday-morning.toml"),
+        &["load.rate=100/s".into()],
+    )
+    .unwrap_err();
+    let d = &e.diagnostics[0];
+    assert_eq!(d.key, "load.rate");
+    assert!(d.help.as_deref().unwrap().contains("load.scale"), "{e}");
+    // Overriding the replay's `from` keeps its file relative to the scenario file.
+    let s = load_file(
+        &experiment("replay-monday-morning.toml"),
+        &["load.replay.from=\"5m\"".into()],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.load.schedule.len(), 180);
+    // A replay that would drive no class.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "cap.csv", "time_s,rate\n1,10\n");
+    let text = replay_text("cap.csv", "rate", "")
+        .replace("name = \"page\"\n", "name = \"page\"\nrate = \"20/s\"\n");
+    let p = write(dir.path(), "s.toml", &text);
+    let e = load_file(&p, &[]).unwrap_err();
+    assert!(
+        e.diagnostics[0].message.contains("would change nothing"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_sweeps_replay_file_is_relative_to_the_sweep_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sweeps");
+    std::fs::create_dir(&sub).unwrap();
+    write(&sub, "cap.csv", "time_s,rate\n1,10\n2,20\n");
+    write(
+        dir.path(),
+        "base.toml",
+        "name = \"b\"\nduration = \"5s\"\n[[classes]]\nname = \"page\"\nservice = \"exp(2ms)\"\n",
+    );
+    let sweep = write(
+        &sub,
+        "r.sweep.toml",
+        "base = \"../base.toml\"\nreplications = 1\n[set]\n\"load.replay\" = { file = \"cap.csv\", counter = \"rate\" }\n[[axes]]\npath = \"load.scale\"\nvalues = [1.0, 2.0]\n",
+    );
+    let s = w3sim::sweep::spec::load_sweep_file(&sweep).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.scenarios.len(), 2);
+    assert_eq!(s.scenarios[0].load.schedule.len(), 2);
+    assert_eq!(s.scenarios[1].load.scale, 2.0);
 }

@@ -256,6 +256,7 @@ fn capacity_search_brackets_the_analytic_crossing() {
         jobs: 2,
         tolerance: 0.005,
         max_evaluations: 40,
+        lowest: false,
     };
     let r = search(&cfg, &mut |_| {}).expect("capacity search");
     print!("{}", r.human());
@@ -457,6 +458,7 @@ fn capacity_search_checks_its_arguments_and_stops_at_the_settings_range() {
             jobs: 2,
             tolerance: 0.01,
             max_evaluations: 40,
+            lowest: false,
         };
         f(&mut c);
         c

@@ -532,6 +532,18 @@ pub(crate) fn deserialize_all<T: for<'de> Deserialize<'de>>(
 /// Loads scenario text. `file` names it in diagnostics; `overrides` are `key=value`
 /// strings (`--set`), applied on top of the file with the same key paths as sweeps.
 pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario, LoadError> {
+    load_str_in(file, text, overrides, Path::new("."))
+}
+
+/// [`load_str`] with the directory that paths given by `overrides` are relative to (a
+/// sweep file's, for its `[set]` and axes; the working directory for `--set`). A path
+/// written in the file is relative to the file.
+pub fn load_str_in(
+    file: &str,
+    text: &str,
+    overrides: &[String],
+    override_dir: &Path,
+) -> Result<Scenario, LoadError> {
     let mut diags = Vec::new();
     let (mut table, syntax) = DeTable::parse_recoverable(text);
     for e in syntax {
@@ -715,17 +727,22 @@ pub fn load_str(file: &str, text: &str, overrides: &[String]) -> Result<Scenario
         && let Some(r) = scenario.load.replay.take()
     {
         let at = [Seg::Key("load".into()), Seg::Key("replay".into())];
+        // The override that last touched the replay (where an error is reported), and
+        // whether one gave its file (what the path is relative to).
         let set_by = overridden
             .iter()
             .rev()
             .find(|(p, _)| p.starts_with(&at) || at.starts_with(p))
             .map(|(_, o)| o.clone());
+        let file_set = overridden.iter().any(|(p, _)| {
+            at.starts_with(p) || p.as_slice() == [&at[..], &[Seg::Key("file".into())]].concat()
+        });
         let on_disk = Path::new(file);
-        let base = match (&set_by, on_disk.parent()) {
-            (None, Some(dir)) if on_disk.is_file() => dir.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
+        let base = match on_disk.parent() {
+            Some(dir) if !file_set && on_disk.is_file() => dir.to_path_buf(),
+            _ => override_dir.to_path_buf(),
         };
-        match super::replay::schedule(&r, &base) {
+        match super::replay::schedule(&r, &base, scenario.duration) {
             Ok(points) => scenario.load.schedule = points,
             Err((message, help)) => {
                 let (file_name, line, column) = match set_by {
@@ -829,6 +846,15 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
         .collect();
     let l = &s.load;
     match keys.as_slice() {
+        ["load", "rate"] if l.replay.is_some() => {
+            let file = l.replay.as_ref().map_or("", |r| r.file.as_str());
+            Some((
+                format!(
+                    "`load.rate` has no effect: the scenario's `load.replay` ({file}) gives the rate over time and replaces `rate`"
+                ),
+                "scale the replayed rates instead: --set load.scale=1.5 (capacity: --vary load.scale); `load.replay.from` starts further into the capture; for a steady rate, use a scenario without the replay".into(),
+            ))
+        }
         ["load", "rate"] if !l.schedule.is_empty() => {
             let rates: Vec<String> = l.schedule.iter().map(|p| p.rate.to_string()).collect();
             Some((

@@ -1458,7 +1458,18 @@ impl Scenario {
             if !l.schedule.is_empty() {
                 bad(
                     "load.replay".into(),
-                    "give either `replay` or `schedule`: the replay becomes the schedule".into(),
+                    "give either `replay` or `schedule`: the replay becomes the schedule (to replay, drop the schedule: --set 'load.schedule=[]')".into(),
+                );
+            }
+            if !self.classes.is_empty()
+                && self
+                    .classes
+                    .iter()
+                    .all(|c| c.rate.is_some() || !c.schedule.is_empty())
+            {
+                bad(
+                    "load.replay".into(),
+                    "drives the classes that share [load]'s rate, and every class here arrives at its own `rate` or `schedule`: the replay would change nothing".into(),
                 );
             }
         }

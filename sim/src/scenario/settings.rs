@@ -115,7 +115,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "load.replay",
         "{ file = path, counter = name, from = duration }",
         "perfmon counter log (relog -f csv)",
-        "Open loop: the rate over time is one counter of a capture: a perfmon CSV export or a w3sim timeseries.csv (path relative to the scenario file), e.g. counter = \"W3SVC_W3WP\\\\Requests / Sec\" (Object\\Counter, any machine and instance; the full path when several columns match). Sample k drives the interval that starts k samples in (as `w3sim compare` lines a capture up with a run); blank samples keep the rate before them; `from` skips the capture's start. Replaces `schedule`, shaped by schedule_shape; the run's scenario.toml holds the schedule it became."
+        "Open loop: the rate over time is one counter of a capture: a perfmon CSV export or a w3sim timeseries.csv (path relative to the scenario file), e.g. counter = \"W3SVC_W3WP\\\\Requests / Sec\" (Object\\Counter matches any machine and instance; add the instance or write the full path when several columns match). Sample k drives the interval that starts k samples in (as `w3sim compare` lines a capture up with a run); blank samples keep the rate before them (a blank first sample takes the first rate); `from` skips the capture's start. A path given with --set is relative to the working directory, one in a sweep file to the sweep file. Replaces `schedule`, shaped by schedule_shape; the run's scenario.toml holds the schedule it became."
     ),
     s!("classes[].name", "text", "-", "Class name (unique)."),
     s!(

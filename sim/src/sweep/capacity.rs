@@ -1,5 +1,6 @@
 //! Capacity search: the highest value of a setting (`load.rate`, `load.users`,
-//! `http_sys.queue_length`, any numeric setting) at which every SLO still holds.
+//! `http_sys.queue_length`, any numeric setting) at which every SLO still holds, or with
+//! `--lowest` ([`CapacityConfig::lowest`]) the lowest: the fewest servers or threads.
 //!
 //! Each evaluation runs R replications (seeds `seed + r`, common random numbers across
 //! values) and a value *passes* when every SLO holds for the mean over replications.
@@ -169,6 +170,9 @@ pub struct CapacityConfig {
     pub tolerance: f64,
     /// At most this many evaluations in all.
     pub max_evaluations: usize,
+    /// Find the lowest value at which every SLO holds (the fewest servers, threads, …)
+    /// instead of the highest (a load).
+    pub lowest: bool,
 }
 
 /// One SLO at one value.
@@ -241,6 +245,12 @@ pub struct CapacityReport {
     /// When some SLO needs a higher value (`throughput>…`) and failed below the lowest
     /// passing value: where every SLO starts to hold.
     pub lower_edge: Option<LowerEdge>,
+    /// What was asked: "highest" (a capacity) or "lowest" (`--lowest`: the least of the
+    /// setting that meets every SLO).
+    pub goal: &'static str,
+    /// The answer to it: the capacity, or the lowest passing value (null if none passed).
+    pub answer: Option<f64>,
+    pub answer_setting: Option<String>,
     pub note: Option<String>,
     pub evaluations: Vec<Evaluation>,
 }
@@ -641,6 +651,10 @@ pub fn search(
     let half = |x: f64| if integer { (x / 2.0).floor() } else { x / 2.0 };
     let double = |x: f64| if integer { (x * 2.0).ceil() } else { x * 2.0 };
     let join = |v: Vec<&str>| v.join(", ");
+    if cfg.lowest {
+        let note = search_lowest(&mut s, lo, hi, half, double)?;
+        return Ok(report(cfg, &s, note));
+    }
     // Phase 1: find a value at which every SLO holds. Each failing SLO says which way
     // to go; failures pointing both ways bound the search from both sides.
     s.eval(lo)?;
@@ -690,7 +704,7 @@ pub fn search(
             (None, Some(b)) => {
                 if let Some(why) = s.stalled(b, Dir::Down, &dirs) {
                     note = Some(format!(
-                        "the SLOs fail even at {}, the lowest value tried, and lower values do not help ({why})",
+                        "the SLOs fail even at {}, the lowest value tried, and lower values do not help ({why}); if more of the setting helps (servers, threads), search with --lowest",
                         s.evals[b].setting
                     ));
                     break;
@@ -703,7 +717,7 @@ pub fn search(
                         hi
                     } else {
                         note = Some(format!(
-                            "the SLOs fail even at {}, the lowest value tried",
+                            "the SLOs fail even at {}, the lowest value tried; if more of the setting helps (servers, threads), search with --lowest",
                             s.evals[b].setting
                         ));
                         break;
@@ -844,9 +858,84 @@ pub fn search(
     Ok(report(cfg, &s, note))
 }
 
+/// `--lowest`: up from `lo` (then `hi`, then doubling) to a passing value, or down from a
+/// passing `lo` while it passes; then a bisection down to the lowest passing value.
+fn search_lowest(
+    s: &mut Search<'_>,
+    lo: f64,
+    hi: f64,
+    half: impl Fn(f64) -> f64,
+    double: impl Fn(f64) -> f64,
+) -> Result<Option<String>, SweepError> {
+    let first = s.eval(lo)?;
+    let mut note = None;
+    if s.evals[first].pass {
+        // Lower values may pass too: halve while they do (not below a thousandth of `lo`).
+        let mut v = lo;
+        loop {
+            let next = half(v);
+            if next <= 0.0 || next < lo / 1024.0 || !s.budget_left() {
+                if next <= 0.0 || next < lo / 1024.0 {
+                    note = Some(format!(
+                        "every SLO holds at {}, the lowest value tried",
+                        s.evals[first].setting
+                    ));
+                }
+                break;
+            }
+            match s.try_eval(next)? {
+                Ok(i) if s.evals[i].pass => v = next,
+                Ok(_) => break,
+                Err(m) => {
+                    note = Some(format!(
+                        "every SLO holds at {}, and no lower value is valid ({m})",
+                        s.evals[s.passing_end(false).expect("a pass")].setting
+                    ));
+                    break;
+                }
+            }
+        }
+    } else {
+        let mut v = hi.max(double(lo));
+        loop {
+            if !s.budget_left() {
+                note = Some(format!(
+                    "no value tried meets every SLO ({} evaluations, the --max-evaluations budget)",
+                    s.evals.len()
+                ));
+                break;
+            }
+            match s.try_eval(v)? {
+                Ok(i) if s.evals[i].pass => break,
+                Ok(_) => v = double(v),
+                Err(m) => {
+                    note = Some(format!(
+                        "the SLOs fail even at the highest valid value tried ({m})"
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(p) = s.passing_end(false) {
+        let vp = s.evals[p].value;
+        let fail_below = s
+            .evals
+            .iter()
+            .filter(|e| !e.pass && e.value < vp)
+            .map(|e| e.value)
+            .reduce(f64::max);
+        if let Some(f) = fail_below {
+            s.bisect(vp, f)?;
+        }
+    }
+    Ok(note)
+}
+
 fn report(cfg: &CapacityConfig, s: &Search<'_>, note: Option<String>) -> CapacityReport {
     let ev = &s.evals;
-    let lo_e = s.passing_end(true).map(|i| &ev[i]);
+    // With `--lowest` no upper edge is searched: no capacity, crossing or breaking SLO.
+    let lo_e = s.passing_end(true).map(|i| &ev[i]).filter(|_| !cfg.lowest);
     // Values above the capacity (every value tried when none passed): where SLOs broke.
     let above = |e: &&Evaluation| lo_e.is_none_or(|l| e.value > l.value);
     let hi_e = lo_e.and_then(|_| {
@@ -893,6 +982,7 @@ fn report(cfg: &CapacityConfig, s: &Search<'_>, note: Option<String>) -> Capacit
             broke = Some((k, first, excess));
         }
     }
+    let broke = broke.filter(|_| !cfg.lowest);
     let broke_first = broke.map(|(k, first, _)| {
         let at = ev.iter().find(|e| e.value == first).expect("evaluated");
         let where_ = hi_e.unwrap_or(at);
@@ -939,6 +1029,13 @@ fn report(cfg: &CapacityConfig, s: &Search<'_>, note: Option<String>) -> Capacit
         .filter(|e| sure_fail(e))
         .map(|e| e.value)
         .reduce(f64::min);
+    let (ci_lo, ci_hi) = if cfg.lowest {
+        (None, None)
+    } else {
+        (ci_lo, ci_hi)
+    };
+    let lowest_pass = s.passing_end(false).map(|i| &ev[i]);
+    let answer_e = if cfg.lowest { lowest_pass } else { lo_e };
     let mut evaluations = ev.clone();
     evaluations.sort_by(|a, b| a.value.total_cmp(&b.value));
     CapacityReport {
@@ -956,6 +1053,9 @@ fn report(cfg: &CapacityConfig, s: &Search<'_>, note: Option<String>) -> Capacit
         crossing_ci: [ci_lo, ci_hi],
         broke_first,
         lower_edge,
+        goal: if cfg.lowest { "lowest" } else { "highest" },
+        answer: answer_e.map(|e| e.value),
+        answer_setting: answer_e.map(|e| e.setting.clone()),
         note,
         evaluations,
     }
@@ -1007,10 +1107,10 @@ impl CapacityReport {
     /// The answer in one line (`capacity -q`): the highest passing value, or the lowest
     /// when only a lower edge was searched (every SLO needs more of the setting).
     pub fn answer(&self) -> &str {
-        match (&self.lower_edge, self.interval[1]) {
-            (Some(l), None) => &l.lowest_passing_setting,
+        match (self.goal, &self.lower_edge, self.interval[1]) {
+            ("highest", Some(l), None) => &l.lowest_passing_setting,
             _ => self
-                .capacity_setting
+                .answer_setting
                 .as_deref()
                 .unwrap_or("no value meets every SLO"),
         }
@@ -1062,6 +1162,14 @@ impl CapacityReport {
             )
         });
         match self.capacity {
+            _ if self.goal == "lowest" => match (&lower, &self.answer_setting) {
+                (Some(l), _) => s.push_str(l),
+                (None, Some(a)) => s.push_str(&format!(
+                    "lowest passing {} = {a} (no value tried below it fails)\n",
+                    self.vary
+                )),
+                (None, None) => s.push_str("no value tried meets every SLO\n"),
+            },
             // Only a lower edge (every SLO needs more: servers, threads): it is the answer.
             Some(_) if self.interval[1].is_none() && lower.is_some() => {
                 s.push_str(lower.as_deref().unwrap_or_default());
@@ -1083,7 +1191,9 @@ impl CapacityReport {
             )),
             None => s.push_str("no value tried meets every SLO\n"),
         }
-        if let Some(l) = lower.filter(|_| self.interval[1].is_some() || self.capacity.is_none()) {
+        if let Some(l) = lower.filter(|_| {
+            self.goal != "lowest" && (self.interval[1].is_some() || self.capacity.is_none())
+        }) {
             s.push_str(&l);
         }
         if let Some(b) = &self.broke_first {

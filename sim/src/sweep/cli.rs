@@ -86,7 +86,11 @@ pub struct CapacityArgs {
     /// Write capacity.json into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Print only the result line.
+    /// Find the lowest value at which every SLO holds instead of the highest: the fewest
+    /// servers (--vary 'farm.servers[0].count'), worker threads, processors, queue length.
+    #[arg(long)]
+    pub lowest: bool,
+    /// Print only the answer: the highest passing value (the lowest with --lowest).
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -202,6 +206,7 @@ pub fn cmd_capacity(args: &CapacityArgs) -> ExitCode {
         jobs: args.jobs,
         tolerance: args.tolerance,
         max_evaluations: args.max_evaluations,
+        lowest: args.lowest,
     };
     let quiet = args.quiet;
     let mut progress = |e: &super::capacity::Evaluation| {

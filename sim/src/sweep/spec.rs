@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
 use crate::scenario::Scenario;
-use crate::scenario::load::{Diagnostic, LoadError, Seg, load_str, nearest, path_string};
+use crate::scenario::load::{Diagnostic, LoadError, Seg, load_str_in, nearest, path_string};
 
 /// The most points one sweep file may describe (the most values of one axis, too).
 pub const MAX_POINTS: usize = 1_000_000;
@@ -299,7 +299,7 @@ pub fn load_sweep_str(
         }
     };
     let base_name = base_path.display().to_string();
-    let base_scn = match load_str(&base_name, &base_text, &fixed) {
+    let base_scn = match load_str_in(&base_name, &base_text, &fixed, dir) {
         Ok(s) => s,
         Err(e) => {
             let mut d = e.diagnostics;
@@ -549,7 +549,7 @@ pub fn load_sweep_str(
             overrides.push(format!("{path}={}", vals[j].literal));
             values.push(vals[j].text.clone());
         }
-        match load_str(&base_name, &base_text, &overrides) {
+        match load_str_in(&base_name, &base_text, &overrides, dir) {
             Ok(s) => scenarios.push(s),
             Err(e) => {
                 let desc: Vec<String> = axes

@@ -350,13 +350,15 @@ where
             let row = rows_free_from.iter().position(|free| *x >= *free);
             if let (0, Some(row)) = (k, row) {
                 // ~6.5 px per character of an 11 px font on a ~1000 px wide plot.
-                rows_free_from[row] =
-                    x + (x_hi - x_lo) * (label.chars().count() as f64 * 6.5) / 1000.0;
+                let width = (x_hi - x_lo) * (label.chars().count() as f64 * 6.5) / 1000.0;
+                rows_free_from[row] = x + width;
                 let y = y_hi - (y_hi - y_lo) * 0.08 * row as f64;
+                // A line near the right edge gets its label on its left, not cut off.
+                let at = if x + width > x_hi { x - width } else { *x };
                 chart
                     .draw_series(std::iter::once(Text::new(
                         label.clone(),
-                        (*x, y),
+                        (at, y),
                         ("sans-serif", 11).into_font().color(&grey),
                     )))
                     .map_err(e)?;

@@ -216,6 +216,8 @@ pub struct PerfmonCsv {
     pub values: Vec<Vec<f64>>,
     /// Whether the file is a w3sim `timeseries.csv` rather than a perfmon export.
     pub w3sim: bool,
+    /// Per counter, its first cell that is neither blank nor a number: (row, text).
+    pub unreadable: Vec<Option<(usize, String)>>,
 }
 
 /// Reads a perfmon/relog CSV export.
@@ -255,6 +257,7 @@ fn read_csv(path: &Path, w3sim_too: bool) -> Result<PerfmonCsv, String> {
     let counters: Vec<String> = headers[1..].to_vec();
     let mut times = Vec::new();
     let mut values = vec![Vec::new(); counters.len()];
+    let mut unreadable = vec![None; counters.len()];
     let mut t0 = None;
     for (n, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
@@ -279,11 +282,12 @@ fn read_csv(path: &Path, w3sim_too: bool) -> Result<PerfmonCsv, String> {
         };
         times.push(t);
         for (k, v) in values.iter_mut().enumerate() {
-            v.push(
-                rec.get(k + 1)
-                    .and_then(|s| s.trim().parse::<f64>().ok())
-                    .unwrap_or(f64::NAN),
-            );
+            let cell = rec.get(k + 1).unwrap_or("").trim();
+            let x = cell.parse::<f64>().unwrap_or(f64::NAN);
+            if x.is_nan() && !cell.is_empty() && unreadable[k].is_none() {
+                unreadable[k] = Some((n + 2, cell.to_string()));
+            }
+            v.push(x);
         }
     }
     Ok(PerfmonCsv {
@@ -291,6 +295,7 @@ fn read_csv(path: &Path, w3sim_too: bool) -> Result<PerfmonCsv, String> {
         times,
         values,
         w3sim,
+        unreadable,
     })
 }
 

@@ -263,7 +263,12 @@ pub fn run_report(dir: &Path) -> Result<String, String> {
 /// The report of a sweep or capacity directory.
 pub fn sweep_report(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
     let name = sweep_name(dir);
-    let mut b = format!("<h1>w3sim sweep: {}</h1>\n", escape(&name));
+    let kind = if dir.join("sweep.json").is_file() || !dir.join("capacity.json").is_file() {
+        "sweep"
+    } else {
+        "capacity search"
+    };
+    let mut b = format!("<h1>w3sim {kind}: {}</h1>\n", escape(&name));
     let manifest = std::fs::read_to_string(dir.join("sweep.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
@@ -326,27 +331,37 @@ pub fn sweep_report(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
         let c = read_capacity(&cap_path)?;
         b.push_str("<h2>Capacity search (capacity.json)</h2>\n");
         let r = &c.raw;
-        let mut rows = vec![
-            vec!["varied setting".into(), c.vary.clone()],
-            vec![
-                "capacity (highest value passing every SLO)".into(),
-                r.get("capacity_setting").map_or_else(String::new, num),
-            ],
-            vec![
-                "final bracket".into(),
-                r.get("interval")
-                    .map_or_else(String::new, |v| v.to_string()),
-            ],
-            vec![
-                "crossing estimate".into(),
-                r.get("crossing_estimate").map_or_else(String::new, num),
-            ],
-            vec![
-                "95 % interval of the crossing".into(),
-                r.get("crossing_ci")
-                    .map_or_else(String::new, |v| v.to_string()),
-            ],
-        ];
+        // A value, or "–" where the search has none (null).
+        let val = |v: Option<&serde_json::Value>| match v {
+            Some(x) if !x.is_null() => num(x),
+            _ => "–".to_string(),
+        };
+        let pair = |k: &str| {
+            let a = r.get(k).and_then(|v| v.as_array());
+            format!(
+                "[{}, {}]",
+                val(a.and_then(|a| a.first())),
+                val(a.and_then(|a| a.get(1)))
+            )
+        };
+        let lowest = r.get("goal").and_then(|g| g.as_str()) == Some("lowest");
+        let mut rows = vec![vec!["varied setting".into(), c.vary.clone()]];
+        if lowest {
+            rows.push(vec![
+                "answer: the lowest value passing every SLO (--lowest)".into(),
+                val(r.get("answer_setting")),
+            ]);
+        } else {
+            rows.extend([
+                vec![
+                    "capacity (highest value passing every SLO)".into(),
+                    val(r.get("capacity_setting")),
+                ],
+                vec!["final bracket".into(), pair("interval")],
+                vec!["crossing estimate".into(), val(r.get("crossing_estimate"))],
+                vec!["95 % interval of the crossing".into(), pair("crossing_ci")],
+            ]);
+        }
         if let Some(le) = r.get("lower_edge").filter(|v| !v.is_null()) {
             rows.push(vec![
                 "lower edge (lowest value passing every SLO)".into(),
@@ -358,7 +373,12 @@ pub fn sweep_report(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
                 format!(
                     "{} at {}",
                     le.get("failing_there")
-                        .map_or_else(String::new, |v| v.to_string()),
+                        .and_then(|v| v.as_array())
+                        .map_or_else(String::new, |a| a
+                            .iter()
+                            .map(num)
+                            .collect::<Vec<_>>()
+                            .join(", ")),
                     le.get("highest_failing_below")
                         .map_or_else(String::new, num)
                 ),
@@ -412,7 +432,7 @@ pub fn sweep_report(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
             b.push_str(&format!("<pre id=\"scenario\">{}</pre>\n", escape(t)));
         }
     }
-    Ok(page(&format!("w3sim sweep: {name}"), &b))
+    Ok(page(&format!("w3sim {kind}: {name}"), &b))
 }
 
 /// The report of any directory w3sim writes (run, sweep, capacity search).

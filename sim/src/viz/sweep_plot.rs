@@ -95,7 +95,10 @@ pub type Evaluation = (f64, bool, Vec<(String, f64, f64, f64)>);
 pub struct Capacity {
     pub vary: String,
     pub unit: String,
+    /// The search's answer: the capacity, or the lowest passing value (`--lowest`).
     pub capacity: Option<f64>,
+    /// What the answer is called on the pictures: "capacity" or "lowest passing".
+    pub answer_label: String,
     pub crossing_ci: (Option<f64>, Option<f64>),
     pub broke_first: Option<String>,
     /// (text, metric, op, threshold)
@@ -155,7 +158,12 @@ pub fn read_capacity(path: &Path) -> Result<Capacity, String> {
     Ok(Capacity {
         vary: s("vary"),
         unit: s("unit"),
-        capacity: f(v.get("capacity")),
+        capacity: f(v.get("answer")).or_else(|| f(v.get("capacity"))),
+        answer_label: if s("goal") == "lowest" {
+            "lowest passing".into()
+        } else {
+            "capacity".into()
+        },
         crossing_ci: (ci.and_then(|a| f(a.first())), ci.and_then(|a| f(a.get(1)))),
         broke_first: v
             .get("broke_first")
@@ -280,7 +288,7 @@ fn curves(name: &str, p: &Points, slo: Option<&Slo>, cap: Option<&Capacity>) -> 
     let mut x_interval = None;
     if let Some(c) = cap.filter(|c| c.vary == *axis) {
         if let Some(v) = c.capacity {
-            vlines.push((v, format!(" capacity {}", fmt_value(v, &c.unit))));
+            vlines.push((v, format!(" {} {}", c.answer_label, fmt_value(v, &c.unit))));
         }
         if let (Some(a), Some(b)) = c.crossing_ci {
             x_interval = Some((a, b, "95 % interval of the crossing".to_string()));
@@ -366,7 +374,7 @@ fn heat(
     if let Some(c) = cap
         && let Some(v) = c.capacity
     {
-        let label = format!("capacity {} = {}", c.vary, fmt_value(v, &c.unit));
+        let label = format!("{} {} = {}", c.answer_label, c.vary, fmt_value(v, &c.unit));
         if c.vary == p.axes[1] {
             x_marker = position(&xs, v).map(|x| (x, label));
         } else if c.vary == p.axes[0] {
@@ -443,7 +451,7 @@ pub fn capacity_figure(name: &str, c: &Capacity) -> Figure {
         .collect();
     let mut vlines = Vec::new();
     if let Some(v) = c.capacity {
-        vlines.push((v, format!(" capacity {}", fmt_value(v, &c.unit))));
+        vlines.push((v, format!(" {} {}", c.answer_label, fmt_value(v, &c.unit))));
     }
     Figure::Stack(Stack {
         title: format!(
