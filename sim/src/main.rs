@@ -454,7 +454,7 @@ fn explain(scn: &Scenario) -> String {
         LoadMode::Open => {
             if factor != 1.0 {
                 s.push_str(&format!(
-                    "  load.scale = {factor}: every open-loop rate below is multiplied by it\n"
+                    "  load.scale = {factor}: the rates below are the scenario's × {factor}\n"
                 ));
             }
             if scn.load.schedule.is_empty() && !scn.farm.servers.is_empty() {
@@ -480,10 +480,10 @@ fn explain(scn: &Scenario) -> String {
                 ));
             } else {
                 s.push_str(&format!(
-                    "  open loop: {:?} arrivals following a {}-point schedule ({:?})\n",
+                    "  open loop: {:?} arrivals following a {}-point schedule ({})\n",
                     scn.load.arrivals,
                     scn.load.schedule.len(),
-                    scn.load.schedule_shape
+                    format!("{:?}", scn.load.schedule_shape).to_lowercase()
                 ));
                 for p in &scn.load.schedule {
                     s.push_str(&format!("    from {}: {}\n", p.at, p.rate));

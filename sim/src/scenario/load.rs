@@ -5,7 +5,8 @@
 //! problems as it can: syntax errors come from the TOML parser's recovering mode; a
 //! type or unknown-key error is recorded, the offending key removed, and the rest
 //! deserialised again; semantic checks ([`Scenario::validate`]) run on what remains
-//! (reported where they concern keys the user wrote, in tables that lost none).
+//! when only unknown keys were dropped (a value that could not be read would have its
+//! default stand in for it).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -255,6 +256,15 @@ const RENAMED: &[(&str, &str, &str)] = &[
     ("rss_queues", "number_of_receive_queues", "same value"),
 ];
 
+/// What a key renamed after the Windows setting it models became, and how to write its
+/// old value: `rss_queues` → (`number_of_receive_queues`, "same value").
+pub fn renamed(key: &str) -> Option<(&'static str, &'static str)> {
+    RENAMED
+        .iter()
+        .find(|(old, _, _)| *old == key)
+        .map(|&(_, new, how)| (new, how))
+}
+
 /// Rewrites serde's message into ours and proposes help.
 pub(crate) fn explain(message: &str) -> (String, Option<String>) {
     let first = message.lines().next().unwrap_or("").trim().to_string();
@@ -503,7 +513,9 @@ pub(crate) fn deserialize_all<T: for<'de> Deserialize<'de>>(
                 let inner = e.into_inner();
                 let (message, mut help) = explain(inner.message());
                 let message = number_message(&message).unwrap_or(message);
-                if help.is_none() && message.starts_with("expected") {
+                if help.is_none()
+                    && (message.starts_with("expected") || message.starts_with("invalid type"))
+                {
                     help = setting_unit(&path).map(|u| format!("accepted: {u}"));
                 }
                 let echo = message.starts_with("missing key")
@@ -630,9 +642,20 @@ pub fn load_str_in(
             .map(|(_, o)| o.as_str())
     };
     let syntax_errors = !diags.is_empty();
-    let mut dropped: Vec<Vec<Seg>> = Vec::new();
+    // A broken table header makes the keys below it land elsewhere: unknown keys after
+    // the first syntax error are its echoes, not the user's.
+    let first_syntax_line = diags
+        .iter()
+        .filter(|d| d.file == file && d.line > 0)
+        .map(|d| d.line)
+        .min()
+        .unwrap_or(usize::MAX);
+    // Whether a key that failed held a value the scenario now lacks (a type error: a
+    // default stands in for it), rather than a key w3sim does not know (which changes
+    // nothing once dropped).
+    let mut substituted = false;
     let scenario: Option<Scenario> = deserialize_all(&mut table, |path, span, message, help| {
-        dropped.push(path.to_vec());
+        substituted |= !message.starts_with("unknown key");
         let (file_name, line, column) = match origin_of(path).or_else(|| created_by(path, &span)) {
             Some(o) => (o.to_string(), 0, 0),
             None => {
@@ -640,6 +663,9 @@ pub fn load_str_in(
                 (file.to_string(), l, c)
             }
         };
+        if message.starts_with("unknown key") && file_name == file && line > first_syntax_line {
+            return;
+        }
         diags.push(Diagnostic {
             file: file_name,
             line,
@@ -665,21 +691,14 @@ pub fn load_str_in(
             diagnostics: sorted(diags),
         });
     };
-    // Semantic checks. When keys failed and were dropped to go on, defaults stand in for
-    // them: report only what the user wrote, outside any table that lost a key (a
-    // default there could make a relation between keys look wrong), and nothing after a
+    // Semantic checks (ranges, relations between keys) run on what the user wrote: after
+    // unknown keys, which change no value, but not after a value that could not be read
+    // (its default would stand in, and a relation with it could look wrong) nor after a
     // syntax error (the recovered text may miss any key).
     let partial = !diags.is_empty();
-    if !(partial && syntax_errors) {
+    if !(syntax_errors || substituted) {
         for inv in scenario.validate() {
             let path = parse_path(&inv.path).unwrap_or_default();
-            let written = locate(&table, &path).is_some_and(|s| !s.is_empty());
-            if partial
-                && (!(written || origin_of(&path).is_some())
-                    || dropped.iter().any(|d| d.first() == path.first()))
-            {
-                continue;
-            }
             let (file_name, line, column) = match origin_of(&path) {
                 Some(o) => (o.to_string(), 0, 0),
                 None => {

@@ -1259,7 +1259,8 @@ impl Scenario {
     pub fn with_load_scale_applied(&self) -> Scenario {
         let mut s = self.clone();
         let k = std::mem::replace(&mut s.load.scale, 1.0);
-        let scale = |r: &mut Rate| r.0 *= k;
+        // 306.6/s × 1.5 reads 459.9/s, not 459.90000000000003/s.
+        let scale = |r: &mut Rate| r.0 = crate::sweep::spec::round_sig(r.0 * k, 12);
         scale(&mut s.load.rate);
         s.load.schedule.iter_mut().for_each(|p| scale(&mut p.rate));
         for c in &mut s.classes {

@@ -272,9 +272,17 @@ fn setting_value(scn: &Scenario, path: &str) -> Result<toml::Value, SweepError> 
             _ => None,
         };
         cur = next.ok_or_else(|| {
-            bad(format!(
-                "the scenario has no setting `{path}` (see `w3sim show-defaults`)"
-            ))
+            let hint = match (s, segs.first()) {
+                (Seg::Key(k), _) if crate::scenario::load::renamed(k).is_some() => {
+                    let (new, how) = crate::scenario::load::renamed(k).expect("renamed");
+                    format!("; `{k}` is now `{new}`, the name of the Windows setting it models ({how})")
+                }
+                (Seg::Key(k), Some(Seg::Key(f))) if k == "count" && f == "farm" => {
+                    "; a group that lists its servers by `names` has no count: give it one, e.g. --set 'farm.servers[0]={ name = \"web\", count = 4 }'".into()
+                }
+                _ => " (see `w3sim show-defaults`)".into(),
+            };
+            bad(format!("the scenario has no setting `{path}`{hint}"))
         })?;
     }
     Ok(cur)
