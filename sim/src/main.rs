@@ -485,8 +485,14 @@ fn explain(scn: &Scenario) -> String {
                     scn.load.schedule.len(),
                     format!("{:?}", scn.load.schedule_shape).to_lowercase()
                 ));
-                for p in &scn.load.schedule {
-                    s.push_str(&format!("    from {}: {}\n", p.at, p.rate));
+                // A long schedule (a replayed capture): its start and its end.
+                let n = scn.load.schedule.len();
+                for (k, p) in scn.load.schedule.iter().enumerate() {
+                    if n <= 24 || k < 12 || k + 4 >= n {
+                        s.push_str(&format!("    from {}: {}\n", p.at, p.rate));
+                    } else if k == 12 {
+                        s.push_str(&format!("    … {} more points …\n", n - 16));
+                    }
                 }
             }
             for b in &scn.load.bursts {

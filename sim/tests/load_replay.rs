@@ -504,3 +504,24 @@ fn a_sweeps_replay_file_is_relative_to_the_sweep_file() {
     assert_eq!(s.scenarios[0].load.schedule.len(), 2);
     assert_eq!(s.scenarios[1].load.scale, 2.0);
 }
+
+#[test]
+fn a_utf16_capture_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = vec![0xFF, 0xFE];
+    for u in "time_s,rate\n1,10\n".encode_utf16() {
+        bytes.extend(u.to_le_bytes());
+    }
+    std::fs::write(dir.path().join("cap.csv"), bytes).unwrap();
+    let p = write(dir.path(), "s.toml", &replay_text("cap.csv", "rate", ""));
+    let e = load_file(&p, &[]).unwrap_err();
+    assert!(e.diagnostics[0].message.contains("UTF-16"), "{e}");
+}
+
+#[test]
+fn a_class_rate_in_a_closed_loop_is_refused() {
+    let text = "name = \"c\"\n[load]\nmode = \"closed\"\nusers = 1\n[[classes]]\nname = \"a\"\nrate = \"20/s\"\nservice = \"1ms\"\n";
+    let e = load_str("s.toml", text, &[]).unwrap_err();
+    assert_eq!(e.diagnostics[0].key, "classes[0].rate", "{e}");
+    assert!(e.diagnostics[0].message.contains("closed loop"), "{e}");
+}

@@ -1367,6 +1367,15 @@ impl Scenario {
                     format!("must be a number >= 0, got {}", c.weight),
                 );
             }
+            if self.load.mode == LoadMode::Closed && (c.rate.is_some() || !c.schedule.is_empty()) {
+                bad(
+                    format!(
+                        "classes[{i}].{}",
+                        if c.rate.is_some() { "rate" } else { "schedule" }
+                    ),
+                    "has no effect in a closed loop: the users pick their next class by weight; set classes[].weight, or load.mode = \"open\"".into(),
+                );
+            }
             match (&c.service, c.steps.is_empty()) {
                 (Some(_), false) => bad(
                     format!("classes[{i}].service"),

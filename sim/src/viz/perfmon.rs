@@ -232,6 +232,17 @@ pub fn read_counter_csv(path: &Path) -> Result<PerfmonCsv, String> {
 }
 
 fn read_csv(path: &Path, w3sim_too: bool) -> Result<PerfmonCsv, String> {
+    // perfmon can save its CSV as UTF-16 ("Unicode"): say so rather than "invalid UTF-8".
+    let mut head = [0u8; 2];
+    if let Ok(mut f) = std::fs::File::open(path) {
+        use std::io::Read;
+        if f.read_exact(&mut head).is_ok() && (head == [0xFF, 0xFE] || head == [0xFE, 0xFF]) {
+            return Err(format!(
+                "{}: the file is UTF-16 text; save it as UTF-8 (relog writes UTF-8: relog FILE -f csv -o OUT.csv)",
+                path.display()
+            ));
+        }
+    }
     let mut r = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
