@@ -505,6 +505,25 @@ impl Search<'_> {
         }
     }
 
+    /// Narrows the lower edge: between the lowest passing value and the highest failing
+    /// value below it, if there is one.
+    fn bisect_lower_edge(&mut self) -> Result<(), SweepError> {
+        let Some(p) = self.passing_end(false) else {
+            return Ok(());
+        };
+        let vp = self.evals[p].value;
+        let fail_below = self
+            .evals
+            .iter()
+            .filter(|e| !e.pass && e.value < vp)
+            .map(|e| e.value)
+            .reduce(f64::max);
+        match fail_below {
+            Some(f) => self.bisect(vp, f),
+            None => Ok(()),
+        }
+    }
+
     /// Bisects between a passing value `pass` and a failing value `fail` (either order)
     /// until the bracket is narrower than the tolerance or the budget is spent.
     fn bisect(&mut self, mut pass: f64, mut fail: f64) -> Result<(), SweepError> {
@@ -851,18 +870,7 @@ pub fn search(
             break;
         }
     }
-    if let Some(p) = s.passing_end(false) {
-        let vp = s.evals[p].value;
-        let fail_below = s
-            .evals
-            .iter()
-            .filter(|e| !e.pass && e.value < vp)
-            .map(|e| e.value)
-            .reduce(f64::max);
-        if let Some(f) = fail_below {
-            s.bisect(vp, f)?;
-        }
-    }
+    s.bisect_lower_edge()?;
     Ok(report(cfg, &s, note))
 }
 
@@ -925,18 +933,7 @@ fn search_lowest(
             }
         }
     }
-    if let Some(p) = s.passing_end(false) {
-        let vp = s.evals[p].value;
-        let fail_below = s
-            .evals
-            .iter()
-            .filter(|e| !e.pass && e.value < vp)
-            .map(|e| e.value)
-            .reduce(f64::max);
-        if let Some(f) = fail_below {
-            s.bisect(vp, f)?;
-        }
-    }
+    s.bisect_lower_edge()?;
     Ok(note)
 }
 
