@@ -451,13 +451,25 @@ impl<R: Rng> LoadBalancer<R> {
         unavailable: bool,
         fx: &mut impl Effects<LbTimer>,
     ) {
+        self.answered_with(now, server, unavailable.then_some("answered 503"), fx);
+    }
+
+    /// A user request routed to `server` was answered; `failure` names a passive health
+    /// check's failure ("answered 503", a reset connection), which takes the server out.
+    pub fn answered_with(
+        &mut self,
+        now: SimTime,
+        server: usize,
+        failure: Option<&'static str>,
+        fx: &mut impl Effects<LbTimer>,
+    ) {
         let m = &mut self.members[server];
         m.active = m.active.saturating_sub(1);
         if self.cfg.policy == Policy::LeastConnections {
             self.touch(server);
         }
-        if unavailable && self.cfg.remove_on_503 {
-            self.fail(now, server, "answered 503", fx);
+        if let Some(reason) = failure.filter(|_| self.cfg.remove_on_503) {
+            self.fail(now, server, reason, fx);
         }
     }
 

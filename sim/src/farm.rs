@@ -154,12 +154,18 @@ pub fn is_503(o: Outcome) -> bool {
     )
 }
 
-/// Whether the balancer takes the server out for this answer (`remove_on_503`): a 503, or
-/// the closed connection that replaces it under `loadBalancerCapabilities = TcpLevel`
-/// (what that setting is for: a balancer that only sees TCP). The client sees the
-/// closed connection as an error.
-fn fails_server(o: Outcome) -> bool {
-    is_503(o) || matches!(o, Outcome::QueueFullReset | Outcome::AppOfflineReset)
+/// Why the balancer takes the server out for this answer (`remove_on_503`), if it does: a
+/// 503, or the closed connection that replaces it under `loadBalancerCapabilities =
+/// TcpLevel` (what that setting is for: a balancer that only sees TCP). The client sees
+/// the closed connection as an error.
+fn fails_server(o: Outcome) -> Option<&'static str> {
+    if is_503(o) {
+        Some("answered 503")
+    } else if matches!(o, Outcome::QueueFullReset | Outcome::AppOfflineReset) {
+        Some("reset the connection (loadBalancerCapabilities TcpLevel)")
+    } else {
+        None
+    }
 }
 
 fn answer_of(o: Outcome) -> Answer {
@@ -663,7 +669,7 @@ impl Front<'_> {
                 self.interval.failed_at[s] += 1;
             }
             if let Some(lb) = self.lb.as_mut() {
-                lb.answered(
+                lb.answered_with(
                     now,
                     s,
                     fails_server(outcome),

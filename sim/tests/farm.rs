@@ -350,6 +350,19 @@ fn a_tcp_level_reset_takes_the_server_out_like_a_503() {
         ft.attempt_outcomes["connection_reset_queue_full"],
         fh.attempt_outcomes["503_queue_full"]
     );
+    // The removal says what the balancer saw.
+    let removal = |s: &Summary| {
+        s.marked_events
+            .iter()
+            .find(|e| e.kind == "lb_removed")
+            .map(|e| e.detail.clone())
+            .expect("a removal")
+    };
+    assert_eq!(removal(&http), "web1: answered 503");
+    assert_eq!(
+        removal(&tcp),
+        "web1: reset the connection (loadBalancerCapabilities TcpLevel)"
+    );
 }
 
 #[test]
