@@ -973,3 +973,40 @@ fn a_removal_without_a_cause_of_its_own_is_linked_to_the_removal_before_it() {
     );
     assert!(incidents::render(&v).contains("← lb removed: small"));
 }
+
+/// A `--lowest` search over a whole-number setting: the picture marks the lowest passing
+/// value (not the highest value tried) and ticks the axis at whole numbers only.
+#[test]
+fn a_lowest_search_marks_its_answer_on_whole_number_ticks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = r#"{"vary":"farm.servers[0].count","unit":"","capacity":null,"capacity_setting":null,
+      "goal":"lowest","answer":5.0,"answer_setting":"5",
+      "interval":[null,null],"crossing_estimate":null,"crossing_ci":[null,null],
+      "slos":[{"text":"503_rate<0.1%","metric":"503_rate","op":"<","threshold":0.001}],
+      "broke_first":null,
+      "lower_edge":{"lowest_passing":5.0,"lowest_passing_setting":"5","highest_failing_below":4.0,"failing_there":["503_rate<0.1%"]},
+      "evaluations":[{"value":1.0,"setting":"1","pass":false,"slos":[{"slo":"503_rate<0.1%","mean":0.98,"ci_low":0.98,"ci_high":0.98,"holds":false}]},
+                     {"value":4.0,"setting":"4","pass":false,"slos":[{"slo":"503_rate<0.1%","mean":0.8,"ci_low":0.8,"ci_high":0.8,"holds":false}]},
+                     {"value":5.0,"setting":"5","pass":true,"slos":[{"slo":"503_rate<0.1%","mean":0.0,"ci_low":0.0,"ci_high":0.0,"holds":true}]},
+                     {"value":12.0,"setting":"12","pass":true,"slos":[{"slo":"503_rate<0.1%","mean":0.0,"ci_low":0.0,"ci_high":0.0,"holds":true}]}]}"#;
+    std::fs::write(dir.path().join("capacity.json"), cap).unwrap();
+    let files = viz::cli::plot_dir(dir.path(), Some(Format::Svg), None, None, None).unwrap();
+    let svg = std::fs::read_to_string(&files[0]).unwrap();
+    assert_well_formed_xml(&svg);
+    assert!(svg.contains("lowest passing 5"), "the answer is marked");
+    assert!(!svg.contains("capacity 12"));
+    // Tick labels: "4" and "8" on the servers axis, never "4.0" (the y axis has 0.0, 10.0, …).
+    let texts: Vec<&str> = svg
+        .split("</text>")
+        .filter_map(|t| t.rsplit('>').next())
+        .map(str::trim)
+        .collect();
+    assert!(texts.contains(&"4") && texts.contains(&"8"), "{texts:?}");
+    assert!(
+        !texts.contains(&"4.0") && !texts.contains(&"8.0"),
+        "{texts:?}"
+    );
+    let html = w3sim::viz::report::sweep_report(dir.path(), None).unwrap();
+    assert!(html.contains("w3sim capacity search"));
+    assert!(html.contains("the lowest value passing every SLO"));
+}

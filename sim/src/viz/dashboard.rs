@@ -280,6 +280,7 @@ pub fn build(title: &str, ts: &MemorySink, limits: &Limits, events: &[Event]) ->
         },
         shades,
         x_interval: None,
+        x_whole: false,
     })
 }
 

@@ -88,6 +88,8 @@ pub struct Stack {
     pub shade_label: String,
     /// Shaded x interval with a label (a crossing's confidence interval).
     pub x_interval: Option<(f64, f64, String)>,
+    /// The x axis counts whole things (servers, threads): ticks only at whole numbers.
+    pub x_whole: bool,
 }
 
 /// A heat map over two axes, with an optional pass/fail boundary.
@@ -246,6 +248,16 @@ where
             .light_line_style(RGBColor(235, 235, 235));
         if k == last {
             mesh.x_desc(&st.x_label);
+        }
+        let whole = |x: &f64| {
+            if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        };
+        if st.x_whole {
+            mesh.x_label_formatter(&whole);
         }
         mesh.draw().map_err(e)?;
         let grey = RGBColor(120, 120, 120);

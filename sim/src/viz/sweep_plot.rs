@@ -302,6 +302,7 @@ fn curves(name: &str, p: &Points, slo: Option<&Slo>, cap: Option<&Capacity>) -> 
         shades: vec![],
         shade_label: String::new(),
         x_interval,
+        x_whole: false,
     })
 }
 
@@ -475,6 +476,9 @@ pub fn capacity_figure(name: &str, c: &Capacity) -> Figure {
             (Some(a), Some(b)) => Some((a, b, "95 % interval of the crossing".into())),
             _ => None,
         },
+        x_whole: c.unit.is_empty()
+            && !c.evaluations.is_empty()
+            && c.evaluations.iter().all(|e| e.0.fract() == 0.0),
     })
 }
 
