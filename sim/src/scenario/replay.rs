@@ -6,8 +6,10 @@
 //! same interval again. A perfmon capture is lined up the way `w3sim compare` lines a
 //! capture up with a run, first sample on first sample: the capture's sample k drives the
 //! simulated interval that starts k intervals in, so that the run's sample k+1 (at the
-//! end of that interval) is compared with it. Blank cells (perfmon leaves the first
-//! sample of a rate blank) keep the rate before them.
+//! end of that interval) is compared with it. Blank cells keep the rate before them;
+//! leading ones (perfmon leaves a rate's first sample blank) take the first rate given.
+//! What cannot be replayed as written is refused: times that do not increase, cells that
+//! are not numbers, a `from` past the capture's end.
 
 use std::path::Path;
 
