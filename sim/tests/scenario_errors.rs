@@ -736,3 +736,21 @@ fn keys_renamed_after_their_windows_setting_say_so() {
     // `nic.enabled` was not renamed: the kernel cache's rename does not leak to it.
     assert!(load_str("s.toml", "[nic]\nenabled = true\n", &[]).is_ok());
 }
+
+/// IIS writes durations as `00:20:00`; unquoted, TOML reads that as a time of day. Both
+/// a file and `--set` take it as the duration it was meant to be.
+#[test]
+fn unquoted_iis_durations_are_durations() {
+    let s = load_str(
+        "s.toml",
+        "name = \"x\"\nduration = 00:20:00\n[app_pool]\nidle_timeout = 00:05:00\n",
+        &["app_pool.shutdown_time_limit=00:01:30".into()],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.duration.0, 1_200_000_000_000);
+    assert_eq!(s.app_pool.idle_timeout.0, 300_000_000_000);
+    assert_eq!(s.app_pool.shutdown_time_limit.0, 90_000_000_000);
+    // A date is still refused, at its key.
+    let e = load_str("s.toml", "duration = 2026-01-01\n", &[]).unwrap_err();
+    assert_eq!(e.diagnostics[0].key, "duration", "{e}");
+}

@@ -1277,6 +1277,21 @@ impl<'de, T: FromStr<Err = UnitError>> serde::de::Visitor<'de> for TextVisitor<T
         }
         self.visit_str(&format_number(v))
     }
+
+    /// TOML reads an unquoted `00:20:00` (IIS's way of writing a duration) as a local
+    /// time, which reaches serde as a one-key map: its text is what was written.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        match map.next_key::<String>()? {
+            Some(k) if k == "$__toml_private_datetime" => {
+                let text: String = map.next_value()?;
+                self.visit_str(&text)
+            }
+            _ => Err(serde::de::Error::invalid_type(
+                serde::de::Unexpected::Map,
+                &self,
+            )),
+        }
+    }
 }
 
 newtype_text!(
