@@ -479,6 +479,18 @@ fn explain(scn: &Scenario) -> String {
                     if rho >= 1.0 { ": overloaded, the queue will fill" } else { "" }
                 ));
             } else {
+                if let Some(r) = &scn.load.replayed {
+                    s.push_str(&format!(
+                        "  replaying `{}` of {} ({} samples, {} of capture)\n",
+                        r.counter, r.file, r.samples, r.covers
+                    ));
+                    if r.covers.0 < scn.duration.0 {
+                        s.push_str(&format!(
+                            "  note: the capture ends at {} of the {} run: its last rate holds for the rest\n",
+                            r.covers, scn.duration
+                        ));
+                    }
+                }
                 s.push_str(&format!(
                     "  open loop: {:?} arrivals following a {}-point schedule ({})\n",
                     scn.load.arrivals,

@@ -525,3 +525,24 @@ fn a_class_rate_in_a_closed_loop_is_refused() {
     assert_eq!(e.diagnostics[0].key, "classes[0].rate", "{e}");
     assert!(e.diagnostics[0].message.contains("closed loop"), "{e}");
 }
+
+#[test]
+fn check_says_what_is_replayed_and_when_the_capture_ends_before_the_run() {
+    let scenario = experiment("replay-monday-morning.toml");
+    let out = w3sim_ok([
+        "check".as_ref(),
+        scenario.as_os_str(),
+        "--set".as_ref(),
+        "duration=\"1h\"".as_ref(),
+    ]);
+    assert!(
+        out.contains("HTTP Service Request Queues(DefaultAppPool)\\ArrivalRate` of captures/web1-monday-morning.csv (240 samples, 20m of capture)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the capture ends at 20m of the 1h run"),
+        "{out}"
+    );
+    let out = w3sim_ok(["check".as_ref(), scenario.as_os_str()]);
+    assert!(!out.contains("the capture ends"), "{out}");
+}

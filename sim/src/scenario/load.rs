@@ -762,7 +762,10 @@ pub fn load_str_in(
             _ => override_dir.to_path_buf(),
         };
         match super::replay::schedule(&r, &base, scenario.duration) {
-            Ok(points) => scenario.load.schedule = points,
+            Ok((points, replayed)) => {
+                scenario.load.schedule = points;
+                scenario.load.replayed = Some(replayed);
+            }
             Err((message, help)) => {
                 let (file_name, line, column) = match set_by {
                     Some(o) => (o, 0, 0),

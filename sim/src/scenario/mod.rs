@@ -174,6 +174,20 @@ pub struct Load {
     /// w3sim `timeseries.csv`); the loader turns it into `schedule`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay: Option<Replay>,
+    /// What the replay became the schedule from (for `check`; not written out).
+    #[serde(skip)]
+    pub replayed: Option<Replayed>,
+}
+
+/// Where a replayed schedule came from, and how much of the run the capture covers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replayed {
+    pub file: String,
+    /// The column's full name in the capture.
+    pub counter: String,
+    pub samples: usize,
+    /// From time 0, how long the capture's samples last.
+    pub covers: Duration,
 }
 
 /// `load.replay`: a production load shape, `{ file = "web1.csv", counter =
@@ -205,6 +219,7 @@ impl Default for Load {
             think_time: DurationDist(Dist::Exp { mean: 1e9 }),
             scale: 1.0,
             replay: None,
+            replayed: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::load::nearest;
 use super::units::{Duration, Rate};
-use super::{RatePoint, Replay};
+use super::{RatePoint, Replay, Replayed};
 use crate::viz::perfmon::{match_key, read_counter_csv, split_counter};
 
 /// A counter path's parts, lower case: (machine, object, instance, counter);
@@ -109,13 +109,13 @@ fn find_column(counters: &[String], wanted: &str) -> Result<usize, (String, Opti
     }
 }
 
-/// The rate schedule `r` describes, up to `end` (the run's duration); `base` is the
-/// directory its file is relative to. Errors are (message, help).
+/// The rate schedule `r` describes, up to `end` (the run's duration), and what it came
+/// from; `base` is the directory its file is relative to. Errors are (message, help).
 pub fn schedule(
     r: &Replay,
     base: &Path,
     end: Duration,
-) -> Result<Vec<RatePoint>, (String, Option<String>)> {
+) -> Result<(Vec<RatePoint>, Replayed), (String, Option<String>)> {
     let path = base.join(&r.file);
     let series = read_counter_csv(&path).map_err(|e| {
         (
@@ -215,5 +215,19 @@ pub fn schedule(
             rate: Rate(rates[k]),
         });
     }
-    Ok(points)
+    // The last sample's interval is taken as long as the one before it.
+    let step = match starts {
+        [.., a, b] => b - a,
+        _ => 0.0,
+    };
+    let covers = (last + step - from_s).max(0.0);
+    Ok((
+        points,
+        Replayed {
+            file: r.file.clone(),
+            counter: name.to_string(),
+            samples: starts.len(),
+            covers: Duration((covers * 1e9).round() as u64),
+        },
+    ))
 }
