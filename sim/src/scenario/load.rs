@@ -691,6 +691,17 @@ pub fn load_str_in(
             diagnostics: sorted(diags),
         });
     };
+    // Where a problem found after parsing points: the override that set its key (or
+    // `set_by`), else the key's line and column in the file.
+    let place = |path: &[Seg], set_by: Option<&str>| -> (String, usize, usize) {
+        match set_by.or_else(|| origin_of(path)) {
+            Some(o) => (o.to_string(), 0, 0),
+            None => {
+                let (l, c) = locate(&table, path).map_or((0, 0), |s| line_col(text, s.start));
+                (file.to_string(), l, c)
+            }
+        }
+    };
     // Semantic checks (ranges, relations between keys) run on what the user wrote: after
     // unknown keys, which change no value, but not after a value that could not be read
     // (its default would stand in, and a relation with it could look wrong) nor after a
@@ -699,13 +710,7 @@ pub fn load_str_in(
     if !(syntax_errors || substituted) {
         for inv in scenario.validate() {
             let path = parse_path(&inv.path).unwrap_or_default();
-            let (file_name, line, column) = match origin_of(&path) {
-                Some(o) => (o.to_string(), 0, 0),
-                None => {
-                    let (l, c) = locate(&table, &path).map_or((0, 0), |s| line_col(text, s.start));
-                    (file.to_string(), l, c)
-                }
-            };
+            let (file_name, line, column) = place(&path, None);
             diags.push(Diagnostic {
                 file: file_name,
                 line,
@@ -767,14 +772,7 @@ pub fn load_str_in(
                 scenario.load.replayed = Some(replayed);
             }
             Err((message, help)) => {
-                let (file_name, line, column) = match set_by {
-                    Some(o) => (o, 0, 0),
-                    None => {
-                        let (l, c) =
-                            locate(&table, &at).map_or((0, 0), |s| line_col(text, s.start));
-                        (file.to_string(), l, c)
-                    }
-                };
+                let (file_name, line, column) = place(&at, set_by.as_deref());
                 diags.push(Diagnostic {
                     file: file_name,
                     line,
@@ -824,14 +822,7 @@ pub fn load_str_in(
                 if let Some(j) = j {
                     path.push(Seg::Index(j));
                 }
-                let (file_name, line, column) = match origin_of(&path) {
-                    Some(o) => (o.to_string(), 0, 0),
-                    None => {
-                        let (l, c) =
-                            locate(&table, &path).map_or((0, 0), |s| line_col(text, s.start));
-                        (file.to_string(), l, c)
-                    }
-                };
+                let (file_name, line, column) = place(&path, None);
                 diags.push(Diagnostic {
                     file: file_name,
                     line,
