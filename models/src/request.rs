@@ -40,11 +40,16 @@ pub enum Outcome {
     /// The pool is stopped and `loadBalancerCapabilities` is `TcpLevel`: the connection is
     /// closed instead of a 503 (HTTPERR `AppOffline`).
     AppOfflineReset,
+    /// `aspnet:RequestQueueLimitPerSession` requests already polled its session's lock:
+    /// HTTP 500 ("Failed to process request", an event-log warning).
+    SessionQueueLimit500,
+    /// It polled its session's lock past `executionTimeout`: HTTP 500 "Request timed out".
+    RequestTimedOut500,
 }
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Ok,
         Outcome::QueueFull503,
         Outcome::ConcurrentRequestLimit503_2,
@@ -57,6 +62,8 @@ impl Outcome {
         Outcome::ConnectionAbandoned,
         Outcome::QueueFullReset,
         Outcome::AppOfflineReset,
+        Outcome::SessionQueueLimit500,
+        Outcome::RequestTimedOut500,
     ];
 
     /// The stable name used in outputs.
@@ -74,6 +81,8 @@ impl Outcome {
             Outcome::ConnectionAbandoned => "connection_abandoned_by_app_pool",
             Outcome::QueueFullReset => "connection_reset_queue_full",
             Outcome::AppOfflineReset => "connection_reset_app_offline",
+            Outcome::SessionQueueLimit500 => "500_session_queue_limit",
+            Outcome::RequestTimedOut500 => "500_request_timed_out",
         }
     }
 

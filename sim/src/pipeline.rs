@@ -46,6 +46,9 @@ use w3sim_models::iis::{Iis, IisConfig};
 use w3sim_models::kernel_cache::{CacheTimer, KernelCache, KernelCacheConfig, Lookup};
 use w3sim_models::nic::{Nic, NicConfig, NicEvent, NicTimer};
 use w3sim_models::request::{ClassId, Outcome, RequestId};
+use w3sim_models::session_state::{
+    Access, Acquire, Poll, PollTimer, SessionLocks, SessionStateConfig, Ticket,
+};
 use w3sim_models::tcp::{ConnectError, Tcp, TcpConfig};
 use w3sim_models::thread_pool::{
     GateTimer as MGateTimer, Probe, Runtime as MRuntime, ThreadId, ThreadPool, ThreadPoolConfig,
@@ -57,8 +60,8 @@ use w3sim_models::urls::UrlCatalogue;
 use crate::engine::{Calendar, Fx, Slab, Stream, stream};
 use crate::output::SampleSink;
 use crate::scenario::{
-    Arrivals, GateTimer, HandlerKind, LoadBalancerCapabilities, LoadMode, Runtime, Scenario,
-    ScheduleShape, Scheduler,
+    Arrivals, EnableSessionState, GateTimer, HandlerKind, LoadBalancerCapabilities, LoadMode,
+    Runtime, Scenario, ScheduleShape, Scheduler,
 };
 use crate::stats::{
     AppPoolSummary, BackendCalls, GaugeSummary, GcSummary, KernelCacheSummary, Latency,
@@ -114,6 +117,8 @@ pub enum Ev {
     Valve(u16),
     /// Health probe number `n` reached its timeout (it counts then if still unanswered).
     ProbeDeadline(u64),
+    /// A request polling a locked session: its poll timer ticked.
+    Session(PollTimer),
 }
 
 /// What a request is doing, for GC suspension and thread bookkeeping.
@@ -131,6 +136,10 @@ enum Phase {
     Signalling,
     /// Async: continuation posted to the worker queue.
     Continuation,
+    /// Found its session locked: no thread, polling on a timer.
+    SessionWait,
+    /// A poll callback of its session lock runs on a worker thread (`thread`).
+    SessionPoll,
 }
 
 /// Per-request state, kept only while the request is in flight.
@@ -167,6 +176,8 @@ struct Request {
     abandoned: bool,
     /// The farm's token for the attempt (answered through `completed`), or `NO_ORIGIN`.
     origin: u64,
+    /// Its hold on (or wait for) its ASP.NET session, or `NO_TICKET`.
+    session: Ticket,
 }
 
 const NO_USER: u32 = u32::MAX;
@@ -175,11 +186,14 @@ const NO_URL: u64 = u64::MAX;
 const NO_GENERATION: u32 = u32::MAX;
 const NO_THREAD: ThreadId = ThreadId::MAX;
 const NOT_STARTED: SimTime = SimTime::MAX;
+const NO_TICKET: Ticket = Ticket::MAX;
 
 // Work items and CPU jobs carry (request id, kind) in one u64.
 const WI_RUN: u64 = 0;
 const WI_SIGNAL: u64 = 1;
 const WI_IO: u64 = 2;
+/// A session-lock poll callback; bits 36.. carry the low bits of the request's ticket.
+const WI_POLL: u64 = 3;
 const JOB_STEP: u64 = 0;
 const JOB_IO: u64 = 1;
 const JOB_SIGNAL: u64 = 2;
@@ -189,6 +203,9 @@ const JOB_HIT: u64 = 5;
 const JOB_COLD_START: u64 = 6;
 const JOB_AFD: u64 = 7;
 const JOB_DPC: u64 = 8;
+const JOB_POLL: u64 = 9;
+/// The ticket bits a poll callback's work item carries (bits 36..63 of the item).
+const POLL_TICKET_MASK: u64 = (1 << 27) - 1;
 /// AFD tokens of outgoing calls to loopback backends (request ids are below 2^32).
 const CALL_TOKEN: u64 = 1 << 63;
 
@@ -286,6 +303,7 @@ pub const COLUMNS: &[&str] = &[
     "Network Interface\\Packets Received Discarded",
     "Processor Information\\DPCs Queued/sec",
     "Processor Information\\% DPC Time",
+    "w3sim\\Requests Waiting For Session Lock",
     "w3sim\\Requests In Flight",
     "w3sim\\Response Time p50 (ms)",
     "w3sim\\Response Time p95 (ms)",
@@ -435,6 +453,9 @@ struct Server {
     abandoned: u64,
     /// First time each limit was reached: (time, limit, what happened).
     limits: Vec<(SimTime, &'static str, String)>,
+    /// ASP.NET session locks (only when a class uses the session).
+    sessions: Option<SessionLocks>,
+    session_rng: Stream,
 }
 
 /// A simulation in progress.
@@ -1002,6 +1023,24 @@ impl<'a> Simulation<'a> {
             events: Vec::new(),
             abandoned: 0,
             limits: Vec::new(),
+            sessions: scn
+                .classes
+                .iter()
+                .any(|c| c.enable_session_state != EnableSessionState::False)
+                .then(|| {
+                    SessionLocks::new(SessionStateConfig {
+                        poll_interval_ns: scn
+                            .session_state
+                            .session_state_locked_item_poll_interval
+                            .0,
+                        request_queue_limit_per_session: scn
+                            .session_state
+                            .request_queue_limit_per_session,
+                        execution_timeout_ns: scn.aspnet.execution_timeout.0,
+                        ..SessionStateConfig::default()
+                    })
+                }),
+            session_rng: stream(seed, "aspnet/sessions"),
         };
         let handlers = scn.classes.iter().map(|c| handler_of(scn, c)).collect();
         let class_rngs = scn
@@ -1342,6 +1381,7 @@ impl<'a> Simulation<'a> {
                     self.drain_afd(now);
                 }
                 Ev::ProbeDeadline(n) => self.probe_deadline(now, n),
+                Ev::Session(timer) => self.session_tick(now, timer),
                 Ev::Nic(timer) => {
                     self.server.nic.on_timer(
                         now,
@@ -1494,6 +1534,7 @@ impl<'a> Simulation<'a> {
             generation: NO_GENERATION,
             abandoned: false,
             origin,
+            session: NO_TICKET,
         });
         self.arrived += 1;
         self.window.arrived += 1;
@@ -1847,9 +1888,18 @@ impl<'a> Simulation<'a> {
                 };
                 if first {
                     self.server.aspnet.started(now);
+                    if self.server.sessions.is_some()
+                        && self.scn.classes[self.reqs.get(id).expect("live").class as usize]
+                            .enable_session_state
+                            != EnableSessionState::False
+                        && !self.acquire_session(now, id, thread)
+                    {
+                        return;
+                    }
                 }
                 self.run_steps(now, id);
             }
+            WI_POLL => self.session_poll_runs(now, thread, item),
             WI_SIGNAL => {
                 let r = self.reqs.get_mut(id).expect("live request");
                 r.aux_thread = thread;
@@ -1928,6 +1978,139 @@ impl<'a> Simulation<'a> {
                     }
                     return;
                 }
+            }
+        }
+    }
+
+    // ---- session state ------------------------------------------------------------
+
+    /// `AcquireRequestState` on `thread`, the request's first: whether it goes on now.
+    /// A request that finds its session locked gives the thread back and polls; one past
+    /// `RequestQueueLimitPerSession` fails.
+    fn acquire_session(&mut self, now: SimTime, id: RequestId, thread: ThreadId) -> bool {
+        let r = *self.reqs.get(id).expect("live request");
+        let access = match self.scn.classes[r.class as usize].enable_session_state {
+            EnableSessionState::ReadOnly => Access::ReadOnly,
+            _ => Access::Exclusive,
+        };
+        let n = self.scn.session_state.sessions.max(1);
+        let session = if r.user != NO_USER {
+            r.user as u64 % n
+        } else {
+            use rand::RngExt;
+            self.server.session_rng.random_range(0..n)
+        };
+        let generation = if r.generation == NO_GENERATION {
+            0
+        } else {
+            r.generation
+        };
+        let locks = self.server.sessions.as_mut().expect("session state is on");
+        let (ticket, answer) = locks.acquire(
+            now,
+            (generation, session),
+            access,
+            r.arrived,
+            id,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::Session,
+            },
+        );
+        self.reqs.get_mut(id).expect("live").session = ticket;
+        match answer {
+            Acquire::Granted => true,
+            Acquire::Wait => {
+                let rr = self.reqs.get_mut(id).expect("live");
+                rr.phase = Phase::SessionWait;
+                rr.thread = NO_THREAD;
+                self.item_done(now, thread);
+                false
+            }
+            Acquire::QueueLimit => {
+                let limit = self.scn.session_state.request_queue_limit_per_session;
+                self.limit_reached(
+                    now,
+                    "session_state.request_queue_limit_per_session",
+                    format!(
+                        "{limit} requests already polled session {session}: the next failed with HTTP 500"
+                    ),
+                );
+                self.item_done(now, thread);
+                self.leave_front_end(now, id);
+                self.finish(now, id, Outcome::SessionQueueLimit500);
+                false
+            }
+        }
+    }
+
+    /// A polling request's timer ticked: its callback goes to the thread pool's queue.
+    fn session_tick(&mut self, now: SimTime, timer: PollTimer) {
+        let Some(locks) = self.server.sessions.as_mut() else {
+            return;
+        };
+        let Some(id) = locks.on_timer(
+            now,
+            timer,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::Session,
+            },
+        ) else {
+            return;
+        };
+        self.post(now, tag(id, WI_POLL) | ((timer.0 & POLL_TICKET_MASK) << 36));
+    }
+
+    /// A poll callback got a worker thread. It returns at once if its request no longer
+    /// waits, another of its callbacks is running, or the last poll was too recent;
+    /// otherwise it costs `continuation_cpu` and then tries the lock.
+    fn session_poll_runs(&mut self, now: SimTime, thread: ThreadId, item: WorkItem) {
+        let (id, _) = untag(item);
+        let low = item >> 36;
+        let due = self.reqs.get(id).is_some_and(|r| {
+            r.phase == Phase::SessionWait
+                && r.session != NO_TICKET
+                && (r.session & POLL_TICKET_MASK) == low
+                && self
+                    .server
+                    .sessions
+                    .as_ref()
+                    .is_some_and(|l| l.poll_due(now, r.session))
+        });
+        if !due {
+            self.item_done(now, thread);
+            return;
+        }
+        let r = self.reqs.get_mut(id).expect("live");
+        r.phase = Phase::SessionPoll;
+        r.thread = thread;
+        let d = self.scn.thread_pool.continuation_cpu.0;
+        self.submit_managed(now, tag(id, JOB_POLL), d);
+    }
+
+    /// The poll callback tried the session's lock.
+    fn session_polled(&mut self, now: SimTime, id: RequestId) {
+        let r = *self.reqs.get(id).expect("live request");
+        let locks = self.server.sessions.as_mut().expect("session state is on");
+        match locks.poll(now, r.session) {
+            Poll::Granted => self.run_steps(now, id),
+            Poll::Locked => {
+                let rr = self.reqs.get_mut(id).expect("live");
+                rr.phase = Phase::SessionWait;
+                rr.thread = NO_THREAD;
+                self.item_done(now, r.thread);
+            }
+            Poll::TimedOut => {
+                let t = self.scn.aspnet.execution_timeout;
+                self.limit_reached(
+                    now,
+                    "aspnet.execution_timeout",
+                    format!("a request polled its locked session for longer than {t}: HTTP 500 Request timed out"),
+                );
+                self.item_done(now, r.thread);
+                self.leave_front_end(now, id);
+                self.finish(now, id, Outcome::RequestTimedOut500);
             }
         }
     }
@@ -2103,6 +2286,7 @@ impl<'a> Simulation<'a> {
                 self.run_steps(now, id);
             }
             JOB_HIT => self.finish(now, id, Outcome::Ok),
+            JOB_POLL => self.session_polled(now, id),
             JOB_AFD => {
                 self.server.afd.cpu_done(
                     now,
@@ -2180,6 +2364,11 @@ impl<'a> Simulation<'a> {
     #[inline]
     fn finish(&mut self, now: SimTime, id: RequestId, outcome: Outcome) {
         let r = self.reqs.remove(id).expect("live request");
+        if r.session != NO_TICKET {
+            if let Some(l) = self.server.sessions.as_mut() {
+                l.release(now, r.session);
+            }
+        }
         let outcome = if r.abandoned && outcome == Outcome::Ok {
             self.server.abandoned += 1;
             Outcome::ConnectionAbandoned
@@ -2313,6 +2502,7 @@ impl<'a> Simulation<'a> {
                 Phase::Cpu => tag(id, JOB_STEP),
                 Phase::IoCallback if r.aux_thread != NO_THREAD => tag(id, JOB_IO),
                 Phase::Signalling => tag(id, JOB_SIGNAL),
+                Phase::SessionPoll => tag(id, JOB_POLL),
                 _ => continue,
             };
             if cpu.suspend(
@@ -2569,6 +2759,7 @@ impl<'a> Simulation<'a> {
             s.nic.packets_received_discarded.total() as f64,
             per_s(s.nic.dpcs_queued.since_mark()),
             dpc_pct,
+            s.sessions.as_ref().map_or(0, |l| l.waiting.get()) as f64,
             self.in_system.get() as f64,
             round6(p50),
             round6(p95),
@@ -2762,6 +2953,12 @@ impl<'a> Simulation<'a> {
             "w3sim.Requests In Flight".to_string(),
             g(&self.in_system, None),
         );
+        if let Some(l) = &s.sessions {
+            gauges.insert(
+                "aspnet.Requests Waiting For Session Lock".to_string(),
+                g(&l.waiting, None),
+            );
+        }
 
         let gc = &s.gc;
         let gc_summary = GcSummary {
@@ -2910,6 +3107,23 @@ impl<'a> Simulation<'a> {
                     skipped_calls: *skipped,
                 })
                 .collect(),
+            session_state: s.sessions.as_ref().map(|l| {
+                let granted = l.granted_after_wait.total();
+                crate::stats::SessionStateSummary {
+                    lock_waits: l.waits.total(),
+                    polls: l.polls.total(),
+                    mean_wait_ms: round6(if granted == 0 {
+                        0.0
+                    } else {
+                        l.wait_ns_total as f64 / granted as f64 * 1e-6
+                    }),
+                    max_wait_ms: round6(l.wait_ns_max as f64 * 1e-6),
+                    peak_waiting_per_session: l.peak_waiting_per_session,
+                    queue_limit_rejections: l.queue_limit_rejections.total(),
+                    timed_out: l.timed_out.total(),
+                    stale_locks_released: l.stale_locks_released.total(),
+                }
+            }),
             events: self.cal.delivered(),
             simulated_seconds: round6(as_secs(end)),
             peak_request_slots: self.reqs.capacity_used() as u64,

@@ -402,6 +402,9 @@ pub struct Summary {
     pub packets_received_discarded: u64,
     /// One entry per `[[valves]]`, in file order.
     pub valves: Vec<ValveSummary>,
+    /// ASP.NET session locks, when a class has `enable_session_state`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_state: Option<SessionStateSummary>,
     pub events: u64,
     pub simulated_seconds: f64,
     /// Peak number of request slots allocated (memory follows requests in flight).
@@ -496,6 +499,26 @@ pub struct KernelCacheSummary {
     pub flushes_idle_timeout: u64,
     pub flushes_recycle: u64,
     pub peak_uris_cached: u64,
+}
+
+/// ASP.NET session locks over the whole run (only when a class uses the session).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SessionStateSummary {
+    /// Requests that found their session locked and polled.
+    pub lock_waits: u64,
+    /// Polls that tried a lock (callbacks that found the last poll too recent not counted).
+    pub polls: u64,
+    /// Mean and longest wait of the requests that got their session, ms.
+    pub mean_wait_ms: f64,
+    pub max_wait_ms: f64,
+    /// Most requests polling one session at once.
+    pub peak_waiting_per_session: u32,
+    /// Requests refused by `RequestQueueLimitPerSession` (HTTP 500).
+    pub queue_limit_rejections: u64,
+    /// Polling requests that reached `executionTimeout` (HTTP 500 Request timed out).
+    pub timed_out: u64,
+    /// Locks taken from a holder older than `executionTimeout`.
+    pub stale_locks_released: u64,
 }
 
 /// What a valve (seed 003's in-application control loop) did over the run.
@@ -742,6 +765,18 @@ impl Summary {
             self.littles_law.lambda_per_s * self.littles_law.w_s,
             self.littles_law.relative_error
         ));
+        if let Some(ss) = &self.session_state {
+            s.push_str(&format!(
+                "session locks: {} requests waited (mean {:.1} ms, max {:.1} ms, {} polls), up to {} polling one session; {} refused by RequestQueueLimitPerSession, {} timed out (executionTimeout)\n",
+                ss.lock_waits,
+                ss.mean_wait_ms,
+                ss.max_wait_ms,
+                ss.polls,
+                ss.peak_waiting_per_session,
+                ss.queue_limit_rejections,
+                ss.timed_out
+            ));
+        }
         if let Some(f) = &self.farm {
             s.push_str(&format!(
                 "farm: {} user requests took {} attempts ({} retries, {:.3} per request), {} client timeouts\n",

@@ -79,9 +79,9 @@ fn a_run_four_times_longer_allocates_no_more_at_its_peak() {
     // Each scenario's own duration covers its incident (the moment most is in flight);
     // four times as long adds only steady time after it. Together they use every model:
     // HTTP.SYS, IIS/ASP.NET, the thread pool, GC, the kernel cache, AFD, outgoing calls,
-    // connection pools and ports in TIME_WAIT, valves, and a farm with its balancer and
-    // retrying clients.
-    let cases: [(&str, &str, &str, &[&str]); 10] = [
+    // connection pools and ports in TIME_WAIT, valves, session locks, and a farm with its
+    // balancer and retrying clients.
+    let cases: [(&str, &str, &str, &[&str]); 11] = [
         ("queue-full-burst.toml", "150s", "600s", &[]),
         ("thread-injection-burst.toml", "60s", "240s", &[]),
         ("aspnet-concurrency-12.toml", "40s", "160s", &[]),
@@ -92,6 +92,7 @@ fn a_run_four_times_longer_allocates_no_more_at_its_peak() {
         ("valve-sampling-lag.toml", "70s", "280s", &[]),
         ("farm-cascade.toml", "180s", "720s", &[]),
         ("farm-weights.toml", "120s", "480s", &[]),
+        ("session-lock-ajax.toml", "120s", "480s", &[]),
     ];
     let mut report = Vec::new();
     for (file, short, long, o) in cases {

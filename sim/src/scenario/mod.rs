@@ -64,6 +64,8 @@ pub struct Scenario {
     pub iis: Iis,
     /// ASP.NET integrated-mode throttling (`aspnet.config`).
     pub aspnet: AspNet,
+    /// ASP.NET session state (InProc): who shares a session, how a locked one is polled.
+    pub session_state: SessionState,
     /// CLR thread pool.
     pub thread_pool: ThreadPool,
     /// .NET garbage collector.
@@ -107,6 +109,7 @@ impl Default for Scenario {
             http_sys: HttpSys::default(),
             iis: Iis::default(),
             aspnet: AspNet::default(),
+            session_state: SessionState::default(),
             thread_pool: ThreadPool::default(),
             gc: Gc::default(),
             connections: Connections::default(),
@@ -293,6 +296,71 @@ pub struct Class {
     /// The class is a health probe with a timeout and failover.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeSpec>,
+    /// The page's `EnableSessionState`: `false` (no session), `true` (the session's
+    /// exclusive lock for the whole request) or `read_only` (no lock; waits for a writer).
+    #[serde(skip_serializing_if = "EnableSessionState::is_false")]
+    pub enable_session_state: EnableSessionState,
+}
+
+/// A page's `<%@ Page EnableSessionState="…" %>` (or `IRequiresSessionState` /
+/// `IReadOnlySessionState`, MVC's `[SessionState(SessionStateBehavior…)]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EnableSessionState {
+    /// `false`: the page does not use the session.
+    #[default]
+    False,
+    /// `true`: the session's exclusive lock from `AcquireRequestState` to
+    /// `ReleaseRequestState`.
+    True,
+    /// `ReadOnly`: no lock, but the page waits while a writer holds one.
+    ReadOnly,
+}
+
+impl EnableSessionState {
+    /// Accepted spellings, for error messages.
+    pub const ACCEPTED: &'static [&'static str] = &["true", "false", "read_only"];
+
+    fn is_false(&self) -> bool {
+        *self == EnableSessionState::False
+    }
+}
+
+impl Serialize for EnableSessionState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EnableSessionState::False => s.serialize_bool(false),
+            EnableSessionState::True => s.serialize_bool(true),
+            EnableSessionState::ReadOnly => s.serialize_str("read_only"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EnableSessionState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = EnableSessionState;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or \"read_only\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(if v {
+                    EnableSessionState::True
+                } else {
+                    EnableSessionState::False
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v.to_ascii_lowercase().replace('_', "").as_str() {
+                    "true" => Ok(EnableSessionState::True),
+                    "false" => Ok(EnableSessionState::False),
+                    "readonly" => Ok(EnableSessionState::ReadOnly),
+                    _ => Err(E::unknown_variant(v, EnableSessionState::ACCEPTED)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// What a failed outgoing call does to the request that made it.
@@ -324,6 +392,7 @@ impl Default for Class {
             origin: Origin::Remote,
             loopback_fast_path: true,
             probe: None,
+            enable_session_state: EnableSessionState::False,
         }
     }
 }
@@ -519,6 +588,9 @@ pub struct AspNet {
     pub percent_cpu_limit: u32,
     /// `percentCpuLimitMinActiveRequestPerCpu`.
     pub percent_cpu_limit_min_active_request_per_cpu: u32,
+    /// `httpRuntime/executionTimeout` (110 s): enforced on requests polling a session
+    /// lock, and on session locks held longer.
+    pub execution_timeout: Duration,
 }
 
 impl Default for AspNet {
@@ -528,6 +600,36 @@ impl Default for AspNet {
             request_queue_limit: 5000,
             percent_cpu_limit: 0,
             percent_cpu_limit_min_active_request_per_cpu: 100,
+            execution_timeout: Duration(110 * SECOND_NS),
+        }
+    }
+}
+
+/// `[session_state]`: `<system.web><sessionState mode="InProc">` and the session lock's
+/// polling (`SessionStateModule`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionState {
+    /// Active sessions: an open-loop request of a class with `enable_session_state` belongs
+    /// to one of them at random; closed-loop user `u` to session `u mod sessions`.
+    pub sessions: u64,
+    /// `HKLM\SOFTWARE\Microsoft\ASP.NET\SessionStateLockedItemPollInterval` (500 ms):
+    /// how often a request that found its session locked tries again.
+    pub session_state_locked_item_poll_interval: Duration,
+    /// `aspnet:RequestQueueLimitPerSession`: requests that may poll one session; the next
+    /// fails (HTTP 500). 50 for apps targeting .NET 4.7+; Int32.MaxValue (no limit) before.
+    pub request_queue_limit_per_session: u32,
+}
+
+/// `Int32.MaxValue`: `RequestQueueLimitPerSession` off.
+pub const NO_SESSION_QUEUE_LIMIT: u32 = i32::MAX as u32;
+
+impl Default for SessionState {
+    fn default() -> Self {
+        Self {
+            sessions: 1000,
+            session_state_locked_item_poll_interval: Duration(500 * MILLISECOND_NS),
+            request_queue_limit_per_session: NO_SESSION_QUEUE_LIMIT,
         }
     }
 }
@@ -1578,6 +1680,30 @@ impl Scenario {
                     "must be 1–{MAX_PACKETS_PER_REQUEST} frames (about 95 MB at a 1460-byte MSS; \
                      each frame is simulated), got {}",
                     self.nic.packets_per_request
+                ),
+            );
+        }
+        if self.session_state.sessions == 0 {
+            bad(
+                "session_state.sessions".into(),
+                "must be at least 1 session".into(),
+            );
+        }
+        if self.session_state.session_state_locked_item_poll_interval.0 < MILLISECOND_NS {
+            bad(
+                "session_state.session_state_locked_item_poll_interval".into(),
+                format!(
+                    "must be at least 1ms (the registry value is in whole milliseconds), got {}",
+                    self.session_state.session_state_locked_item_poll_interval
+                ),
+            );
+        }
+        if self.aspnet.execution_timeout.0 < SECOND_NS {
+            bad(
+                "aspnet.execution_timeout".into(),
+                format!(
+                    "must be at least 1s (executionTimeout is whole seconds), got {}",
+                    self.aspnet.execution_timeout
                 ),
             );
         }

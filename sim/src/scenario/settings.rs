@@ -227,6 +227,30 @@ pub const SETTINGS: &[SettingDoc] = &[
         "CPU throttling applies only above this many active requests per CPU. Default 100 (DOMAIN §4.2)."
     ),
     s!(
+        "aspnet.execution_timeout",
+        "duration (>= 1s)",
+        "<httpRuntime executionTimeout> (debug=\"false\")",
+        "A request older than this (counted from its arrival) that is still polling a session lock fails with HTTP 500 \"Request timed out\" (SessionStateModule.EnsureRequestTimeout), and a session lock held longer is taken from its holder by the next poll. Default 110 s (DOMAIN §4.5). Left out: the Thread.Abort of a request still running a handler step (RequestTimeoutManager, every 15 s)."
+    ),
+    s!(
+        "session_state.sessions",
+        "integer (>= 1)",
+        "-",
+        "Active ASP.NET sessions. An open-loop request of a class with `enable_session_state` belongs to one of them, drawn uniformly; closed-loop user u to session u mod sessions (a user sends one request at a time, so sessions < users makes users share). Few sessions for many requests = AJAX pages, F5 storms."
+    ),
+    s!(
+        "session_state.session_state_locked_item_poll_interval",
+        "duration (>= 1ms)",
+        "HKLM\\SOFTWARE\\Microsoft\\ASP.NET\\SessionStateLockedItemPollInterval (LOCKED_ITEM_POLLING_INTERVAL)",
+        "A request that finds its session locked gives its thread back and polls on a timer with this due time and period; each tick queues a callback to the thread pool, which tries the lock unless the last poll completed less than 250 ms before (LOCKED_ITEM_POLLING_DELTA). Default 500 ms (Reference Source SessionStateModule.cs; DOMAIN §4.5)."
+    ),
+    s!(
+        "session_state.request_queue_limit_per_session",
+        "integer (2147483647 = no limit)",
+        "<appSettings> aspnet:RequestQueueLimitPerSession",
+        "Requests that may poll one session at once; the next one fails at once with HTTP 500 (an event-log warning). Default 2147483647 (Int32.MaxValue): no limit, as for apps targeting .NET 4.6.2 and earlier (seed 003's app targets 4.5); apps targeting .NET 4.7+ get 50 (a retargeting change; DOMAIN §4.5 says 4.6.2+ ⚠)."
+    ),
+    s!(
         "thread_pool.runtime",
         "net48 | net6",
         "-",
@@ -714,6 +738,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "The class is a health probe (seed 000: the cluster's IsAlive check): a probe not answered (or answered with an error) within `timeout` counts as a timeout at its deadline, as the prober's own timer does, and `failover_after` in a row trigger a failover (counted in summary.json `failovers` and marked)."
     ),
     s!(
+        "classes[].enable_session_state",
+        "false | true | read_only",
+        "<%@ Page EnableSessionState %>, IRequiresSessionState / IReadOnlySessionState, MVC [SessionState]",
+        "true: the request takes its session's exclusive lock when a worker thread first runs it (AcquireRequestState) and keeps it until it ends (ReleaseRequestState), so one session's requests run one at a time; read_only: no lock, but it waits while a writer holds one; false (default): no session. See [session_state]."
+    ),
+    s!(
         "afd.max_dynamic_workers",
         "integer 0–4096",
         "-",
@@ -992,6 +1022,7 @@ pub fn default_of(path: &str) -> String {
             "classes[].schedule" => "[]".into(),
             "classes[].urls" => "(none)".into(),
             "classes[].probe" => "(none)".into(),
+            "classes[].enable_session_state" => "false".into(),
             _ => "(none)".into(),
         })
 }
@@ -1037,6 +1068,7 @@ mod tests {
                 "classes[].schedule",
                 "classes[].urls",
                 "classes[].probe",
+                "classes[].enable_session_state",
             ]
             .contains(&d.path)
                 || d.path.starts_with("backends[]");
