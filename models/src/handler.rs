@@ -36,6 +36,9 @@ pub enum HandlerKind {
     SyncOverAsync,
 }
 
+/// The most outgoing calls one `call` step makes (a drawn fan-out is capped here).
+pub const MAX_FANOUT: u32 = 10_000;
+
 /// One step of a handler.
 #[derive(Clone, Debug)]
 pub enum Step {
@@ -112,7 +115,7 @@ impl Handler {
             } => Drawn::Call {
                 backend: *backend,
                 timeout_ns: *timeout_ns,
-                fanout: fanout.sample(rng).max(0.0).round() as u32,
+                fanout: fanout.sample(rng).max(0.0).round().min(MAX_FANOUT as f64) as u32,
                 parallel: *parallel,
             },
         })

@@ -912,7 +912,17 @@ fn gc_config(scn: &Scenario) -> GcConfig {
     };
     let mut c = GcConfig::new(flavor, scn.gc.gc_concurrent, scn.cpu.logical_processors);
     if scn.gc.gc_gen0_size.0 > 0 {
-        c.gen0_budget_bytes = scn.gc.gc_gen0_size.0;
+        // GCgen0size is gen0's *minimum* budget per heap, used as given (no 5/8) but at
+        // most half a segment (gc.cpp get_gen0_min_size); the maximum is raised to it
+        // (init_static_data: gen0_max_size = max(gen0_min_size, gen0_max_size)).
+        let heaps = if scn.gc.gc_server {
+            scn.cpu.logical_processors as u64
+        } else {
+            1
+        };
+        let per_heap = scn.gc.gc_gen0_size.0.min(c.segment_bytes / 2);
+        c.gen0_min_budget_bytes = per_heap * heaps;
+        c.gen0_budget_bytes = c.gen0_budget_bytes.max(c.gen0_min_budget_bytes);
     }
     c
 }

@@ -325,3 +325,40 @@ fn hill_climbing_injection_pacing_is_a_parameter() {
         chained.outcomes["503_queue_full"]
     );
 }
+
+#[test]
+fn gc_gen0_size_raises_the_gen0_budget_per_heap() {
+    // 1000 requests/s allocating 100 KB each: 100 MB/s of gen0 allocation for 60 s.
+    let text = r#"
+name = "gen0"
+duration = "60s"
+[load]
+rate = "1000/s"
+[[classes]]
+name = "page"
+handler = "sync"
+steps = [ { cpu = "1ms" }, { alloc = "100KB", retain = "0B" } ]
+"#;
+    let gen0 = |set: &[&str]| {
+        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        let scn = w3sim::scenario::load::load_str("gen0.toml", text, &set).unwrap();
+        run(&scn).gc.gen0_collections
+    };
+    // Workstation GC: 64 MB gives ~6 GB / 64 MB ≈ 94 collections; 1 GB is capped at half
+    // the 256 MB segment (get_gen0_min_size): ~6 GB / 128 MB ≈ 47. Before GCgen0size
+    // raised only a maximum, the budget stayed at its minimum either way.
+    let ws_default = gen0(&["gc.gc_server=false"]);
+    let ws_64m = gen0(&["gc.gc_server=false", "gc.gc_gen0_size=64MB"]);
+    let ws_1g = gen0(&["gc.gc_server=false", "gc.gc_gen0_size=1GB"]);
+    assert!(
+        ws_default > ws_64m && ws_64m > ws_1g,
+        "{ws_default} {ws_64m} {ws_1g}"
+    );
+    assert!((85..=100).contains(&ws_64m), "6 GB / 64 MB: {ws_64m}");
+    assert!((42..=50).contains(&ws_1g), "6 GB / 128 MB: {ws_1g}");
+    // Server GC: per heap, × 16 heaps; 32 MB per heap = 512 MB per gen0: ~11 collections.
+    let sv_32m = gen0(&["gc.gc_server=true", "gc.gc_gen0_size=32MB"]);
+    assert!((10..=13).contains(&sv_32m), "6 GB / 512 MB: {sv_32m}");
+    let sv_default = gen0(&["gc.gc_server=true"]);
+    assert!(sv_default > sv_32m, "{sv_default} {sv_32m}");
+}

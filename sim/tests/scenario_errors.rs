@@ -754,3 +754,74 @@ fn unquoted_iis_durations_are_durations() {
     let e = load_str("s.toml", "duration = 2026-01-01\n", &[]).unwrap_err();
     assert_eq!(e.diagnostics[0].key, "duration", "{e}");
 }
+
+/// What a file writes that the scenario would ignore is refused too, at its line and
+/// column, unless it is the default (a run's own `scenario.toml` writes every key) or an
+/// override made it moot.
+#[test]
+fn settings_the_file_writes_that_would_be_ignored_are_refused() {
+    let err = |text: &str, set: &[&str]| {
+        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        load_str("c.toml", text, &set).unwrap_err().to_string()
+    };
+    let ok = |text: &str, set: &[&str]| {
+        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        load_str("c.toml", text, &set).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let closed = "name = \"c\"\n[load]\nmode = \"closed\"\nrate = \"500/s\"\n";
+    let e = err(closed, &[]);
+    assert!(e.contains("c.toml:4:8") && e.contains("closed loop"), "{e}");
+    // The default rate (what a run's scenario.toml writes) is fine, and so is a rate next
+    // to a schedule: the documented fallback when an override drops the schedule.
+    ok(&closed.replace("500/s", "1000/s"), &[]);
+    let both = "name = \"c\"\n[load]\nrate = \"500/s\"\nschedule = [ { at = \"0s\", rate = \"200/s\" } ]\n";
+    ok(both, &[]);
+    assert_eq!(ok(both, &["load.schedule=[]"]).load.rate.0, 500.0);
+    let users = "name = \"c\"\n[load]\nrate = \"100/s\"\nusers = 500\n";
+    let e = err(users, &[]);
+    assert!(e.contains("c.toml:4:9") && e.contains("open loop"), "{e}");
+    // Made moot by an override: closing the loop makes the file's rate ignored, not wrong.
+    ok(
+        "name = \"c\"\n[load]\nrate = \"300/s\"\n",
+        &["load.mode=closed"],
+    );
+    let lb = "name = \"c\"\n[load_balancer]\npolicy = \"random\"\n";
+    assert!(
+        err(lb, &[]).contains("there is no farm"),
+        "{}",
+        err(lb, &[])
+    );
+    let jitter = "name = \"c\"\n[clients]\ntimeout = \"1s\"\njitter = \"full\"\n";
+    assert!(err(jitter, &[]).contains("do not retry"));
+    ok(&jitter.replace("jitter", "retries = 2\njitter"), &[]);
+    let sessions = "name = \"c\"\n[session_state]\nsessions = 3\n";
+    assert!(err(sessions, &[]).contains("no class uses the session"));
+    assert!(err("name = \"c\"\n", &["session_state.sessions=3"]).contains("no class uses"));
+    // A run's own scenario.toml, which writes every key, loads again.
+    let full = w3sim::scenario::Scenario::default().to_toml();
+    ok(&full, &[]);
+}
+
+#[test]
+fn impossible_handler_steps_and_gc_sizes_are_refused() {
+    let class = |step: &str| {
+        format!(
+            "name = \"c\"\n[[backends]]\nname = \"api\"\n[[classes]]\nname = \"p\"\nsteps = [ {step} ]\n"
+        )
+    };
+    let err = |text: &str| load_str("c.toml", text, &[]).unwrap_err().to_string();
+    let e = err(&class("{ call = \"api\", fanout = 4294967295 }"));
+    assert!(e.contains("at most 10000 calls per step"), "{e}");
+    let e = err(&class("{ call = \"api\", fanout = 0 }"));
+    assert!(e.contains("would make no call"), "{e}");
+    let e = err(&class("{ alloc = \"100KB\", retain = \"2MB\" }"));
+    assert!(e.contains("at most `alloc`"), "{e}");
+    load_str(
+        "c.toml",
+        &class("{ call = \"api\", fanout = \"exp(3)\" }"),
+        &[],
+    )
+    .unwrap();
+    let e = err("name = \"c\"\n[gc]\ngc_gen0_size = \"16KB\"\n");
+    assert!(e.contains("under 64KB"), "{e}");
+}

@@ -745,6 +745,63 @@ pub fn load_str_in(
             });
         }
     }
+    // The same for what the file itself writes (users in an open loop, a rate in a
+    // closed one, balancer settings without a farm) with a value other than the default
+    // (a run's own `scenario.toml` writes every key), unless an override replaced it or
+    // made it moot (`--set load.mode=closed` on a file with a rate).
+    let mut written = Vec::new();
+    written_paths(table.get_ref(), &mut Vec::new(), &mut written);
+    let (resolved, defaults) = (
+        toml::Value::try_from(&scenario).ok(),
+        toml::Value::try_from(Scenario::default()).ok(),
+    );
+    for path in written {
+        if origin_of(&path).is_some() {
+            continue;
+        }
+        // A rate next to a schedule is the documented fallback (`--set 'load.schedule=[]'`
+        // runs at it), not a contradiction.
+        let keys: Vec<&str> = path
+            .iter()
+            .map(|p| match p {
+                Seg::Key(k) => k.as_str(),
+                Seg::Index(_) => "[]",
+            })
+            .collect();
+        let layered = match keys.as_slice() {
+            ["load", "rate"] => {
+                !scenario.load.schedule.is_empty() || scenario.load.replay.is_some()
+            }
+            ["classes", "[]", "rate"] => true,
+            _ => false,
+        };
+        if layered {
+            continue;
+        }
+        let Some((message, help)) = ignored_override(&scenario, &path) else {
+            continue;
+        };
+        let cause = ignored_because(&path);
+        if overridden
+            .iter()
+            .any(|(p, _)| cause.iter().any(|c| p.starts_with(c) || c.starts_with(p)))
+        {
+            continue;
+        }
+        let default = defaults.as_ref().and_then(|v| value_at(v, &path));
+        if default.is_some() && default == resolved.as_ref().and_then(|v| value_at(v, &path)) {
+            continue;
+        }
+        let (l, c) = locate(&table, &path).map_or((0, 0), |sp| line_col(text, sp.start));
+        diags.push(Diagnostic {
+            file: file.to_string(),
+            line: l,
+            column: c,
+            key: path_string(&path),
+            message,
+            help: Some(help),
+        });
+    }
     // `load.replay` becomes the schedule now, so that the run, its servers and the
     // `scenario.toml` written with its outputs all hold the rates themselves.
     if diags.is_empty()
@@ -900,6 +957,44 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
             ),
             "--set load.mode=closed to make the load a number of users, or set load.rate".into(),
         )),
+        ["session_state", k]
+            if !s
+                .classes
+                .iter()
+                .any(|c| c.enable_session_state != super::EnableSessionState::False) =>
+        {
+            Some((
+                format!(
+                    "`session_state.{k}` has no effect: no class uses the session (classes[].enable_session_state is false everywhere)"
+                ),
+                "give the classes that use it enable_session_state = true or \"read_only\"".into(),
+            ))
+        }
+        ["aspnet", "execution_timeout"]
+            if !s
+                .classes
+                .iter()
+                .any(|c| c.enable_session_state != super::EnableSessionState::False) =>
+        {
+            Some((
+                "`aspnet.execution_timeout` has no effect here: w3sim enforces executionTimeout on requests polling a session lock, and no class uses the session".into(),
+                "give a class enable_session_state = true or \"read_only\"; the abort of a running request is not modelled".into(),
+            ))
+        }
+        ["load_balancer", k] if s.farm.servers.is_empty() => Some((
+            format!(
+                "`load_balancer.{k}` has no effect: there is no farm, the requests go to the one server"
+            ),
+            "describe the servers with [[farm.servers]] (e.g. --set 'farm.servers=[{name=\"web\",count=4}]')".into(),
+        )),
+        ["clients", k]
+            if !matches!(*k, "timeout" | "retries") && s.clients.retries == 0 =>
+        {
+            Some((
+                format!("`clients.{k}` has no effect: the clients do not retry (clients.retries = 0)"),
+                "set clients.retries to the number of retries after the first attempt".into(),
+            ))
+        }
         ["classes", "[]", "rate"] => {
             let Seg::Index(i) = path[1] else {
                 return None;
@@ -917,6 +1012,68 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
             })
         }
         _ => None,
+    }
+}
+
+/// The settings whose values make the one at `path` ignored (see [`ignored_override`]):
+/// an override of any of them makes a file's value moot rather than a mistake.
+fn ignored_because(path: &[Seg]) -> Vec<Vec<Seg>> {
+    let k = |a: &str| Seg::Key(a.to_string());
+    let keys: Vec<&str> = path
+        .iter()
+        .map(|p| match p {
+            Seg::Key(k) => k.as_str(),
+            Seg::Index(_) => "[]",
+        })
+        .collect();
+    match keys.as_slice() {
+        ["load", "rate"] => vec![
+            vec![k("load"), k("replay")],
+            vec![k("load"), k("schedule")],
+            vec![k("load"), k("mode")],
+            vec![k("classes")],
+        ],
+        ["load", _] => vec![vec![k("load"), k("mode")]],
+        ["classes", "[]", "rate"] => {
+            vec![path[..2].iter().cloned().chain([k("schedule")]).collect()]
+        }
+        ["session_state", _] | ["aspnet", "execution_timeout"] => vec![vec![k("classes")]],
+        ["load_balancer", _] => vec![vec![k("farm")]],
+        ["clients", _] => vec![vec![k("clients"), k("retries")]],
+        _ => Vec::new(),
+    }
+}
+
+/// The value at `path` in a serialised scenario.
+fn value_at<'v>(v: &'v toml::Value, path: &[Seg]) -> Option<&'v toml::Value> {
+    path.iter().try_fold(v, |cur, seg| match seg {
+        Seg::Key(k) => cur.get(k.as_str()),
+        Seg::Index(i) => cur.get(*i),
+    })
+}
+
+/// The path of every value the file writes that is not itself a table (tables and
+/// arrays of tables are entered; other arrays are leaves).
+fn written_paths(t: &DeTable<'_>, prefix: &mut Vec<Seg>, out: &mut Vec<Vec<Seg>>) {
+    for (k, v) in t.iter() {
+        prefix.push(Seg::Key(k.get_ref().to_string()));
+        match v.get_ref() {
+            DeValue::Table(sub) => written_paths(sub, prefix, out),
+            DeValue::Array(a)
+                if !a.is_empty() && a.iter().all(|e| matches!(e.get_ref(), DeValue::Table(_))) =>
+            {
+                for (i, e) in a.iter().enumerate() {
+                    if let DeValue::Table(sub) = e.get_ref() {
+                        prefix.push(Seg::Index(i));
+                        written_paths(sub, prefix, out);
+                        prefix.pop();
+                    }
+                }
+                out.push(prefix.clone());
+            }
+            _ => out.push(prefix.clone()),
+        }
+        prefix.pop();
     }
 }
 

@@ -761,7 +761,7 @@ pub struct Gc {
     /// `<gcConcurrent enabled>`: background gen2 (server from .NET 4.5, workstation from
     /// 4.0); false = blocking gen2 (server GC on .NET 4.0).
     pub gc_concurrent: bool,
-    /// `GCgen0size`: gen0 allocation budget; "0B" = the flavour's default.
+    /// `GCgen0size`: gen0's minimum budget per heap; "0B" = the flavour's default.
     pub gc_gen0_size: Size,
     /// Periodic in-memory cache reload (seed 003); omitted = none.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1519,7 +1519,32 @@ impl Scenario {
                         format!("classes[{i}].steps[{j}].retain"),
                         "`retain` goes with `alloc`".into(),
                     );
+                } else if let (Some(a), Some(r)) = (&s.alloc, &s.retain)
+                    && r.0.mean() > a.0.mean()
+                {
+                    bad(
+                        format!("classes[{i}].steps[{j}].retain"),
+                        format!(
+                            "is what the request keeps referenced of what this step allocates: at most `alloc` ({a}), got {r}"
+                        ),
+                    );
                 } else if let Some(b) = &s.call {
+                    if let Some(f) = &s.fanout {
+                        let max = w3sim_models::handler::MAX_FANOUT;
+                        if f.0 == Dist::Const(0.0) {
+                            bad(
+                                format!("classes[{i}].steps[{j}].fanout"),
+                                "0 calls: the step would make no call; remove the step, or give at least 1".into(),
+                            );
+                        } else if f.0.mean() > max as f64 {
+                            bad(
+                                format!("classes[{i}].steps[{j}].fanout"),
+                                format!(
+                                    "at most {max} calls per step (each is simulated, and a drawn fan-out is capped there), got {f}"
+                                ),
+                            );
+                        }
+                    }
                     if !self.backends.iter().any(|x| &x.name == b) {
                         let known: Vec<&str> =
                             self.backends.iter().map(|x| x.name.as_str()).collect();
@@ -1680,6 +1705,15 @@ impl Scenario {
                     "must be 1–{MAX_PACKETS_PER_REQUEST} frames (about 95 MB at a 1460-byte MSS; \
                      each frame is simulated), got {}",
                     self.nic.packets_per_request
+                ),
+            );
+        }
+        if self.gc.gc_gen0_size.0 > 0 && self.gc.gc_gen0_size.0 < 64 * 1024 {
+            bad(
+                "gc.gc_gen0_size".into(),
+                format!(
+                    "the CLR ignores a GCgen0size under 64KB (IsValidGen0MaxSize) and uses its default: write 0B for the default, or at least 64KB; got {}",
+                    self.gc.gc_gen0_size
                 ),
             );
         }

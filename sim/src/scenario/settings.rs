@@ -390,9 +390,9 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "gc.gc_gen0_size",
-        "size (0B = flavour default)",
-        "GCgen0size (gen0 budget)",
-        "Allocation between gen0 collections (DOMAIN §8)."
+        "size (0B = flavour default, else >= 64KB)",
+        "GCgen0size / DOTNET_GCgen0size (gen0 minimum budget, per heap)",
+        "Gen0's minimum allocation budget per heap (× logical processors with server GC), used as given but at most half a segment; gen0's maximum budget is raised to it, so a large value means rarer gen0 collections (gc.cpp get_gen0_min_size, init_static_data; DOMAIN §8). 0B: the flavour's default (5/8 of the L3 cache per heap, then adapted to survival)."
     ),
     s!(
         "gc.cache_reload",
