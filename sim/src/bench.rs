@@ -137,7 +137,7 @@ pub fn seed003_scenario(rho: f64, requests: u64, seed: u64) -> Scenario {
 
 fn seed003_with(rho: f64, requests: u64, seed: u64, extra: &str) -> Scenario {
     let text = format!("{SEED003_SERVER}{extra}");
-    let mut s = crate::scenario::load::load_str("bench.rs", &text, &[])
+    let mut s = crate::scenario::load::load_generated("bench.rs", &text, &[])
         .expect("the seed-003 benchmark scenario is valid");
     let lambda = rho * 16.0 / 0.012;
     s.seed = seed;

@@ -848,7 +848,7 @@ fn farm_servers(dir: &Path) -> Result<Option<Vec<String>>, String> {
     let path = dir.join("scenario.toml");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let scn = crate::scenario::load::load_str(&path.display().to_string(), &text, &[])
+    let scn = crate::scenario::load::load_generated(&path.display().to_string(), &text, &[])
         .map_err(|e| e.to_string())?;
     if !scn.is_farm() {
         return Ok(None);

@@ -320,7 +320,7 @@ fn slow_probe_note(scn: &w3sim::Scenario) -> Option<String> {
     } else {
         scn.classes.iter().find(|c| c.name == lb.probe_class)?
     };
-    let mean_ns = class.mean_own_time_ns();
+    let mean_ns = scn.own_time_ns(class);
     let timeout = lb.probe_timeout.0 as f64;
     (mean_ns * 5.0 >= timeout).then(|| {
         format!(
@@ -391,28 +391,58 @@ fn per_server_load(scn: &Scenario) -> String {
                     .map(|c| c.weight / tw * f(c) * 1e-9)
                     .sum()
             };
-            let (cpu_s, own_s) = (mean(&|c| c.mean_cpu_ns()), mean(&|c| c.mean_own_time_ns()));
+            let (cpu_s, thread_s) = (mean(&|c| c.mean_cpu_ns()), mean(&|c| srv.thread_time_ns(c)));
             let lam = scn.load.rate.0 * share;
-            let lp = srv.cpu.logical_processors;
-            let threads = srv.thread_pool.min_threads(lp);
-            let cpu = lam * cpu_s / lp as f64;
-            s.push_str(&format!(
-                ", {lam:.0}/s: {:.1} of {lp} processors busy ({:.0} %), {:.1} threads busy of {threads}{}",
-                lam * cpu_s,
-                100.0 * cpu,
-                lam * own_s,
-                if cpu >= 1.0 {
-                    " — more than its processors can do: its queue will fill"
-                } else if lam * own_s >= threads as f64 {
-                    " — more than its threads can carry without the pool growing"
-                } else {
-                    ""
-                }
-            ));
+            s.push_str(&format!(", {lam:.0}/s: "));
+            s.push_str(&offered_load(srv, lam, cpu_s, thread_s));
         }
         s.push('\n');
     }
     s
+}
+
+/// A setting's value as a scenario file writes it (`round_robin`, `["unavailable", "error"]`).
+fn setting_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// What `lam` requests a second of `cpu_s` processor seconds and `thread_s` seconds
+/// on a worker thread each ask of a server: processors and threads busy (Little's law),
+/// against the processors, the pool's minimum (past which it grows by about one thread
+/// a second, or slower) and its maximum.
+fn offered_load(scn: &Scenario, lam: f64, cpu_s: f64, thread_s: f64) -> String {
+    let lp = scn.cpu.logical_processors;
+    let (min, max) = (
+        scn.thread_pool.min_threads(lp),
+        scn.thread_pool.max_threads(lp),
+    );
+    let (cpus_busy, threads_busy) = (lam * cpu_s, lam * thread_s);
+    let cpu = cpus_busy / lp as f64;
+    format!(
+        "{cpus_busy:.1} of {lp} processors busy ({:.0} %), {threads_busy:.1} worker threads busy (pool minimum {min}, maximum {max}){}",
+        100.0 * cpu,
+        if cpu >= 1.0 {
+            " — more than the processors can do: the queues will fill".to_string()
+        } else if threads_busy >= max as f64 {
+            " — more than the pool's maximum: the queues will fill".to_string()
+        } else if threads_busy >= min as f64 {
+            format!(
+                " — more than the pool's minimum: the pool starts with {min} threads and past its minimum adds about one a second or fewer, so the run starts thread-starved (503s in its first seconds are likely); a server that has run this load for a while has the threads: thread_pool.min_worker_threads = {} starts it there",
+                (threads_busy * 1.25).ceil() as u64
+            )
+        } else {
+            String::new()
+        }
+    )
 }
 
 /// A plain-language account of what a scenario will simulate, with the offered load.
@@ -442,14 +472,16 @@ fn explain(scn: &Scenario) -> String {
         .map(|c| c.weight)
         .sum::<f64>()
         .max(1e-12);
-    let mean_demand: f64 = scn
-        .classes
-        .iter()
-        .filter(shared)
-        .map(|c| c.weight / total_w * c.mean_own_time_ns() * 1e-9)
-        .sum();
-    let cpus = scn.cpu.logical_processors;
-    let threads = scn.thread_pool.min_threads(cpus);
+    let mean_of = |f: &dyn Fn(&w3sim::scenario::Class) -> f64| -> f64 {
+        scn.classes
+            .iter()
+            .filter(shared)
+            .map(|c| c.weight / total_w * f(c) * 1e-9)
+            .sum()
+    };
+    let mean_demand = mean_of(&|c| scn.own_time_ns(c));
+    let mean_thread = mean_of(&|c| scn.thread_time_ns(c));
+    let mean_cpu = mean_of(&|c| c.mean_cpu_ns());
     match scn.load.mode {
         LoadMode::Open => {
             if factor != 1.0 {
@@ -460,24 +492,23 @@ fn explain(scn: &Scenario) -> String {
             if scn.load.schedule.is_empty() && !scn.farm.servers.is_empty() {
                 // Each server's share is worked out below, with its own processors.
                 s.push_str(&format!(
-                    "  open loop: {:?} arrivals at {} to the whole farm; mean handler time {:.3} ms\n",
-                    scn.load.arrivals,
+                    "  open loop: {} arrivals at {} to the whole farm; mean handler time {:.3} ms\n",
+                    setting_name(&scn.load.arrivals),
                     scn.load.rate,
                     mean_demand * 1e3,
                 ));
             } else if scn.load.schedule.is_empty() {
                 let lam = scn.load.rate.0;
-                let rho = lam * mean_demand / threads as f64;
                 s.push_str(&format!(
-                    "  open loop: {:?} arrivals at {}; mean handler time {:.3} ms → offered load {:.2} threads busy of {} (utilisation {:.3}{})\n",
-                    scn.load.arrivals,
+                    "  open loop: {} arrivals at {}; mean handler time {:.3} ms, {:.3} ms of it holding a worker thread, {:.3} ms on a processor → ",
+                    setting_name(&scn.load.arrivals),
                     scn.load.rate,
                     mean_demand * 1e3,
-                    lam * mean_demand,
-                    threads,
-                    rho,
-                    if rho >= 1.0 { ": overloaded, the queue will fill" } else { "" }
+                    mean_thread * 1e3,
+                    mean_cpu * 1e3,
                 ));
+                s.push_str(&offered_load(scn, lam, mean_cpu, mean_thread));
+                s.push('\n');
             } else {
                 if let Some(r) = &scn.load.replayed {
                     s.push_str(&format!(
@@ -492,10 +523,10 @@ fn explain(scn: &Scenario) -> String {
                     }
                 }
                 s.push_str(&format!(
-                    "  open loop: {:?} arrivals following a {}-point schedule ({})\n",
-                    scn.load.arrivals,
+                    "  open loop: {} arrivals following a {}-point schedule ({})\n",
+                    setting_name(&scn.load.arrivals),
                     scn.load.schedule.len(),
-                    format!("{:?}", scn.load.schedule_shape).to_lowercase()
+                    setting_name(&scn.load.schedule_shape)
                 ));
                 // A long schedule (a replayed capture): its start and its end.
                 let n = scn.load.schedule.len();
@@ -523,8 +554,9 @@ fn explain(scn: &Scenario) -> String {
             (None, _) => format!("weight {} of [load]", c.weight),
         };
         s.push_str(&format!(
-            "  class {} ({arrivals}): {:?} handler\n",
-            c.name, c.handler
+            "  class {} ({arrivals}): {} handler\n",
+            c.name,
+            setting_name(&c.handler)
         ));
     }
     for b in &scn.backends {
@@ -553,10 +585,10 @@ fn explain(scn: &Scenario) -> String {
         let names: Vec<String> = scn.server_names().into_iter().map(|(n, _)| n).collect();
         let lb = &scn.load_balancer;
         s.push_str(&format!(
-            "  farm of {} servers ({}) sharing the load above; load balancer {:?}, probes of class \"{}\" every {} (timeout {}), a {}server held out {} and reinstated at its next passing probe\n",
+            "  farm of {} servers ({}) sharing the load above; load balancer {}, probes of class \"{}\" every {} (timeout {}), a {}server held out {} and reinstated at its next passing probe\n",
             names.len(),
             names.join(", "),
-            lb.policy,
+            setting_name(&lb.policy),
             if lb.probe_class.is_empty() {
                 scn.classes.first().map_or("", |c| c.name.as_str())
             } else {
@@ -593,14 +625,40 @@ fn explain(scn: &Scenario) -> String {
             String::new()
         };
         s.push_str(&format!(
-            "  clients: timeout {}, {} retries on {:?} after {} (×{} each, at most {}, jitter {:?}){budget}\n",
+            "  clients: timeout {}, {} retries on {} after {} (×{} each, at most {}, jitter {}){budget}\n",
             if c.timeout.0 == 0 { "none".to_string() } else { c.timeout.to_string() },
             c.retries,
-            c.retry_on,
+            setting_name(&c.retry_on),
             c.backoff,
             c.backoff_multiplier,
             c.max_backoff,
-            c.jitter
+            setting_name(&c.jitter)
+        ));
+    }
+    let session: Vec<String> = scn
+        .classes
+        .iter()
+        .filter(|c| c.enable_session_state != w3sim::scenario::EnableSessionState::False)
+        .map(|c| format!("{} ({})", c.name, setting_name(&c.enable_session_state)))
+        .collect();
+    if !session.is_empty() {
+        let ss = &scn.session_state;
+        s.push_str(&format!(
+            "  session state (InProc): {} use the session, {} sessions; a locked session is polled every {} (tries at least 250 ms apart), {} requests may poll one session{}; executionTimeout {}\n",
+            session.join(", "),
+            ss.sessions,
+            ss.session_state_locked_item_poll_interval,
+            if ss.request_queue_limit_per_session >= w3sim::scenario::NO_SESSION_QUEUE_LIMIT {
+                "any number of".to_string()
+            } else {
+                ss.request_queue_limit_per_session.to_string()
+            },
+            if ss.request_queue_limit_per_session >= w3sim::scenario::NO_SESSION_QUEUE_LIMIT {
+                ""
+            } else {
+                " (the next fails with HTTP 500)"
+            },
+            scn.aspnet.execution_timeout
         ));
     }
     if scn.classes.iter().any(|c| c.urls.is_some()) {
@@ -635,9 +693,9 @@ fn explain(scn: &Scenario) -> String {
         "  HTTP.SYS queueLength {} ({}), thread pool min {} / max {} worker threads on {} logical processors\n",
         scn.http_sys.queue_length,
         if scn.http_sys.queue_counts_in_flight { "counting requests in flight" } else { "kernel-queued requests only" },
-        threads,
-        scn.thread_pool.max_threads(cpus),
-        cpus
+        scn.thread_pool.min_threads(scn.cpu.logical_processors),
+        scn.thread_pool.max_threads(scn.cpu.logical_processors),
+        scn.cpu.logical_processors
     ));
     s
 }

@@ -2963,6 +2963,33 @@ impl<'a> Simulation<'a> {
             "w3sim.Requests In Flight".to_string(),
             g(&self.in_system, None),
         );
+        // Ports and connections, when the run makes outgoing calls or takes incoming
+        // connections it closes (the pools README says `gauges` covers).
+        let tcp = &s.out.tcp;
+        if !s.out.pools.is_empty() || !self.scn.tcp.incoming_keep_alive {
+            gauges.insert(
+                "tcp.Ports In Use".to_string(),
+                g(
+                    &tcp.ports_in_use,
+                    Some(self.scn.tcp.dynamic_port_count as u64),
+                ),
+            );
+            gauges.insert(
+                "tcp.Ports In TIME_WAIT".to_string(),
+                g(
+                    &tcp.ports_time_wait,
+                    Some(self.scn.tcp.dynamic_port_count as u64),
+                ),
+            );
+            gauges.insert(
+                "tcp.Connections Established".to_string(),
+                g(&tcp.established, None),
+            );
+            gauges.insert(
+                "tcp.Incoming Connections In TIME_WAIT".to_string(),
+                g(&tcp.incoming_time_wait, None),
+            );
+        }
         if let Some(l) = &s.sessions {
             gauges.insert(
                 "aspnet.Requests Waiting For Session Lock".to_string(),

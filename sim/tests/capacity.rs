@@ -179,7 +179,25 @@ fn upper_bounded_slo_passing_at_both_ends_doubles_to_its_crossing() {
     assert!((900.0..1100.0).contains(&cap), "capacity {cap}");
     assert!(r.lower_edge.is_none());
     assert!(r.note.is_none(), "{:?}", r.note);
-    assert_eq!(r.broke_first.as_ref().unwrap().slo, "p99<500ms");
+    let b = r.broke_first.as_ref().unwrap();
+    assert_eq!(b.slo, "p99<500ms");
+    // The page is all CPU: the processors are named, and the pool at its limit is put
+    // down to them (more threads would give the same capacity).
+    assert!(
+        b.causes
+            .iter()
+            .any(|c| c.contains("processors were saturated")),
+        "{:?}",
+        b.causes
+    );
+    assert!(
+        b.causes
+            .iter()
+            .filter(|c| c.starts_with("thread_pool."))
+            .all(|c| c.contains("waiting for processors")),
+        "{:?}",
+        b.causes
+    );
     let again = search(&cfg, &mut |_| {}).unwrap();
     assert_eq!(r.to_json(), again.to_json());
 }

@@ -756,7 +756,7 @@ fn check_gives_each_servers_share_and_load_by_weight() {
         out.contains("small1 (weight 1): 33.3 %, 1467/s: 17.6 of 16 processors busy (110 %)"),
         "{out}"
     );
-    assert_eq!(out.matches("its queue will fill").count(), 2, "{out}");
+    assert_eq!(out.matches("the queues will fill").count(), 2, "{out}");
     let out = w3sim_ok([
         "check",
         experiment("farm-cascade.toml").to_str().unwrap(),

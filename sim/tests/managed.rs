@@ -362,3 +362,49 @@ steps = [ { cpu = "1ms" }, { alloc = "100KB", retain = "0B" } ]
     let sv_default = gen0(&["gc.gc_server=true"]);
     assert!(sv_default > sv_32m, "{sv_default} {sv_32m}");
 }
+
+/// `w3sim check` works out the threads a load keeps busy from what holds a thread: a
+/// sync page's outgoing calls count, an async page's awaits do not, and a load past the
+/// pool's minimum is called out (the pool starts there and grows about a thread a second).
+#[test]
+fn check_counts_what_holds_a_worker_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.toml");
+    std::fs::write(
+        &path,
+        r#"name = "q"
+[load]
+rate = "1000/s"
+[[classes]]
+name = "page"
+handler = "sync"
+steps = [ { cpu = "2ms" }, { call = "api", timeout = "5s" }, { cpu = "1ms" } ]
+[[backends]]
+name = "api"
+latency = "exp(20ms)"
+"#,
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = w3sim_ok(["check", p]);
+    assert!(
+        out.contains("23.000 ms of it holding a worker thread")
+            && out.contains("3.0 of 16 processors busy (19 %), 23.0 worker threads busy (pool minimum 16, maximum 1600)")
+            && out.contains("more than the pool's minimum")
+            && out.contains("min_worker_threads = 29"),
+        "{out}"
+    );
+    assert!(
+        out.contains("class page (weight 1 of [load]): sync handler"),
+        "{out}"
+    );
+    let out = w3sim_ok(["check", p, "--set", "classes[0].handler=async"]);
+    assert!(
+        out.contains("3.000 ms of it holding a worker thread")
+            && out.contains("3.0 worker threads busy"),
+        "{out}"
+    );
+    assert!(!out.contains("more than the pool"), "{out}");
+    let out = w3sim_ok(["check", p, "--set", "thread_pool.max_worker_threads=20"]);
+    assert!(out.contains("more than the pool's maximum"), "{out}");
+}

@@ -780,11 +780,13 @@ fn settings_the_file_writes_that_would_be_ignored_are_refused() {
     let users = "name = \"c\"\n[load]\nrate = \"100/s\"\nusers = 500\n";
     let e = err(users, &[]);
     assert!(e.contains("c.toml:4:9") && e.contains("open loop"), "{e}");
-    // Made moot by an override: closing the loop makes the file's rate ignored, not wrong.
-    ok(
+    // Made moot by an override: closing the loop makes the file's rate ignored, not wrong;
+    // the effective scenario (what a run writes as scenario.toml) loads again as it is.
+    let moot = ok(
         "name = \"c\"\n[load]\nrate = \"300/s\"\n",
         &["load.mode=closed"],
     );
+    assert_eq!(ok(&moot.to_toml(), &[]), moot);
     let lb = "name = \"c\"\n[load_balancer]\npolicy = \"random\"\n";
     assert!(
         err(lb, &[]).contains("there is no farm"),

@@ -273,3 +273,27 @@ fn the_shipped_experiment_shows_the_lock_and_its_fix() {
     );
     assert!(ajax.p99 > 1_500.0, "{ajax:?}");
 }
+
+#[test]
+fn check_describes_the_session_state() {
+    let p = experiment("session-lock-ajax.toml");
+    let out = w3sim_ok(["check", p.to_str().unwrap()]);
+    assert!(
+        out.contains("session state (InProc): page (true), ajax (true) use the session, 100 sessions; a locked session is polled every 500ms"),
+        "{out}"
+    );
+    assert!(
+        out.contains("any number of requests may poll one session"),
+        "{out}"
+    );
+    let out = w3sim_ok([
+        "check",
+        p.to_str().unwrap(),
+        "--set",
+        "session_state.request_queue_limit_per_session=50",
+    ]);
+    assert!(
+        out.contains("50 requests may poll one session (the next fails with HTTP 500)"),
+        "{out}"
+    );
+}

@@ -170,13 +170,10 @@ fn jobs_shards_and_resume_give_identical_files() {
             },
         );
         let total = full.lines().count() - 1;
-        assert_eq!(
-            st,
-            SweepStatus::Complete {
-                runs: total,
-                new_runs: total - 3
-            }
-        );
+        let SweepStatus::Complete { runs, new_runs, .. } = st else {
+            panic!("{st:?}")
+        };
+        assert_eq!((runs, new_runs), (total, total - 3));
         assert_same(&d("j1"), &d("cut"));
     }
 }
@@ -494,4 +491,375 @@ fn capacity_search_checks_its_arguments_and_stops_at_the_settings_range() {
         note.contains("the highest valid value tried") && note.contains("10–65535"),
         "{note}"
     );
+}
+
+fn experiment(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments")
+        .join(name)
+}
+
+/// Two overrides of one setting — two axes, aliases of one path, a `[set]` key an axis
+/// also sets, an axis replacing the table a `[set]` key is in — are refused before
+/// anything runs, at the later one, naming the earlier one and where it is.
+#[test]
+fn loader_refuses_two_overrides_of_one_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = |body: &str| {
+        let text = sweep_text(body);
+        load_sweep_str("x.sweep.toml", "x.sweep.toml", &text, tmp.path()).unwrap_err()
+    };
+    let two_axes = "[[axes]]\npath = \"load.rate\"\nvalues = [\"300/s\"]\n\
+                    [[axes]]\npath = \"load.rate\"\nvalues = [\"400/s\", \"450/s\"]\n";
+    let e = err(two_axes);
+    let d = &e.diagnostics[0];
+    assert_eq!(
+        (d.file.as_str(), d.line, d.column),
+        ("x.sweep.toml", 6, 8),
+        "{e}"
+    );
+    assert_eq!(d.key, "axes[1].path", "{e}");
+    assert!(
+        d.message.contains("axes[0]") && d.message.contains("line 3, column 8"),
+        "{e}"
+    );
+    // Aliases of one path.
+    let e = err(
+        "[[axes]]\npath = \"classes[0].service\"\nvalues = [\"exp(2ms)\"]\n\
+         [[axes]]\npath = \"classes.0.service\"\nvalues = [\"exp(3ms)\"]\n",
+    );
+    assert_eq!(
+        (e.diagnostics[0].key.as_str(), e.diagnostics[0].line),
+        ("axes[1].path", 6),
+        "{e}"
+    );
+    assert!(
+        e.diagnostics[0].message.contains("classes[0].service"),
+        "{e}"
+    );
+    // A [set] key an axis also sets, quoted or as a nested table.
+    for set in [
+        "[set]\n\"load.rate\" = \"200/s\"\n",
+        "[set.load]\nrate = \"200/s\"\n",
+    ] {
+        let e = err(&format!(
+            "{set}[[axes]]\npath = \"load.rate\"\nvalues = [\"300/s\"]\n"
+        ));
+        let d = &e.diagnostics[0];
+        assert_eq!((d.key.as_str(), d.line), ("axes[0].path", 5), "{e}");
+        assert!(
+            d.message.contains("[set] `load.rate`") && d.message.contains("line 3"),
+            "{e}"
+        );
+    }
+    // An axis that replaces the table a [set] key is in.
+    let e = err(
+        "[set]\n\"load.rate\" = \"200/s\"\n[[axes]]\npath = \"load\"\nvalues = [{ rate = \"300/s\" }]\n",
+    );
+    assert!(
+        e.diagnostics[0].message.contains("replaces `load.rate`"),
+        "{e}"
+    );
+    // Settings side by side are fine.
+    load(
+        tmp.path(),
+        "replications = 1\n[set]\nduration = \"2s\"\nwarmup = \"0s\"\n[set.load]\nrate = \"200/s\"\n\
+         [[axes]]\npath = \"thread_pool.max_worker_threads\"\nvalues = [4, 5]\n",
+    );
+}
+
+/// Every numeric leaf of summary.json is a metric: optional values that are null in the
+/// probe run (`first_limit.at_s`, `outgoing.first_wsaenobufs_s`), elements of lists
+/// (`valves[0].closings`, `farm.servers[0].removals`), with suggestions for misspellings.
+#[test]
+fn optional_values_and_list_elements_are_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = |base: &str, metrics: &str, rest: &str| {
+        let text = format!(
+            "base = {:?}\nreplications = 2\nmetrics = [{metrics}]\n{rest}",
+            experiment(base).display().to_string()
+        );
+        load_sweep_str("m.sweep.toml", "m.sweep.toml", &text, tmp.path())
+    };
+    let s = sweep(
+        "valve-sampling-lag.toml",
+        r#""first_limit.at_s", "outgoing.first_wsaenobufs_s", "valves[0].closings", "valves[0].first_closed_at_s", "limits[2].at_s""#,
+        "[set]\nduration = \"6s\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("valve");
+    run_to(&s, &dir, &opts(2));
+    let points = read(&dir, "points.csv");
+    let header: Vec<&str> = points.lines().next().unwrap().split(',').collect();
+    let row: Vec<&str> = points.lines().nth(1).unwrap().split(',').collect();
+    let col = |h: &str| row[header.iter().position(|x| *x == h).unwrap()];
+    // No WSAENOBUFS in this run: missing (empty), not an error and not 0.
+    assert_eq!(col("outgoing.first_wsaenobufs_s_mean"), "", "{points}");
+    assert!(
+        col("valves[0].closings_mean").parse::<f64>().is_ok(),
+        "{points}"
+    );
+    let runs = read(&dir, "runs.csv");
+    assert!(
+        runs.lines()
+            .next()
+            .unwrap()
+            .contains(",valves[0].closings,")
+    );
+
+    let s = sweep(
+        "farm-cascade.toml",
+        r#""farm.servers[0].removals", "farm.servers[3].first_removed_at_s", "farm.load_balancer.removals", "farm.servers[1].summary.measured.arrived""#,
+        "",
+    );
+    assert!(s.is_ok(), "{}", s.unwrap_err());
+
+    // Misspelt: refused, with the nearest name (indices kept as written elsewhere).
+    for (m, near) in [
+        ("valves[0].closing", "valves[0].closings"),
+        ("first_limit.at", "first_limit.at_s"),
+        ("outgoing.first_wsaenobuf_s", "outgoing.first_wsaenobufs_s"),
+    ] {
+        let e = sweep("valve-sampling-lag.toml", &format!("{m:?}"), "").unwrap_err();
+        let d = &e.diagnostics[0];
+        assert_eq!(d.key, "metrics[0]", "{e}");
+        assert!(
+            d.help
+                .as_deref()
+                .unwrap()
+                .contains(&format!("did you mean `{near}`?")),
+            "{m}: {e}"
+        );
+    }
+}
+
+/// A point that stops at `max_replications` short of its precision target says so: in
+/// points.csv (`precision_met`, `relative_half_width`), in sweep.json
+/// (`precision_not_met`), in the sweep's status and on the console.
+#[test]
+fn points_short_of_their_precision_target_are_flagged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let body = |rhw: f64| {
+        format!(
+            "seed = 3\nmetrics = [\"p99_ms\"]\nprecision = {{ metric = \"503_rate\", relative_half_width = {rhw}, max_replications = 3, min_replications = 2 }}\n[set]\nduration = \"10s\"\nwarmup = \"1s\"\n[[axes]]\npath = \"load.rate\"\nvalues = [\"100/s\", \"450/s\"]\n"
+        )
+    };
+    // Unreachable: ±0.01 % of the 503 rate at 450/s with 3 replications; at 100/s there
+    // is no 503 (0 in every replication meets any target).
+    let sweep = load(tmp.path(), &body(0.0001));
+    let dir = tmp.path().join("short");
+    let st = run_to(&sweep, &dir, &opts(2));
+    let SweepStatus::Complete {
+        precision_not_met, ..
+    } = &st
+    else {
+        panic!("{st:?}")
+    };
+    assert_eq!(precision_not_met.len(), 1, "{st:?}");
+    assert_eq!(precision_not_met[0].point, 1);
+    assert_eq!(precision_not_met[0].replications, 3);
+    let points = read(&dir, "points.csv");
+    let lines: Vec<&str> = points.lines().collect();
+    assert!(
+        lines[0].starts_with("point,load.rate,replications,precision_met,relative_half_width,"),
+        "{points}"
+    );
+    assert!(lines[1].starts_with("0,100/s,2,true,0,"), "{points}");
+    let rel: f64 = lines[2].split(',').nth(4).unwrap().parse().unwrap();
+    assert!(
+        lines[2].starts_with("1,450/s,3,false,") && rel > 0.0001,
+        "{points}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&read(&dir, "sweep.json")).unwrap();
+    let nm = &json["precision_not_met"];
+    assert_eq!(nm.as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(nm[0]["values"][0], "450/s");
+    assert_eq!(nm[0]["relative_half_width"].as_f64(), Some(rel));
+    // Resumed, the complete directory stays as it is.
+    run_to(
+        &sweep,
+        &dir,
+        &RunOptions {
+            resume: true,
+            ..opts(1)
+        },
+    );
+    assert_eq!(read(&dir, "points.csv"), points);
+
+    // On the console, even with -q.
+    let file = tmp.path().join("short.sweep.toml");
+    std::fs::write(&file, sweep_text(&body(0.0001))).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .args(["sweep", "-q", "--out"])
+        .arg(tmp.path().join("cli"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("warning: 1 point(s) stopped at max_replications = 3")
+            && err.contains("point 1 (load.rate = 450/s)"),
+        "{err}"
+    );
+
+    // Met everywhere: all true, and an empty list.
+    let sweep = load(tmp.path(), &body(10.0));
+    let dir = tmp.path().join("met");
+    run_to(&sweep, &dir, &opts(2));
+    let points = read(&dir, "points.csv");
+    assert!(
+        points
+            .lines()
+            .skip(1)
+            .all(|l| l.split(',').nth(3) == Some("true")),
+        "{points}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&read(&dir, "sweep.json")).unwrap();
+    assert_eq!(json["precision_not_met"], serde_json::json!([]));
+}
+
+/// The 95 % CI of a rate that is 0 in some replications went below 0
+/// (`503_rate_ci_low = -0.0011`): its low end is clamped at 0; the mean and the high
+/// end are as before.
+#[test]
+fn ci_low_ends_of_non_negative_metrics_are_clamped_at_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = load(
+        tmp.path(),
+        "seed = 1\nreplications = 4\nmetrics = [\"503_rate\"]\n[set]\nduration = \"10s\"\nwarmup = \"1s\"\n\
+         [[axes]]\npath = \"load.rate\"\nvalues = [\"250/s\", \"300/s\", \"350/s\"]\n",
+    );
+    let dir = tmp.path().join("clamp");
+    run_to(&sweep, &dir, &opts(2));
+    let runs = read(&dir, "runs.csv");
+    let points = read(&dir, "points.csv");
+    let mut clamped = 0;
+    for (p, line) in points.lines().skip(1).enumerate() {
+        let f: Vec<f64> = line
+            .split(',')
+            .skip(3)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        let (mean, low, high) = (f[0], f[1], f[2]);
+        let xs: Vec<f64> = runs
+            .lines()
+            .skip(1)
+            .filter(|l| l.starts_with(&format!("{p},")))
+            .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+            .collect();
+        let ci = w3sim::sweep::stats::mean_ci95(&xs);
+        assert_eq!(mean, ci.mean, "{points}");
+        assert_eq!(high, ci.high(), "{points}");
+        assert!(low >= 0.0, "{points}");
+        if ci.low() < 0.0 {
+            assert_eq!(low, 0.0);
+            clamped += 1;
+        } else {
+            assert_eq!(low, ci.low());
+        }
+    }
+    assert!(
+        clamped > 0,
+        "no interval reached below 0:\n{runs}\n{points}"
+    );
+}
+
+fn w3sim_cli(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .args(args)
+        .output()
+        .expect("w3sim starts");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A sweep without axes (no `[[axes]]`, or `axes = []`) is replications of one
+/// configuration: `w3sim report` tabulates its point, `w3sim plot` says there is nothing
+/// to plot along an axis (exit 2), neither fails on "no axis column".
+#[test]
+fn a_sweep_without_axes_is_reported_as_one_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, axes) in [("none", ""), ("empty", "axes = []\n")] {
+        let file = tmp.path().join(format!("{name}.sweep.toml"));
+        std::fs::write(
+            &file,
+            sweep_text(&format!(
+                "replications = 3\n{axes}metrics = [\"503_rate\", \"p99_ms\"]\n[set]\nduration = \"5s\"\nwarmup = \"1s\"\n"
+            )),
+        )
+        .unwrap();
+        let out = tmp.path().join(name);
+        let (code, _, err) = w3sim_cli(&[
+            "sweep".as_ref(),
+            file.as_os_str(),
+            "-q".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        let points = read(&out, "points.csv");
+        assert_eq!(points.lines().count(), 2, "{points}");
+        assert!(
+            points.starts_with("point,replications,503_rate_mean,"),
+            "{points}"
+        );
+
+        let (code, _, err) = w3sim_cli(&["report".as_ref(), out.as_os_str()]);
+        assert_eq!(code, Some(0), "{err}");
+        let html = read(&out, "report.html");
+        assert!(html.contains("id=\"no-axis\""), "{html}");
+        assert!(html.contains("503_rate mean [95 % CI]"), "{html}");
+
+        let (code, _, err) = w3sim_cli(&["plot".as_ref(), out.as_os_str()]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("the sweep has no axis (3 replication(s) of one configuration)")
+                && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+}
+
+/// A bad value of an axis is reported at that value (its line and column in the sweep
+/// file, as `axes[1].values[1]`), a misspelt setting at the axis's `path`, a value
+/// computed by a `range` at the range: not at the first `[[axes]]` header.
+#[test]
+fn a_bad_axis_value_is_reported_where_it_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = |body: &str| {
+        let text = sweep_text(body);
+        load_sweep_str("x.sweep.toml", "x.sweep.toml", &text, tmp.path()).unwrap_err()
+    };
+    let e = err(
+        "replications = 1\n[[axes]]\npath = \"thread_pool.max_worker_threads\"\nvalues = [4, 5]\n\
+         [[axes]]\npath = \"load.rate\"\nvalues = [\"300/s\",\n   \"40O/s\"]\n",
+    );
+    let d = &e.diagnostics[0];
+    assert_eq!(
+        (d.file.as_str(), d.line, d.column, d.key.as_str()),
+        ("x.sweep.toml", 9, 4, "axes[1].values[1]"),
+        "{e}"
+    );
+    assert!(
+        d.message.contains("load.rate = 40O/s") && d.message.contains("is not a rate"),
+        "{e}"
+    );
+    let e = err("[[axes]]\npath = \"load.rat\"\nvalues = [\"300/s\"]\n");
+    let d = &e.diagnostics[0];
+    assert_eq!(
+        (d.line, d.column, d.key.as_str()),
+        (3, 8, "axes[0].path"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("did you mean `rate`?"), "{e}");
+    let e = err(
+        "[[axes]]\npath = \"thread_pool.max_worker_threads\"\nrange = { from = 4, to = 2000004, step = 2000000 }\n",
+    );
+    let d = &e.diagnostics[0];
+    assert_eq!((d.line, d.key.as_str()), (4, "axes[0].range"), "{e}");
+    assert!(d.message.contains("= 2000004"), "{e}");
 }

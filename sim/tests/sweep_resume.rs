@@ -238,3 +238,71 @@ fn merge_never_writes_over_existing_results() {
     assert!(!sh[0].join("points.csv").exists());
     assert!(!sh[1].join("points.csv").exists());
 }
+
+/// A sweep of 2 points × 2 replications of 12 simulated seconds: the last column of
+/// runs.csv (`simulated_seconds`) has two digits, so a row cut in it still parses.
+fn sweep_file_12s(dir: &Path) -> PathBuf {
+    let p = sweep_file(dir, "s12.sweep.toml", 7);
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("duration = \"4s\"", "duration = \"12s\"");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A runs.csv whose final row was cut before its newline — anywhere: in its last field
+/// (`…,12` written as `…,1`), right after its last comma, or only the newline missing —
+/// is resumed to files byte-identical to an uninterrupted sweep: a row without its
+/// newline is not finished, and is run again.
+#[test]
+fn a_final_row_without_its_newline_is_dropped_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = sweep_file_12s(tmp.path());
+    let full = tmp.path().join("full");
+    ok(&sweep_args(&file, &full, &[]));
+    let runs = bytes(&full.join("runs.csv"));
+    assert_eq!(runs.last(), Some(&b'\n'));
+    let row_end = runs.len() - 1;
+    let last_comma = runs.iter().rposition(|&b| b == b',').unwrap();
+    let mut cuts: Vec<usize> = (0..=4).map(|k| row_end - k).collect();
+    cuts.push(last_comma + 1);
+    for cut in cuts {
+        let dir = tmp.path().join(format!("cut{cut}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("runs.csv"), &runs[..cut]).unwrap();
+        std::fs::copy(full.join("sweep.json"), dir.join("sweep.json")).unwrap();
+        ok(&sweep_args(&file, &dir, &["--resume"]));
+        let tail = String::from_utf8_lossy(&runs[cut.saturating_sub(12)..cut]).into_owned();
+        for f in ["runs.csv", "points.csv", "sweep.json"] {
+            assert!(
+                bytes(&dir.join(f)) == bytes(&full.join(f)),
+                "{f} differs after resuming a runs.csv ending in {tail:?}"
+            );
+        }
+    }
+}
+
+/// Inputs of a merge that disagree on a run (same point, replication and seed, other
+/// results) are bad input: exit 2, naming the run, and nothing is written.
+#[test]
+fn a_merge_of_conflicting_inputs_is_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = sweep_file(tmp.path(), "s.sweep.toml", 7);
+    let a = tmp.path().join("a");
+    ok(&sweep_args(&file, &a, &[]));
+    let b = tmp.path().join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::copy(a.join("sweep.json"), b.join("sweep.json")).unwrap();
+    // Point 0 replication 0 with another value in its last column.
+    let text = String::from_utf8(bytes(&a.join("runs.csv"))).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (head, last) = lines[1].rsplit_once(',').unwrap();
+    lines[1] = format!("{head},{}", last.parse::<f64>().unwrap() + 1.0);
+    std::fs::write(b.join("runs.csv"), lines.join("\n") + "\n").unwrap();
+    let out = tmp.path().join("merged");
+    refused(
+        &["merge".into(), s(&a), s(&b), "--out".into(), s(&out)],
+        &["point 0 replication 0 differs between inputs"],
+    );
+    assert!(!out.join("runs.csv").exists());
+}

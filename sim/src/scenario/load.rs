@@ -556,6 +556,27 @@ pub fn load_str_in(
     overrides: &[String],
     override_dir: &Path,
 ) -> Result<Scenario, LoadError> {
+    load_impl(file, text, overrides, override_dir, true)
+}
+
+/// [`load_str`] for text w3sim wrote itself (a farm's scenario serialised for its
+/// servers' `set`, a benchmark's template): values that the scenario ignores are not
+/// refused there, since no one wrote them (overrides are still checked).
+pub(crate) fn load_generated(
+    file: &str,
+    text: &str,
+    overrides: &[String],
+) -> Result<Scenario, LoadError> {
+    load_impl(file, text, overrides, Path::new("."), false)
+}
+
+fn load_impl(
+    file: &str,
+    text: &str,
+    overrides: &[String],
+    override_dir: &Path,
+    check_written: bool,
+) -> Result<Scenario, LoadError> {
     let mut diags = Vec::new();
     let (mut table, syntax) = DeTable::parse_recoverable(text);
     for e in syntax {
@@ -750,7 +771,9 @@ pub fn load_str_in(
     // (a run's own `scenario.toml` writes every key), unless an override replaced it or
     // made it moot (`--set load.mode=closed` on a file with a rate).
     let mut written = Vec::new();
-    written_paths(table.get_ref(), &mut Vec::new(), &mut written);
+    if check_written {
+        written_paths(table.get_ref(), &mut Vec::new(), &mut written);
+    }
     let (resolved, defaults) = (
         toml::Value::try_from(&scenario).ok(),
         toml::Value::try_from(Scenario::default()).ok(),
@@ -892,6 +915,9 @@ pub fn load_str_in(
         }
     }
     if diags.is_empty() {
+        // What an override made moot goes back to its default, so that the scenario.toml
+        // a run writes loads again as it is.
+        scenario.clear_ignored();
         Ok(scenario)
     } else {
         Err(LoadError {

@@ -407,8 +407,6 @@ impl Class {
         }
     }
 
-    /// Mean time of the handler's own steps (CPU demand and waits, ns), before any
-    /// queueing and without outgoing calls: the `service` time, or its steps' sum.
     /// Mean processor time of one request (its `cpu` steps, or `service`), ns.
     pub fn mean_cpu_ns(&self) -> f64 {
         match &self.service {
@@ -421,7 +419,27 @@ impl Class {
         }
     }
 
-    pub fn mean_own_time_ns(&self) -> f64 {
+    /// Mean time of one step's outgoing calls, ns, before any queueing: the backend's
+    /// mean latency (at most the call's timeout) once for calls in parallel (a lower
+    /// bound: the slowest of them ends the step), once per call in sequence.
+    fn mean_call_ns(st: &StepSpec, backends: &[BackendSpec], request_timeout_ns: u64) -> f64 {
+        let Some(name) = &st.call else { return 0.0 };
+        let Some(b) = backends.iter().find(|b| &b.name == name) else {
+            return 0.0;
+        };
+        let timeout = st.timeout.map_or(request_timeout_ns, |t| t.0) as f64;
+        let one = b.latency.0.mean().min(timeout);
+        let fanout = st.fanout.as_ref().map_or(1.0, |f| f.0.mean());
+        if st.parallel.unwrap_or(true) {
+            if fanout > 0.0 { one } else { 0.0 }
+        } else {
+            one * fanout
+        }
+    }
+
+    /// Mean time of the handler's own steps (CPU demand, waits and outgoing calls), ns,
+    /// before any queueing: the `service` time, or its steps' sum.
+    pub fn mean_own_time_ns(&self, backends: &[BackendSpec], request_timeout_ns: u64) -> f64 {
         match &self.service {
             Some(d) => d.0.mean(),
             None => self
@@ -432,8 +450,21 @@ impl Class {
                         .as_ref()
                         .or(st.wait.as_ref())
                         .map_or(0.0, |d| d.0.mean())
+                        + Self::mean_call_ns(st, backends, request_timeout_ns)
                 })
                 .sum(),
+        }
+    }
+
+    /// Mean time a request holds a worker thread, ns: all of its own time for a sync or
+    /// sync-over-async handler (the thread blocks through waits and calls), only its CPU
+    /// for an async one (it gives the thread back at each await).
+    pub fn mean_thread_time_ns(&self, backends: &[BackendSpec], request_timeout_ns: u64) -> f64 {
+        match self.handler {
+            HandlerKind::Async => self.mean_cpu_ns(),
+            HandlerKind::Sync | HandlerKind::SyncOverAsync => {
+                self.mean_own_time_ns(backends, request_timeout_ns)
+            }
         }
     }
 }
@@ -1390,6 +1421,51 @@ impl Scenario {
     /// One scenario per server: this file with the farm sections removed, its group's
     /// `set` applied, and its own seed (server 0 keeps the master seed, so a farm of
     /// one draws what a single-server run draws).
+    /// Puts back to their defaults the settings that have no effect in this scenario
+    /// (a rate in a closed loop, users in an open one, a balancer without a farm, retry
+    /// settings without retries, session settings without a class that uses the
+    /// session), which the loader refuses when a file or an override writes them but
+    /// which an override can make moot (`--set load.mode=closed`). A rate next to a
+    /// schedule stays: it is the documented fallback.
+    pub fn clear_ignored(&mut self) {
+        let d = Scenario::default();
+        match self.load.mode {
+            LoadMode::Closed => self.load.rate = d.load.rate,
+            LoadMode::Open => {
+                self.load.users = d.load.users;
+                self.load.think_time = d.load.think_time;
+            }
+        }
+        if self.farm.servers.is_empty() {
+            self.load_balancer = d.load_balancer;
+        }
+        if self.clients.retries == 0 {
+            self.clients = Clients {
+                timeout: self.clients.timeout,
+                retries: 0,
+                ..d.clients
+            };
+        }
+        if self
+            .classes
+            .iter()
+            .all(|c| c.enable_session_state == EnableSessionState::False)
+        {
+            self.session_state = d.session_state;
+            self.aspnet.execution_timeout = d.aspnet.execution_timeout;
+        }
+    }
+
+    /// [`Class::mean_own_time_ns`] with this scenario's backends.
+    pub fn own_time_ns(&self, c: &Class) -> f64 {
+        c.mean_own_time_ns(&self.backends, self.connections.request_timeout.0)
+    }
+
+    /// [`Class::mean_thread_time_ns`] with this scenario's backends.
+    pub fn thread_time_ns(&self, c: &Class) -> f64 {
+        c.mean_thread_time_ns(&self.backends, self.connections.request_timeout.0)
+    }
+
     pub fn server_scenarios(&self) -> Result<Vec<(String, Scenario)>, load::LoadError> {
         let mut base = self.clone();
         base.farm = Farm::default();
@@ -1409,7 +1485,7 @@ impl Scenario {
                 per_group[g] = Some(if set.is_empty() {
                     base.clone()
                 } else {
-                    load::load_str(&format!("farm.servers[{g}].set"), &text, &set)?
+                    load::load_generated(&format!("farm.servers[{g}].set"), &text, &set)?
                 });
             }
             let mut s = per_group[g].clone().expect("filled");

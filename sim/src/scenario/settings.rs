@@ -206,7 +206,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "aspnet.max_concurrent_requests_per_cpu",
         "integer (0 = no limit)",
         "aspnet.config applicationPool/@maxConcurrentRequestsPerCPU",
-        "Concurrently active ASP.NET requests per CPU; the rest wait in the native queue. 5000 in .NET 4.x (default), 12 in .NET 2.0/3.5 on IIS 7 (DOMAIN §4.2)."
+        "Concurrently active ASP.NET requests per CPU; the rest wait in the native queue. 5000 in .NET 4.x (default), 12 in .NET 2.0/3.5 on IIS 7 (DOMAIN §4.2). 0: no ASP.NET throttling; in IIS, 0 also runs requests on IIS's own I/O threads instead of CLR worker threads, which w3sim leaves out (it still runs them on the CLR pool)."
     ),
     s!(
         "aspnet.request_queue_limit",
@@ -258,26 +258,26 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "thread_pool.min_worker_threads",
-        "integer (0 = logical processors)",
-        "processModel/@minWorkerThreads, ThreadPool.SetMinThreads",
-        "Threads created on demand with no delay. Default = logical processors (DOMAIN §5.2)."
+        "integer, a total for the process (0 = logical processors)",
+        "ThreadPool.SetMinThreads; processModel/@minWorkerThreads × logical processors",
+        "Threads created on demand with no delay. A total, as ThreadPool.SetMinThreads takes it: processModel's minWorkerThreads is per CPU, so minWorkerThreads=\"50\" on 16 logical processors is 800 here. Default = logical processors (DOMAIN §5.2, §4.4)."
     ),
     s!(
         "thread_pool.max_worker_threads",
-        "integer, at most 32767 (0 = 100 × logical processors)",
-        "processModel/@maxWorkerThreads, ThreadPool.SetMaxThreads",
-        "Upper bound on worker threads. Default: processModel autoConfig's 100 × CPUs (DOMAIN §4.4)."
+        "integer, a total for the process, at most 32767 (0 = 100 × logical processors)",
+        "ThreadPool.SetMaxThreads; processModel/@maxWorkerThreads × logical processors",
+        "Upper bound on worker threads, a total (processModel's maxWorkerThreads is per CPU: multiply it by logical_processors). Default: processModel autoConfig's 100 × CPUs (DOMAIN §4.4)."
     ),
     s!(
         "thread_pool.min_io_threads",
-        "integer (0 = logical processors)",
-        "processModel/@minIoThreads",
+        "integer, a total for the process (0 = logical processors)",
+        "ThreadPool.SetMinThreads (completion ports); processModel/@minIoThreads × logical processors",
         "IO-completion threads created without delay (DOMAIN §5.7)."
     ),
     s!(
         "thread_pool.max_io_threads",
-        "integer (0 = 100 × logical processors)",
-        "processModel/@maxIoThreads",
+        "integer, a total for the process (0 = 100 × logical processors)",
+        "ThreadPool.SetMaxThreads (completion ports); processModel/@maxIoThreads × logical processors",
         "Upper bound on IO-completion threads. Default: processModel autoConfig's 100 × CPUs, as for worker threads (DOMAIN §4.4); the CLR's own default without autoConfig is 1000."
     ),
     s!(

@@ -41,11 +41,11 @@ use serde::Serialize;
 
 use super::SweepError;
 use super::metrics::{derived_names, metrics_of};
-use super::run::{pool, probe, run_one};
+use super::run::{pool, probe_metrics, run_one};
 use super::spec::{Quantity, round_sig};
-use super::stats::mean_ci95;
+use super::stats::{ci_low_clamped, mean_ci95};
 use crate::scenario::Scenario;
-use crate::scenario::load::{Seg, load_file, nearest, parse_path};
+use crate::scenario::load::{Seg, load_file, parse_path};
 
 /// Comparison of an SLO.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -99,6 +99,24 @@ impl Slo {
         let in_ms = metric.ends_with("_ms")
             || metric.starts_with("latency_ms")
             || metric.starts_with("queue_wait_ms");
+        let fraction = metric.ends_with("_rate") || metric.ends_with("failure_ratio");
+        if q.unit.is_empty() && in_ms {
+            return Err(format!(
+                "SLO \"{s}\": a latency needs its unit: write e.g. \"{}<{}ms\" or \"{}<{}s\"",
+                s[..i].trim(),
+                q.value,
+                s[..i].trim(),
+                q.value
+            ));
+        }
+        if q.unit.is_empty() && fraction && q.value > 1.0 {
+            return Err(format!(
+                "SLO \"{s}\": `{metric}` is a fraction of requests (0 to 1): write \"{}{}%\" for {} %, or a fraction like 0.001",
+                &s[..s.len() - value.len()],
+                q.value,
+                q.value
+            ));
+        }
         let threshold = match q.unit.as_str() {
             "" | "/s" => q.value,
             "%" => q.value / 100.0,
@@ -126,6 +144,16 @@ impl Slo {
             op,
             threshold,
         })
+    }
+
+    /// A value of the SLO's metric as its SLO is written: in % when the threshold was
+    /// given in %, else plainly.
+    pub fn show(&self, x: f64) -> String {
+        if self.text.trim_end().ends_with('%') {
+            format!("{} %", round_sig(100.0 * x, 4))
+        } else {
+            format!("{}", round_sig(x, 6))
+        }
     }
 
     pub fn holds(&self, x: f64) -> bool {
@@ -346,7 +374,7 @@ impl Search<'_> {
                 SloResult {
                     slo: s.text.clone(),
                     mean: ci.mean,
-                    ci_low: ci.low(),
+                    ci_low: ci_low_clamped(&ci, &xs),
                     ci_high: ci.high(),
                     holds: s.holds(ci.mean),
                 }
@@ -586,10 +614,11 @@ pub fn search(
         )));
     }
     let base = load_file(&cfg.scenario, &cfg.overrides).map_err(bad)?;
-    let (names, _) = probe(&base)?;
+    let (names, _) = probe_metrics(&base)?;
     for s in &cfg.slos {
         if !names.contains(&s.metric) {
-            let near = nearest(&s.metric, names.iter().map(String::as_str))
+            let near = names
+                .suggest(&s.metric)
                 .map(|n| format!(" did you mean `{n}`?"))
                 .unwrap_or_default();
             return Err(bad(format!(
@@ -1066,8 +1095,12 @@ fn report(cfg: &CapacityConfig, s: &Search<'_>, note: Option<String>) -> Capacit
     }
 }
 
+/// Processor utilisation (mean over replications, % of all processors) from which a
+/// failing value is put down to the processors.
+const CPU_SATURATED_PCT: f64 = 97.0;
+
 /// What crossed at a failing value: failure outcomes by count (per run, and per arrival),
-/// then queues and pools whose mean peak reached their limit.
+/// saturated processors, then queues and pools whose mean peak reached their limit.
 fn causes(means: &BTreeMap<String, f64>) -> Vec<String> {
     let arrived = means.get("measured.arrived").copied().unwrap_or(0.0);
     let mut outs: Vec<(&str, f64)> = means
@@ -1087,6 +1120,16 @@ fn causes(means: &BTreeMap<String, f64>) -> Vec<String> {
             format!("outcome {n}: {v:.1} per run in the measured window{share}")
         })
         .collect();
+    // Processors busy all the time: whatever else reached its limit (the pool's
+    // threads, say) is waiting for them, and raising it will not help.
+    let cpu = means.get("cpu_utilization_pct").copied().unwrap_or(0.0);
+    let saturated = cpu >= CPU_SATURATED_PCT;
+    if saturated {
+        out.push(format!(
+            "the processors were saturated ({cpu:.1} % busy over the measured window): the limit is CPU; \
+             more threads or longer queues will not raise it"
+        ));
+    }
     for (k, peak) in means
         .iter()
         .filter(|(k, _)| k.starts_with("gauges.") && k.ends_with(".peak"))
@@ -1099,7 +1142,12 @@ fn causes(means: &BTreeMap<String, f64>) -> Vec<String> {
                     .copied()
                     .unwrap_or(f64::NAN);
                 out.push(format!(
-                    "{g} reached its limit {limit} (time-average {mean:.2})"
+                    "{g} reached its limit {limit} (time-average {mean:.2}){}",
+                    if saturated && g.starts_with("thread_pool.") {
+                        ": its threads were waiting for processors"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }
@@ -1138,14 +1186,24 @@ impl CapacityReport {
         ));
         let slos: Vec<&str> = self.slos.iter().map(|x| x.text.as_str()).collect();
         s.push_str(&format!("  SLOs: {}\n", slos.join(", ")));
+        // Values as their SLO is written (in % for an SLO in %).
+        let show = |slo: &str, x: f64| {
+            self.slos
+                .iter()
+                .find(|o| o.text == slo)
+                .map_or_else(|| format!("{x:.6}"), |o| o.show(x))
+        };
         for e in &self.evaluations {
             let parts: Vec<String> = e
                 .slos
                 .iter()
                 .map(|r| {
                     format!(
-                        "{} mean {:.6} [{:.6}, {:.6}]",
-                        r.slo, r.mean, r.ci_low, r.ci_high
+                        "{} mean {} [{}, {}]",
+                        r.slo,
+                        show(&r.slo, r.mean),
+                        show(&r.slo, r.ci_low),
+                        show(&r.slo, r.ci_high)
                     )
                 })
                 .collect();
@@ -1203,11 +1261,11 @@ impl CapacityReport {
         }
         if let Some(b) = &self.broke_first {
             s.push_str(&format!(
-                "broke first: {} (first failed at {}: mean {:.6} vs {})\n",
+                "broke first: {} (first failed at {}: mean {} vs {})\n",
                 b.slo,
                 fmt(Some(b.first_failed_at)),
-                b.mean_there,
-                b.threshold
+                show(&b.slo, b.mean_there),
+                show(&b.slo, b.threshold)
             ));
             for c in &b.causes {
                 s.push_str(&format!("  {c}\n"));

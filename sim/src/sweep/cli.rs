@@ -31,13 +31,15 @@ pub struct SweepArgs {
     /// Worker threads, 1–1024 (default 0: every logical processor).
     #[arg(long, short, default_value_t = 0, value_parser = jobs_in_range)]
     pub jobs: usize,
-    /// Go on with a stopped sweep: skip the runs already in DIR/runs.csv.
+    /// Go on with a stopped sweep: skip the runs already in DIR/runs.csv (a last row
+    /// without its newline was cut off, and is run again).
     #[arg(long)]
     pub resume: bool,
     /// Run only slice K (0-based) of N; combine the slices with `w3sim merge`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
-    /// No progress bar, no report.
+    /// No progress bar, no report (a warning about points short of their precision
+    /// target is still printed).
     #[arg(long, short)]
     pub quiet: bool,
     /// Stop after starting this many new runs (for testing --resume).
@@ -147,7 +149,55 @@ pub fn cmd_sweep(args: &SweepArgs) -> ExitCode {
     };
     let t0 = std::time::Instant::now();
     match run_sweep(&sweep, &args.out, &opts) {
-        Ok(SweepStatus::Complete { runs, new_runs }) => {
+        Ok(SweepStatus::Complete {
+            runs,
+            new_runs,
+            precision_not_met,
+        }) => {
+            // Said even with --quiet: the intervals of these points are wider than asked.
+            if let (Some(p), false) = (&m.precision, precision_not_met.is_empty()) {
+                let list: Vec<String> = precision_not_met
+                    .iter()
+                    .take(10)
+                    .map(|s| {
+                        let at: Vec<String> = m
+                            .axes
+                            .iter()
+                            .zip(&s.values)
+                            .map(|(a, v)| format!("{a} = {v}"))
+                            .collect();
+                        format!(
+                            "point {}{}: ±{}",
+                            s.point,
+                            if at.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", at.join(", "))
+                            },
+                            s.relative_half_width
+                                .map_or("?".into(), |r| format!("{:.3} %", r * 100.0))
+                        )
+                    })
+                    .collect();
+                eprintln!(
+                    "warning: {} point(s) stopped at max_replications = {} without reaching the precision target (95 % CI of {} within ±{} %): {}{}; {}",
+                    precision_not_met.len(),
+                    p.max_replications,
+                    p.metric,
+                    p.relative_half_width * 100.0,
+                    list.join(", "),
+                    if precision_not_met.len() > 10 {
+                        ", …"
+                    } else {
+                        ""
+                    },
+                    if args.shard.is_some() {
+                        "`w3sim merge` writes them into points.csv (precision_met) and sweep.json (precision_not_met)"
+                    } else {
+                        "see precision_met in points.csv and precision_not_met in sweep.json"
+                    }
+                );
+            }
             if !args.quiet {
                 let secs = t0.elapsed().as_secs_f64();
                 println!(

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::SweepError;
-use super::run::{Records, plan, points_csv, read_runs, runs_csv};
+use super::run::{Records, final_manifest_json, plan, points_csv, read_runs, runs_csv};
 use super::spec::Manifest;
 use crate::output::write_atomic;
 
@@ -65,11 +65,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, SweepError> {
         ));
     };
     check_out(dirs, out)?;
-    let (text, m) = read_manifest(first)?;
+    let (_, m) = read_manifest(first)?;
+    let m = m.plan_only();
+    let text = m.to_json();
     let mut all = Records::new();
     for d in dirs {
-        let (t, _) = read_manifest(d)?;
-        if t != text {
+        let (_, other) = read_manifest(d)?;
+        if other.plan_only().to_json() != text {
             return Err(SweepError::BadInput(format!(
                 "{} and {} come from different sweeps (their sweep.json differ)",
                 first.join("sweep.json").display(),
@@ -86,7 +88,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, SweepError> {
         for (k, r) in read_runs(&runs, &m)? {
             if let Some(prev) = all.get(&k) {
                 if prev != &r {
-                    return Err(SweepError::Internal(format!(
+                    // The inputs are at fault (bad input, exit 2), not this merge.
+                    return Err(SweepError::BadInput(format!(
                         "point {} replication {} differs between inputs (same seed, different results): were they run with different w3sim builds?",
                         k.0, k.1
                     )));
@@ -112,7 +115,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, SweepError> {
         .collect();
     std::fs::create_dir_all(out)
         .map_err(|e| SweepError::Internal(format!("cannot create {}: {e}", out.display())))?;
-    write_atomic(&out.join("sweep.json"), &text)?;
+    write_atomic(&out.join("sweep.json"), &final_manifest_json(&m, &all))?;
     write_atomic(&out.join("runs.csv"), &runs_csv(&m, &all))?;
     write_atomic(&out.join("points.csv"), &points_csv(&m, &all))?;
     Ok(MergeReport {

@@ -19,9 +19,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
 use super::SweepError;
-use super::metrics::{column_order, fmt_num, metrics_of};
-use super::spec::{Manifest, Precision, Sweep};
-use super::stats::{mean_ci95, mser5};
+use super::metrics::{MetricCatalogue, column_order, fmt_num, metrics_of};
+use super::spec::{Manifest, Precision, PrecisionShortfall, Sweep};
+use super::stats::{ci_low_clamped, mean_ci95, mser5};
 use crate::output::{MemorySink, NullSink, write_atomic};
 use crate::scenario::Scenario;
 use crate::scenario::units::Duration;
@@ -82,10 +82,16 @@ pub struct RunRecord {
 pub type Records = BTreeMap<(usize, u32), RunRecord>;
 
 /// How a sweep ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum SweepStatus {
-    /// Every run of the sweep (or of the shard) is in runs.csv.
-    Complete { runs: usize, new_runs: usize },
+    /// Every run of the sweep (or of the shard) is in runs.csv. `precision_not_met`: the
+    /// points (of the shard) that stopped at `max_replications` short of the precision
+    /// target (empty without one).
+    Complete {
+        runs: usize,
+        new_runs: usize,
+        precision_not_met: Vec<PrecisionShortfall>,
+    },
     /// Stopped by `stop_after` before the end; `--resume` goes on.
     Stopped { runs: usize },
 }
@@ -125,15 +131,23 @@ pub fn run_one(
     Ok((t, second))
 }
 
-/// Metric names and time-series columns a scenario produces, from a run of one sample
-/// interval (used to check a sweep's metrics and an SLO's before running).
-pub fn probe(scn: &Scenario) -> Result<(BTreeSet<String>, Vec<String>), SweepError> {
+/// The summary and the time-series columns of a run of one sample interval of a
+/// scenario (used to check a sweep's metrics and an SLO's before running: see
+/// [`MetricCatalogue`]).
+pub fn probe(scn: &Scenario) -> Result<(crate::Summary, Vec<String>), SweepError> {
     let mut s = scn.clone();
     s.warmup = Duration::ZERO;
     s.duration = Duration(s.sample_interval.0.max(1_000_000));
     let mut sink = MemorySink::default();
     let sum = crate::run(&s, &mut sink)?;
-    Ok((metrics_of(&sum).into_keys().collect(), sink.columns))
+    Ok((sum, sink.columns))
+}
+
+/// The metrics a scenario's runs may have (see [`MetricCatalogue`]) and its time-series
+/// columns.
+pub fn probe_metrics(scn: &Scenario) -> Result<(MetricCatalogue, Vec<String>), SweepError> {
+    let (sum, columns) = probe(scn)?;
+    Ok((MetricCatalogue::new(&sum), columns))
 }
 
 const FIXED: &[&str] = &["point", "replication"];
@@ -189,6 +203,10 @@ pub fn points_csv(m: &Manifest, records: &Records) -> String {
     let mut h: Vec<String> = vec!["point".into()];
     h.extend(m.axes.iter().cloned());
     h.push("replications".into());
+    if m.precision.is_some() {
+        h.push("precision_met".into());
+        h.push("relative_half_width".into());
+    }
     for k in &m.metrics {
         for s in ["mean", "ci_low", "ci_high"] {
             h.push(format!("{k}_{s}"));
@@ -203,6 +221,11 @@ pub fn points_csv(m: &Manifest, records: &Records) -> String {
         let mut v = vec![p.point.to_string()];
         v.extend(p.values.iter().cloned());
         v.push(recs.len().to_string());
+        if let Some(p) = &m.precision {
+            let (met, rel) = precision_of(p, &recs);
+            v.push(met.to_string());
+            v.push(rel.map_or(String::new(), fmt_num));
+        }
         for k in &m.metrics {
             let xs: Vec<f64> = recs
                 .iter()
@@ -210,7 +233,7 @@ pub fn points_csv(m: &Manifest, records: &Records) -> String {
                 .collect();
             let ci = mean_ci95(&xs);
             v.push(fmt_num(ci.mean));
-            v.push(fmt_num(ci.low()));
+            v.push(fmt_num(ci_low_clamped(&ci, &xs)));
             v.push(fmt_num(ci.high()));
         }
         rows.push(v);
@@ -218,13 +241,84 @@ pub fn points_csv(m: &Manifest, records: &Records) -> String {
     csv_text(rows)
 }
 
+/// Whether a point's replications meet the precision target (the 95 % half-width of
+/// its metric within `relative_half_width` × |mean|, as [`next_replications`] decides),
+/// and the relative half-width they reach (None: fewer than two values, or a mean of 0
+/// with a non-zero half-width).
+pub fn precision_of(p: &Precision, recs: &[&RunRecord]) -> (bool, Option<f64>) {
+    let xs: Vec<f64> = recs
+        .iter()
+        .map(|r| r.metrics.get(&p.metric).copied().unwrap_or(f64::NAN))
+        .collect();
+    let ci = mean_ci95(&xs);
+    if ci.n < 2 || !ci.half_width.is_finite() {
+        return (false, None);
+    }
+    let met = ci.half_width <= p.relative_half_width * ci.mean.abs();
+    let rel = if ci.half_width == 0.0 {
+        Some(0.0)
+    } else if ci.mean == 0.0 {
+        None
+    } else {
+        Some(ci.half_width / ci.mean.abs())
+    };
+    (met, rel)
+}
+
+/// The points (of `points`) whose replications do not meet the precision target: they
+/// stopped at `max_replications`. Empty without a target.
+pub fn precision_shortfalls(
+    m: &Manifest,
+    records: &Records,
+    points: impl IntoIterator<Item = usize>,
+) -> Vec<PrecisionShortfall> {
+    let Some(p) = &m.precision else {
+        return Vec::new();
+    };
+    points
+        .into_iter()
+        .filter_map(|pt| {
+            let recs: Vec<&RunRecord> = records
+                .range((pt, 0)..=(pt, u32::MAX))
+                .map(|(_, r)| r)
+                .collect();
+            let (met, rel) = precision_of(p, &recs);
+            (!met).then(|| PrecisionShortfall {
+                point: pt,
+                values: m.points[pt].values.clone(),
+                replications: recs.len() as u32,
+                relative_half_width: rel,
+            })
+        })
+        .collect()
+}
+
+/// `sweep.json` of a complete sweep: the manifest, with its precision target's results.
+pub fn final_manifest_json(m: &Manifest, records: &Records) -> String {
+    let mut f = m.plan_only();
+    if m.precision.is_some() {
+        f.precision_not_met = Some(precision_shortfalls(m, records, 0..m.points.len()));
+    }
+    f.to_json()
+}
+
 /// Reads `runs.csv`. Rows that are incomplete (a sweep killed while writing) or do
-/// not belong to the manifest's points are skipped.
+/// not belong to the manifest's points are skipped. A row is finished only once its
+/// newline is written: whatever follows the last newline (a row cut anywhere, even in
+/// its last field, `…,4,40` for `…,4,4000`) is dropped.
 pub fn read_runs(path: &Path, m: &Manifest) -> Result<Records, SweepError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| SweepError::BadInput(format!("cannot read {}: {e}", path.display())))?;
+    let finished = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &bytes[..=i],
+        None => &[][..],
+    };
+    if finished.is_empty() {
+        return Ok(Records::new());
+    }
     let mut rd = csv::ReaderBuilder::new()
         .flexible(true)
-        .from_path(path)
-        .map_err(|e| SweepError::BadInput(format!("cannot read {}: {e}", path.display())))?;
+        .from_reader(finished);
     let hdr: Vec<String> = rd
         .headers()
         .map_err(|e| SweepError::BadInput(format!("{}: {e}", path.display())))?
@@ -562,7 +656,7 @@ pub fn run_sweep(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<SweepSt
         .map_err(|e| SweepError::Internal(format!("cannot create {}: {e}", out.display())))?;
     let runs_path = out.join("runs.csv");
     let json_path = out.join("sweep.json");
-    let manifest_json = m.to_json();
+    let manifest_json = m.plan_only().to_json();
     let holds_runs = std::fs::metadata(&runs_path).is_ok_and(|md| md.len() > 0);
     let held = if holds_runs {
         check_same_shard(out, opts.shard)?
@@ -571,7 +665,10 @@ pub fn run_sweep(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<SweepSt
     };
     let existing = if opts.resume && runs_path.exists() {
         if let Ok(old) = std::fs::read_to_string(&json_path) {
-            if old != manifest_json {
+            // A complete sweep's sweep.json also holds its precision results.
+            let same = serde_json::from_str::<Manifest>(&old)
+                .is_ok_and(|o| o.plan_only().to_json() == manifest_json);
+            if !same {
                 return Err(SweepError::BadInput(format!(
                     "{} describes a different sweep (the sweep file, its base scenario or w3sim's version changed): resume into the directory it came from, or use a new --out",
                     json_path.display()
@@ -606,8 +703,8 @@ pub fn run_sweep(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<SweepSt
             _ => {}
         },
     }
-    let (probe_cols, _) = probe(&sweep.scenarios[0])?;
-    let mut start_cols: BTreeSet<String> = probe_cols;
+    let (probe_sum, _) = probe(&sweep.scenarios[0])?;
+    let mut start_cols: BTreeSet<String> = metrics_of(&probe_sum).into_keys().collect();
     for r in existing.values() {
         start_cols.extend(r.metrics.keys().cloned());
     }
@@ -689,11 +786,16 @@ pub fn run_sweep(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<SweepSt
         .collect();
     write_atomic(&runs_path, &runs_csv(m, &final_records))?;
     match opts.shard {
-        None => write_atomic(&out.join("points.csv"), &points_csv(m, &final_records))?,
+        None => {
+            write_atomic(&out.join("points.csv"), &points_csv(m, &final_records))?;
+            write_atomic(&json_path, &final_manifest_json(m, &final_records))?;
+        }
         Some(s) => write_atomic(&shard_path, &shard_json(m, s, final_records.len()))?,
     }
+    let owned = (0..m.points.len()).filter(|&p| owns_point(m, opts.shard, p));
     Ok(SweepStatus::Complete {
         runs: final_records.len(),
         new_runs: new_runs.into_inner(),
+        precision_not_met: precision_shortfalls(m, &final_records, owned),
     })
 }

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
 use crate::scenario::Scenario;
-use crate::scenario::load::{Diagnostic, LoadError, Seg, load_str_in, nearest, path_string};
+use crate::scenario::load::{
+    Diagnostic, LoadError, Seg, load_str_in, nearest, parse_path, path_string,
+};
 
 /// The most points one sweep file may describe (the most values of one axis, too).
 pub const MAX_POINTS: usize = 1_000_000;
@@ -134,6 +136,10 @@ pub struct Manifest {
     /// Replications per point (the minimum when a precision target is set).
     pub replications: u32,
     pub precision: Option<Precision>,
+    /// With a precision target, once the sweep is complete (not in a shard's directory,
+    /// nor while it runs): the points that reached `max_replications` without meeting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision_not_met: Option<Vec<PrecisionShortfall>>,
     /// `"scenario"` (the scenario's fixed warm-up) or `"mser5"`.
     pub warmup: String,
     pub mser_column: Option<String>,
@@ -142,6 +148,18 @@ pub struct Manifest {
     /// The axes' setting paths (columns of runs.csv and points.csv).
     pub axes: Vec<String>,
     pub points: Vec<ManifestPoint>,
+}
+
+/// A point that stopped at `max_replications` short of its precision target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrecisionShortfall {
+    pub point: usize,
+    /// The axes' values, as written.
+    pub values: Vec<String>,
+    pub replications: u32,
+    /// The 95 % half-width of the precision metric over |its mean| (null when it has none:
+    /// fewer than two values, or a mean of 0 with a non-zero half-width).
+    pub relative_half_width: Option<f64>,
 }
 
 /// One point of a sweep.
@@ -160,6 +178,15 @@ impl Manifest {
         let mut s = serde_json::to_string_pretty(self).expect("manifest serialises");
         s.push('\n');
         s
+    }
+
+    /// The manifest as it is when the sweep starts: without the results of
+    /// its precision target (what `--resume` and `merge` compare).
+    pub fn plan_only(&self) -> Manifest {
+        Manifest {
+            precision_not_met: None,
+            ..self.clone()
+        }
     }
 
     /// Whether replication counts are decided by a precision target.
@@ -325,6 +352,9 @@ pub fn load_sweep_str(
 
     // Axes.
     let mut axes: Vec<(String, Vec<AxisValue>)> = Vec::new();
+    // Where each axis of `axes` is written: its index under [[axes]], and the key giving
+    // its values (`values`, `range` or `log`).
+    let mut axes_at: Vec<(usize, &str)> = Vec::new();
     for (i, a) in raw.axes.iter().enumerate() {
         let at = [k("axes"), Seg::Index(i)];
         let key = format!("axes[{i}]");
@@ -361,13 +391,94 @@ pub fn load_sweep_str(
                 format!("axis `{}` has no values", a.path),
                 None,
             ),
-            Ok(v) => axes.push((a.path.trim().to_string(), v)),
+            Ok(v) => {
+                let kind = if a.values.is_some() {
+                    "values"
+                } else if a.range.is_some() {
+                    "range"
+                } else {
+                    "log"
+                };
+                axes.push((a.path.trim().to_string(), v));
+                axes_at.push((i, kind));
+            }
             Err((m, what)) => cx.at(
                 key_span(&[k("axes"), Seg::Index(i), k(what)]),
                 &format!("{key}.{what}"),
                 m,
                 None,
             ),
+        }
+    }
+    // Two overrides of one setting (aliases included: `classes[0].x` is `classes.0.x`):
+    // the later would silently replace the earlier.
+    {
+        // (normalised path, name in messages, its place in the file), in the order the
+        // overrides are applied: [set] first, then the axes.
+        let mut setters: Vec<Setter> = Vec::new();
+        for (o, segs) in &fixed_at {
+            let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k);
+            let Ok(norm) = parse_path(key) else { continue };
+            let mut at = vec![k("set")];
+            at.extend(segs.iter().map(|s| k(s)));
+            let place = key_span(&at).map_or((0, 0), |s| line_col(text, s.start));
+            setters.push((
+                norm,
+                format!("[set] `{key}`"),
+                format!("[set] {key}"),
+                place,
+            ));
+        }
+        for (i, a) in raw.axes.iter().enumerate() {
+            let Ok(norm) = parse_path(&a.path) else {
+                continue;
+            };
+            let place = key_span(&[k("axes"), Seg::Index(i), k("path")])
+                .map_or((0, 0), |s| line_col(text, s.start));
+            setters.push((
+                norm,
+                format!("axes[{i}] (path = \"{}\")", a.path),
+                format!("axes[{i}].path"),
+                place,
+            ));
+        }
+        for (j, (later, later_name, later_key, (line, column))) in setters.iter().enumerate() {
+            // The first earlier override that this one replaces (same path, or a part of it).
+            let Some((earlier, earlier_name, _, (el, ec))) =
+                setters[..j].iter().find(|(e, ..)| e.starts_with(later))
+            else {
+                continue;
+            };
+            let what = if earlier == later {
+                format!("sets `{}`, as {earlier_name} does", path_string(later))
+            } else {
+                format!(
+                    "sets `{}`, which replaces `{}` set by {earlier_name}",
+                    path_string(later),
+                    path_string(earlier)
+                )
+            };
+            let at = if *el > 0 {
+                format!(" at line {el}, column {ec}")
+            } else {
+                String::new()
+            };
+            cx.diags.push(Diagnostic {
+                file: file.to_string(),
+                line: *line,
+                column: *column,
+                key: later_key.clone(),
+                message: format!("{later_name} {what}{at}: one would silently override the other"),
+                help: Some(
+                    if later_key.starts_with("axes") && earlier_name.starts_with("[set]") {
+                        "remove the [set] key: the axis gives the setting its values".into()
+                    } else if later_key.starts_with("axes") {
+                        "give each setting one axis, with every value in it".into()
+                    } else {
+                        "give each setting once under [set]".into()
+                    },
+                ),
+            });
         }
     }
     if raw.combine == Combine::Zip {
@@ -557,13 +668,62 @@ pub fn load_sweep_str(
                     .zip(&values)
                     .map(|((p, _), v)| format!("{p} = {v}"))
                     .collect();
-                let span = key_span(&[k("axes")]);
-                cx.at(
-                    span,
-                    "axes",
-                    format!("point {pi} ({}) does not load:\n{e}", desc.join(", ")),
-                    None,
-                );
+                // A problem with an axis's value is reported at that value (a `values`
+                // entry, or the `range` / `log` that computed it); others at `axes`.
+                let mut rest = Vec::new();
+                for d in e.diagnostics {
+                    let axis = d.file.strip_prefix("--set ").and_then(|o| {
+                        let n = fixed.len();
+                        overrides[n..].iter().position(|x| x == o)
+                    });
+                    let Some(ai) = axis else {
+                        rest.push(d);
+                        continue;
+                    };
+                    let (ri, kind) = axes_at[ai];
+                    let j = combo[ai];
+                    let (at, key) = if d.message.starts_with("unknown key") {
+                        // A misspelt setting: the axis's path is wrong, not its value.
+                        (
+                            vec![k("axes"), Seg::Index(ri), k("path")],
+                            format!("axes[{ri}].path"),
+                        )
+                    } else if kind == "values" {
+                        (
+                            vec![k("axes"), Seg::Index(ri), k(kind), Seg::Index(j)],
+                            format!("axes[{ri}].values[{j}]"),
+                        )
+                    } else {
+                        (
+                            vec![k("axes"), Seg::Index(ri), k(kind)],
+                            format!("axes[{ri}].{kind}"),
+                        )
+                    };
+                    cx.at(
+                        key_span(&at),
+                        &key,
+                        format!(
+                            "{} = {} (point {pi}: {}): {}",
+                            axes[ai].0,
+                            values[ai],
+                            desc.join(", "),
+                            d.message
+                        ),
+                        d.help,
+                    );
+                }
+                if !rest.is_empty() {
+                    cx.at(
+                        key_span(&[k("axes")]),
+                        "axes",
+                        format!(
+                            "point {pi} ({}) does not load:\n{}",
+                            desc.join(", "),
+                            LoadError { diagnostics: rest }
+                        ),
+                        None,
+                    );
+                }
                 return Err(LoadError {
                     diagnostics: cx.diags,
                 });
@@ -576,7 +736,7 @@ pub fn load_sweep_str(
         });
     }
     // Metric names and the MSER column, checked against what a run produces.
-    let (names, columns) = match super::run::probe(&scenarios[0]) {
+    let (catalogue, columns) = match super::run::probe_metrics(&scenarios[0]) {
         Ok(x) => x,
         Err(e) => {
             cx.at(
@@ -592,7 +752,7 @@ pub fn load_sweep_str(
     };
     let written = raw.metrics.as_ref().map_or(0, Vec::len);
     for (i, name) in metrics.iter().enumerate() {
-        if names.contains(name) {
+        if catalogue.contains(name) {
             continue;
         }
         let (span, key) = if i < written {
@@ -606,17 +766,12 @@ pub fn load_sweep_str(
                 "precision.metric".to_string(),
             )
         };
-        let with_ms = format!("{name}_ms");
-        let near = (if names.contains(&with_ms) {
-            Some(with_ms.as_str())
-        } else {
-            None
-        })
-        .or_else(|| nearest(name, names.iter().map(String::as_str)))
-        .map(|n| format!("did you mean `{n}`? "))
-        .unwrap_or_default();
+        let near = catalogue
+            .suggest(name)
+            .map(|n| format!("did you mean `{n}`? "))
+            .unwrap_or_default();
         cx.at(span, &key, format!("unknown metric `{name}`"), Some(format!(
-            "{near}metrics are the derived {} or a dotted path of summary.json such as `latency_ms.all.p95` or `measured.outcomes.503_queue_full`",
+            "{near}metrics are the derived {} or a dotted path of summary.json such as `latency_ms.all.p95`, `measured.outcomes.503_queue_full` or `valves[0].closings`",
             super::metrics::derived_names().collect::<Vec<_>>().join(", ")
         )));
     }
@@ -651,6 +806,7 @@ pub fn load_sweep_str(
             .as_ref()
             .map_or(replications, |p| p.min_replications),
         precision: raw.precision.clone(),
+        precision_not_met: None,
         warmup: warmup.clone(),
         mser_column: (warmup == "mser5").then(|| {
             raw.mser_column
@@ -667,6 +823,10 @@ pub fn load_sweep_str(
         scenarios,
     })
 }
+
+/// An override of a setting, to find two of one setting: its normalised path, its name in
+/// messages, its diagnostic key, and its line and column in the sweep file.
+type Setter = (Vec<Seg>, String, String, (usize, usize));
 
 /// Flattens `[set]` (nested tables or quoted dotted keys) into `path=literal` overrides,
 /// each with the keys that lead to it under `[set]` (to point at it in the file).

@@ -19,6 +19,20 @@ impl MeanCi {
     }
 }
 
+/// The low end of `ci`, the interval of the sample `xs`, clamped at 0 when no value of
+/// the sample is negative: the metrics of a run (counts, rates, ratios, times, sizes)
+/// cannot be negative, and a bound below 0 says nothing. A sample with a negative value
+/// is of a signed quantity, and keeps its bound. The mean and the high end are not
+/// changed (the interval is then no longer symmetric about the mean).
+pub fn ci_low_clamped(ci: &MeanCi, xs: &[f64]) -> f64 {
+    let low = ci.low();
+    if low < 0.0 && xs.iter().all(|x| x.is_nan() || *x >= 0.0) {
+        0.0
+    } else {
+        low
+    }
+}
+
 /// Mean and 95 % Student-t confidence interval of `xs` (NaN values are skipped).
 /// With fewer than two values the half-width is NaN.
 pub fn mean_ci95(xs: &[f64]) -> MeanCi {
@@ -200,6 +214,23 @@ mod tests {
         assert_eq!(c.mean, 3.0);
         assert!((c.half_width - 2.776445 * (2.5f64 / 5.0).sqrt()).abs() < 1e-5);
         assert!(mean_ci95(&[1.0]).half_width.is_nan());
+    }
+
+    #[test]
+    fn the_low_end_of_a_non_negative_sample_is_clamped_at_zero() {
+        let xs = [0.0, 0.0, 0.001, 0.0];
+        let ci = mean_ci95(&xs);
+        assert!(ci.low() < 0.0);
+        assert_eq!(ci_low_clamped(&ci, &xs), 0.0);
+        assert_eq!(ci.mean, 0.00025);
+        // A signed sample keeps its bound; so does one whose bound is above 0.
+        let signed = [-0.001, 0.0, 0.001, 0.002];
+        let ci = mean_ci95(&signed);
+        assert_eq!(ci_low_clamped(&ci, &signed), ci.low());
+        let high = [10.0, 11.0, 12.0];
+        let ci = mean_ci95(&high);
+        assert_eq!(ci_low_clamped(&ci, &high), ci.low());
+        assert!(ci_low_clamped(&mean_ci95(&[1.0]), &[1.0]).is_nan());
     }
 
     #[test]

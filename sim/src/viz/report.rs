@@ -294,11 +294,19 @@ pub fn sweep_report(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
         }
         b.push_str(&table(&["", ""], &rows, 2));
     }
-    b.push_str("<h2>Charts</h2>\n");
-    for (stem, fig) in figures_of_dir(dir, slo, None)? {
-        b.push_str(&figure_html(&stem, &fig)?);
-    }
     let points = dir.join("points.csv");
+    let no_axis = points.is_file() && read_points(&points)?.axes.is_empty();
+    b.push_str("<h2>Charts</h2>\n");
+    if no_axis && !dir.join("capacity.json").is_file() {
+        // Replications of one configuration: no axis to draw along, the table says it all.
+        b.push_str(
+            "<p id=\"no-axis\">No chart: the sweep has no axis (replications of one configuration). The table below gives its point: each metric's mean and 95 % confidence interval.</p>\n",
+        );
+    } else {
+        for (stem, fig) in figures_of_dir(dir, slo, None)? {
+            b.push_str(&figure_html(&stem, &fig)?);
+        }
+    }
     if points.is_file() {
         let p = read_points(&points)?;
         let mut headers: Vec<String> = p.axes.clone();

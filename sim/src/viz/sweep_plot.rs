@@ -198,6 +198,14 @@ fn fmt_value(v: f64, unit: &str) -> String {
     format!("{n}{unit}")
 }
 
+/// Why a sweep without axes (replications of one configuration) has no figure.
+pub fn no_axis_message(p: &Points) -> String {
+    format!(
+        "the sweep has no axis ({} replication(s) of one configuration): there is nothing to plot along an axis; `w3sim report` tabulates its point, and points.csv holds its means and 95 % CIs",
+        p.rows.first().map_or(0, |r| r.replications)
+    )
+}
+
 /// The figure of a sweep: curves for one axis, a heat map for two or more.
 pub fn sweep_figure(
     name: &str,
@@ -228,7 +236,7 @@ pub fn sweep_figure(
         ));
     }
     match p.axes.len() {
-        0 => Err("points.csv has no axis column".into()),
+        0 => Err(no_axis_message(p)),
         1 => Ok(curves(name, p, slo, cap)),
         _ => Ok(heat(name, p, slo, metric, cap)),
     }
@@ -510,6 +518,18 @@ pub fn sweep_name(dir: &Path) -> String {
 
 /// The figures of a sweep or capacity directory, each with a file stem
 /// (`sweep`, `capacity`).
+/// The name of a capacity search's figure: its scenario's file stem.
+fn capacity_name(c: &Capacity) -> String {
+    Path::new(
+        c.raw
+            .get("scenario")
+            .and_then(|s| s.as_str())
+            .unwrap_or("capacity"),
+    )
+    .file_stem()
+    .map_or_else(|| "capacity".into(), |s| s.to_string_lossy().into_owned())
+}
+
 pub fn figures_of_dir(
     dir: &Path,
     slo: Option<&Slo>,
@@ -525,6 +545,13 @@ pub fn figures_of_dir(
     let points = dir.join("points.csv");
     if points.is_file() {
         let p = read_points(&points)?;
+        if let (true, Some(c)) = (p.axes.is_empty(), &cap) {
+            // Nothing to draw of the points (no axis); the capacity search's figure alone.
+            return Ok(vec![(
+                "capacity".to_string(),
+                capacity_figure(&capacity_name(c), c),
+            )]);
+        }
         // An SLO from the command line, else the capacity search's first one on a metric we have.
         let cap_slo = cap
             .as_ref()
@@ -535,15 +562,10 @@ pub fn figures_of_dir(
         ));
     }
     if let Some(c) = &cap {
-        let name = Path::new(
-            c.raw
-                .get("scenario")
-                .and_then(|s| s.as_str())
-                .unwrap_or("capacity"),
-        )
-        .file_stem()
-        .map_or_else(|| "capacity".into(), |s| s.to_string_lossy().into_owned());
-        out.push(("capacity".to_string(), capacity_figure(&name, c)));
+        out.push((
+            "capacity".to_string(),
+            capacity_figure(&capacity_name(c), c),
+        ));
     }
     if out.is_empty() {
         return Err(format!("{}: no points.csv or capacity.json", dir.display()));
