@@ -212,6 +212,10 @@ pub struct ThreadPoolConfig {
     pub min_worker_threads: u32,
     /// Maximum worker threads (32767 on 64-bit; ASP.NET autoConfig 100 × N).
     pub max_worker_threads: u32,
+    /// The thread-count goal at the start (0: the minimum, as in a new process). A goal
+    /// above the minimum stands for a process that has run a load for a while: hill
+    /// climbing had raised the goal there, so threads up to it are created on demand.
+    pub initial_goal: u32,
     /// Minimum IOCP threads (N).
     pub min_io_threads: u32,
     /// Maximum IOCP threads (1000).
@@ -342,6 +346,7 @@ impl ThreadPoolConfig {
             logical_processors: n,
             min_worker_threads: n,
             max_worker_threads: 32767,
+            initial_goal: 0,
             min_io_threads: n,
             max_io_threads: 1000,
             runtime: Runtime::Net48,
@@ -852,9 +857,10 @@ impl<R: Rng> ThreadPool<R> {
         cfg.tick_count_resolution_ns = cfg.tick_count_resolution_ns.max(1);
         let hc = HillClimbing::new(cfg.hill_climbing.clone(), &mut rng);
         let min = cfg.min_worker_threads;
+        let goal = cfg.initial_goal.clamp(min, cfg.max_worker_threads);
         Self {
             min,
-            goal: min,
+            goal,
             existing: 0,
             processing: 0,
             starting: 0,

@@ -434,10 +434,10 @@ fn offered_load(scn: &Scenario, lam: f64, cpu_s: f64, thread_s: f64) -> String {
             " — more than the processors can do: the queues will fill".to_string()
         } else if threads_busy >= max as f64 {
             " — more than the pool's maximum: the queues will fill".to_string()
-        } else if threads_busy >= min as f64 {
+        } else if threads_busy >= min.max(scn.thread_pool.warm_worker_threads) as f64 {
             format!(
-                " — more than the pool's minimum: the pool starts with {min} threads and past its minimum adds about one a second or fewer, so the run starts thread-starved (503s in its first seconds are likely); a server that has run this load for a while has the threads: thread_pool.min_worker_threads = {} starts it there",
-                (threads_busy * 1.25).ceil() as u64
+                " — more than the pool's minimum: a new process's pool starts with {min} threads and past its minimum adds about one a second or fewer, so the run starts thread-starved (503s in its first seconds are likely); a server that has run this load for a while has the threads: thread_pool.warm_worker_threads = {n} starts it there (min_worker_threads = {n} also keeps them)",
+                n = (threads_busy * 1.25).ceil() as u64
             )
         } else {
             String::new()

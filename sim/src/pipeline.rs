@@ -567,6 +567,7 @@ fn thread_pool_config(scn: &Scenario) -> ThreadPoolConfig {
     let mut c = ThreadPoolConfig::new(cpus);
     c.min_worker_threads = t.min_threads(cpus);
     c.max_worker_threads = t.max_threads(cpus);
+    c.initial_goal = t.warm_worker_threads;
     c.min_io_threads = if t.min_io_threads == 0 {
         cpus
     } else {

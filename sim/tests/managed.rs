@@ -408,3 +408,44 @@ latency = "exp(20ms)"
     let out = w3sim_ok(["check", p, "--set", "thread_pool.max_worker_threads=20"]);
     assert!(out.contains("more than the pool's maximum"), "{out}");
 }
+
+/// A load that needs more threads than the pool's minimum starves a freshly started
+/// pool (it grows about a thread a second past the minimum) and 503s follow; a pool
+/// started warm (`warm_worker_threads`, a process that has run the load a while) carries
+/// it from the first second.
+#[test]
+fn a_warm_pool_carries_a_load_past_the_minimum_from_the_start() {
+    let text = r#"
+name = "warm"
+duration = "30s"
+[load]
+rate = "1000/s"
+[[classes]]
+name = "page"
+handler = "sync"
+steps = [ { cpu = "2ms" }, { wait = "exp(20ms)" }, { cpu = "1ms" } ]
+"#;
+    let scn = |set: &[&str]| {
+        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        w3sim::scenario::load::load_str("warm.toml", text, &set).unwrap()
+    };
+    // ~23 threads busy against a minimum of 16.
+    let cold = run(&scn(&[]));
+    assert!(
+        outcome(&cold, "503_queue_full") > 100,
+        "{:?}",
+        cold.outcomes
+    );
+    let warm = run(&scn(&["thread_pool.warm_worker_threads=30"]));
+    assert_eq!(warm.requests.failed, 0, "{:?}", warm.outcomes);
+    assert!(warm.latency_ms.all.p99 < 200.0, "{:?}", warm.latency_ms.all);
+    assert!(warm.gauges["thread_pool.Thread Count"].peak >= 23);
+    // A goal above the maximum is refused.
+    let e = w3sim::scenario::load::load_str(
+        "warm.toml",
+        text,
+        &["thread_pool.warm_worker_threads=5000".into()],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("at most the pool's maximum"), "{e}");
+}

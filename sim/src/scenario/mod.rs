@@ -699,6 +699,9 @@ pub struct ThreadPool {
     /// `maxIoThreads`; 0 = 100 × logical processors (processModel autoConfig, DOMAIN §4.4).
     pub max_io_threads: u32,
     pub gate_timer: GateTimer,
+    /// The pool's thread-count goal at the start, for a process that has run the load
+    /// for a while (0: its minimum, as a freshly started process).
+    pub warm_worker_threads: u32,
     /// `ThreadPool_DisableStarvationDetection`: no gate-thread starvation injection (+1
     /// thread when nothing was dequeued for 500 ms).
     pub disable_starvation_detection: bool,
@@ -744,6 +747,7 @@ impl Default for ThreadPool {
             min_io_threads: 0,
             max_io_threads: 0,
             gate_timer: GateTimer::Periodic,
+            warm_worker_threads: 0,
             disable_starvation_detection: false,
             hill_climbing_disable: false,
             injection_pacing: Duration(0),
@@ -1828,6 +1832,16 @@ impl Scenario {
         // against the nearest valid one (no second error for the same mistake).
         let cpus = self.cpu.logical_processors.clamp(1, 4096);
         let tp = &self.thread_pool;
+        if tp.warm_worker_threads > tp.max_threads(cpus) {
+            bad(
+                "thread_pool.warm_worker_threads".into(),
+                format!(
+                    "must be at most the pool's maximum ({} worker threads), got {}",
+                    tp.max_threads(cpus),
+                    tp.warm_worker_threads
+                ),
+            );
+        }
         if tp.max_threads(cpus) > 32767 {
             bad(
                 "thread_pool.max_worker_threads".into(),

@@ -287,6 +287,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "periodic: Windows' waitable timer, fixed 500 ms grid (default). sleep: Linux, 500 ms after each check — the setting of the reference measurements (DOMAIN §5.4)."
     ),
     s!(
+        "thread_pool.warm_worker_threads",
+        "integer (0 = the minimum)",
+        "-",
+        "The pool's thread-count goal at the start: a process that has run this load for a while has hill climbing's goal where the load put it, so threads up to it are created on demand without delay (hill climbing may lower it again). 0: a freshly started process, whose pool starts at its minimum and, past it, grows by about one thread a second or fewer: a load that needs more threads than the minimum then starts thread-starved. `w3sim check` prints the threads a load keeps busy."
+    ),
+    s!(
         "thread_pool.disable_starvation_detection",
         "true | false",
         "ThreadPool_DisableStarvationDetection",
