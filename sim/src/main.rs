@@ -33,6 +33,9 @@ struct ScenarioArgs {
     /// Override the simulated duration, e.g. 10m.
     #[arg(long)]
     duration: Option<String>,
+    /// Override the warm-up excluded from the statistics, e.g. 30s (0s: none).
+    #[arg(long)]
+    warmup: Option<String>,
     /// Override any setting: --set http_sys.queue_length=5000 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -46,6 +49,9 @@ impl ScenarioArgs {
         }
         if let Some(d) = &self.duration {
             o.push(format!("duration=\"{d}\""));
+        }
+        if let Some(w) = &self.warmup {
+            o.push(format!("warmup=\"{w}\""));
         }
         o.extend(self.set.iter().cloned());
         o

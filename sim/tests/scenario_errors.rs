@@ -827,3 +827,32 @@ fn impossible_handler_steps_and_gc_sizes_are_refused() {
     let e = err("name = \"c\"\n[gc]\ngc_gen0_size = \"16KB\"\n");
     assert!(e.contains("under 64KB"), "{e}");
 }
+
+#[test]
+fn warmup_has_its_own_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let f = common::experiment("queue-full-burst.toml");
+    // The file's 10 s warm-up does not fit a 5 s run; the error says how to shorten it.
+    let bad = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .args(["run", f.to_str().unwrap(), "--duration", "5s", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--warmup"));
+    common::w3sim_ok([
+        "run",
+        f.to_str().unwrap(),
+        "--duration",
+        "5s",
+        "--warmup",
+        "1s",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["measured"]["from_s"], 1.0);
+}

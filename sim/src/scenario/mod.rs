@@ -1523,7 +1523,7 @@ impl Scenario {
             bad(
                 "warmup".into(),
                 format!(
-                    "must be shorter than duration ({}), got {}",
+                    "must be shorter than duration ({}), got {} (a shorter run: --warmup 0s, or a shorter --warmup)",
                     self.duration, self.warmup
                 ),
             );

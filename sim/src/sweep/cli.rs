@@ -82,6 +82,9 @@ pub struct CapacityArgs {
     /// Override the simulated duration, e.g. 5m.
     #[arg(long)]
     pub duration: Option<String>,
+    /// Override the warm-up excluded from the statistics, e.g. 30s (0s: none).
+    #[arg(long)]
+    pub warmup: Option<String>,
     /// Override any setting: --set http_sys.queue_length=5000 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -243,6 +246,9 @@ pub fn cmd_capacity(args: &CapacityArgs) -> ExitCode {
     }
     if let Some(d) = &args.duration {
         overrides.push(format!("duration=\"{d}\""));
+    }
+    if let Some(w) = &args.warmup {
+        overrides.push(format!("warmup=\"{w}\""));
     }
     overrides.extend(args.set.iter().cloned());
     let cfg = CapacityConfig {
