@@ -841,7 +841,7 @@ pub fn detect_run_dir(dir: &Path) -> Result<Vec<Incident>, String> {
 
 /// The servers of a farm's run directory, in the scenario's order; `None` for a single
 /// server's directory.
-fn farm_servers(dir: &Path) -> Result<Option<Vec<String>>, String> {
+pub(crate) fn farm_servers(dir: &Path) -> Result<Option<Vec<String>>, String> {
     if !dir.join("servers").is_dir() {
         return Ok(None);
     }

@@ -1010,3 +1010,43 @@ fn a_lowest_search_marks_its_answer_on_whole_number_ticks() {
     assert!(html.contains("w3sim capacity search"));
     assert!(html.contains("the lowest value passing every SLO"));
 }
+
+/// A farm's perfmon export holds every server's own counters under its name as the
+/// machine, as a capture of several servers would, besides the farm's.
+#[test]
+fn a_farms_perfmon_export_holds_every_servers_counters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("farm");
+    let f = experiment("farm-cascade.toml");
+    let (ok, _, err) = w3sim(&[
+        "run",
+        f.to_str().unwrap(),
+        "--duration",
+        "12s",
+        "--warmup",
+        "0s",
+        "-q",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = w3sim(&["export-perfmon", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(dir.join("perfmon.csv")).unwrap();
+    let header = text.lines().next().unwrap();
+    for c in [
+        "\"\\\\W3SIM\\w3sim\\Farm User Requests/sec\"",
+        "\"\\\\web1\\Processor(_Total)\\% Processor Time\"",
+        "\"\\\\web4\\ASP.NET\\Requests Queued\"",
+        "\"\\\\web2\\HTTP Service Request Queues(DefaultAppPool)\\CurrentQueueSize\"",
+    ] {
+        assert!(header.contains(c), "header lacks {c}");
+    }
+    let real = perfmon::read_perfmon_csv(&dir.join("perfmon.csv")).unwrap();
+    let per_server = viz::read_timeseries(&dir.join("timeseries.csv")).unwrap();
+    let web1 = viz::read_timeseries(&dir.join("servers/web1/timeseries.csv")).unwrap();
+    assert_eq!(
+        real.counters.len(),
+        per_server.columns.len() - 1 + 4 * (web1.columns.len() - 1)
+    );
+}

@@ -212,7 +212,39 @@ pub fn cmd_report(a: &ReportArgs) -> ExitCode {
 /// `w3sim run --perfmon-csv` calls after the run.
 pub fn export_perfmon(dir: &Path, out: Option<&Path>, base: &str) -> Result<PathBuf, String> {
     let base = perfmon::parse_base(base)?;
-    let ts = read_timeseries(&dir.join("timeseries.csv"))?;
+    let mut ts = read_timeseries(&dir.join("timeseries.csv"))?;
+    // A farm: every server's own counters too, under its name as perfmon's machine
+    // (`\\web1\Processor(_Total)\% Processor Time`), as a capture of several servers.
+    if let Some(names) = crate::incidents::farm_servers(dir)? {
+        let t = ts.columns.iter().position(|c| c == "time_s");
+        for name in names {
+            let sub_path = dir
+                .join("servers")
+                .join(crate::output::dir_name(&name))
+                .join("timeseries.csv");
+            let sub = read_timeseries(&sub_path)?;
+            let st = sub.columns.iter().position(|c| c == "time_s");
+            if sub.rows.len() != ts.rows.len()
+                || ts.rows.iter().zip(&sub.rows).any(|(a, b)| match (t, st) {
+                    (Some(i), Some(j)) => (a[i] - b[j]).abs() > 1e-6,
+                    _ => false,
+                })
+            {
+                return Err(format!(
+                    "{}: its samples do not line up with the farm's timeseries.csv",
+                    sub_path.display()
+                ));
+            }
+            let keep: Vec<usize> = (0..sub.columns.len()).filter(|&j| Some(j) != st).collect();
+            ts.columns.extend(
+                keep.iter()
+                    .map(|&j| format!("\\\\{name}\\{}", sub.columns[j])),
+            );
+            for (row, srow) in ts.rows.iter_mut().zip(&sub.rows) {
+                row.extend(keep.iter().map(|&j| srow[j]));
+            }
+        }
+    }
     let path = out.map_or_else(|| dir.join("perfmon.csv"), Path::to_path_buf);
     crate::output::write_atomic(&path, &perfmon::to_perfmon_csv(&ts, base))
         .map_err(|e| format!("{}: {e}", path.display()))?;
