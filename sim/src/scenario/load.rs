@@ -784,13 +784,7 @@ fn load_impl(
         }
         // A rate next to a schedule is the documented fallback (`--set 'load.schedule=[]'`
         // runs at it), not a contradiction.
-        let keys: Vec<&str> = path
-            .iter()
-            .map(|p| match p {
-                Seg::Key(k) => k.as_str(),
-                Seg::Index(_) => "[]",
-            })
-            .collect();
+        let keys = key_shape(&path);
         let layered = match keys.as_slice() {
             ["load", "rate"] => {
                 !scenario.load.schedule.is_empty() || scenario.load.replay.is_some()
@@ -933,13 +927,7 @@ fn load_impl(
 /// nothing.
 fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
     use super::LoadMode;
-    let keys: Vec<&str> = path
-        .iter()
-        .map(|p| match p {
-            Seg::Key(k) => k.as_str(),
-            Seg::Index(_) => "[]",
-        })
-        .collect();
+    let keys = key_shape(path);
     let l = &s.load;
     match keys.as_slice() {
         ["load", "rate"] if l.replay.is_some() => {
@@ -1041,17 +1029,21 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
     }
 }
 
-/// The settings whose values make the one at `path` ignored (see [`ignored_override`]):
-/// an override of any of them makes a file's value moot rather than a mistake.
-fn ignored_because(path: &[Seg]) -> Vec<Vec<Seg>> {
-    let k = |a: &str| Seg::Key(a.to_string());
-    let keys: Vec<&str> = path
-        .iter()
+/// A key path with its list indices as `[]`: `classes[2].rate` → `["classes", "[]", "rate"]`.
+fn key_shape(path: &[Seg]) -> Vec<&str> {
+    path.iter()
         .map(|p| match p {
             Seg::Key(k) => k.as_str(),
             Seg::Index(_) => "[]",
         })
-        .collect();
+        .collect()
+}
+
+/// The settings whose values make the one at `path` ignored (see [`ignored_override`]):
+/// an override of any of them makes a file's value moot rather than a mistake.
+fn ignored_because(path: &[Seg]) -> Vec<Vec<Seg>> {
+    let k = |a: &str| Seg::Key(a.to_string());
+    let keys = key_shape(path);
     match keys.as_slice() {
         ["load", "rate"] => vec![
             vec![k("load"), k("replay")],
