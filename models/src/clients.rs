@@ -500,6 +500,8 @@ pub struct Attempt {
     pub class: ClassId,
     /// 1 for the first attempt.
     pub number: u32,
+    /// The closed-loop user who sent it, or `u32::MAX` (an open-loop request).
+    pub user: u32,
 }
 
 /// `Attempt::slot` of a single-shot attempt (no slot: its token carries class and user).
@@ -651,6 +653,7 @@ impl<R: Rng> Sessions<R> {
                 seq: user,
                 class,
                 number: 1,
+                user,
             };
         }
         if let Some(b) = self.budget.as_mut() {
@@ -700,6 +703,7 @@ impl<R: Rng> Sessions<R> {
             seq,
             class: u.class,
             number: u.attempts,
+            user: u.user,
         };
         if self.timeout_ns > 0 {
             let deadline = now.saturating_add(self.timeout_ns);

@@ -43,13 +43,11 @@ pub enum Outcome {
     /// `aspnet:RequestQueueLimitPerSession` requests already polled its session's lock:
     /// HTTP 500 ("Failed to process request", an event-log warning).
     SessionQueueLimit500,
-    /// It polled its session's lock past `executionTimeout`: HTTP 500 "Request timed out".
-    RequestTimedOut500,
 }
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 14] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Ok,
         Outcome::QueueFull503,
         Outcome::ConcurrentRequestLimit503_2,
@@ -63,7 +61,6 @@ impl Outcome {
         Outcome::QueueFullReset,
         Outcome::AppOfflineReset,
         Outcome::SessionQueueLimit500,
-        Outcome::RequestTimedOut500,
     ];
 
     /// The stable name used in outputs.
@@ -82,7 +79,6 @@ impl Outcome {
             Outcome::QueueFullReset => "connection_reset_queue_full",
             Outcome::AppOfflineReset => "connection_reset_app_offline",
             Outcome::SessionQueueLimit500 => "500_session_queue_limit",
-            Outcome::RequestTimedOut500 => "500_request_timed_out",
         }
     }
 

@@ -19,11 +19,16 @@
 //! - `aspnet:RequestQueueLimitPerSession` (apps targeting .NET 4.7+: 50; before:
 //!   `Int32.MaxValue`): a request that would be the limit's+1-th one polling a session
 //!   fails at once (`QueueRef` throws; HTTP 500, an event-log warning);
-//! - a polling request older than `httpRuntime/executionTimeout` (110 s) fails with
-//!   "Request timed out" (`EnsureRequestTimeout`);
-//! - a lock older than `executionTimeout` is taken away from its holder by the next
-//!   poll (`lockAge >= _rqExecutionTimeout` → `ReleaseItemExclusive`); that poll still
-//!   reports "locked", the one after gets it.
+//! - a lock older than `httpRuntime/executionTimeout` (110 s) is taken away from its
+//!   holder by the next request that tries it, at its first try or at a poll
+//!   (`GetSessionStateItem`: `lockAge >= _rqExecutionTimeout` → `ReleaseItemExclusive`,
+//!   before `QueueRef`); that try still reports "locked" and the request polls, the
+//!   poll after gets it.
+//!
+//! A polling request does not time out: `EnsureRequestTimeout` exists only from .NET
+//! 4.7 with the per-session limit on, and reads `HttpContext.TimeLeft`, which is
+//! infinite outside a cancellable (synchronous) pipeline step, while `AcquireRequestState`
+//! is asynchronous and the poll runs on a timer thread.
 //!
 //! Locks belong to a worker process (InProc): a recycled or crashed process's locks go
 //! with it. The engine keys sessions by worker-process generation.
@@ -33,7 +38,9 @@
 //! **Leaves out**: out-of-process stores (StateServer, SQL Server: their round trips and
 //! lock table), session expiry and `Session_End`, cookieless sessions, the
 //! `_rqInCallback` race (the engine runs one callback per request at a time), and
-//! `executionTimeout`'s `Thread.Abort` of a *running* request.
+//! `executionTimeout`'s `Thread.Abort` of a *running* request. A request without a
+//! session cookie (a health monitor's) creates a new session and never waits: the engine
+//! does not ask for a lock for it.
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -55,7 +62,7 @@ pub struct SessionStateConfig {
     pub poll_delta_ns: u64,
     /// `aspnet:RequestQueueLimitPerSession`; `u32::MAX` and above `i32::MAX` = no limit.
     pub request_queue_limit_per_session: u32,
-    /// `httpRuntime/executionTimeout` (110 s).
+    /// `httpRuntime/executionTimeout` (110 s): the age at which a lock is broken.
     pub execution_timeout_ns: u64,
 }
 
@@ -107,8 +114,6 @@ pub enum Poll {
     Granted,
     /// Still locked (or too soon after the last poll): the callback ends.
     Locked,
-    /// The request is older than `executionTimeout`: it fails ("Request timed out").
-    TimedOut,
 }
 
 #[derive(Debug, Default)]
@@ -123,8 +128,6 @@ struct Lock {
 struct Waiter {
     session: SessionKey,
     access: Access,
-    /// The request's own clock for `executionTimeout` (HttpContext's timestamp).
-    deadline: SimTime,
     /// When the last poll completed (`_rqLastPollCompleted`), if any.
     last_poll: Option<SimTime>,
     since: SimTime,
@@ -151,8 +154,6 @@ pub struct SessionLocks {
     pub polls: Counter,
     /// Requests refused by `RequestQueueLimitPerSession`.
     pub queue_limit_rejections: Counter,
-    /// Waiting requests that reached `executionTimeout`.
-    pub timed_out: Counter,
     /// Locks taken from a holder older than `executionTimeout`.
     pub stale_locks_released: Counter,
     /// Total and longest time a granted request waited, ns.
@@ -175,7 +176,6 @@ impl SessionLocks {
             granted_after_wait: Counter::default(),
             polls: Counter::default(),
             queue_limit_rejections: Counter::default(),
-            timed_out: Counter::default(),
             stale_locks_released: Counter::default(),
             wait_ns_total: 0,
             wait_ns_max: 0,
@@ -191,16 +191,14 @@ impl SessionLocks {
         self.cfg.request_queue_limit_per_session < i32::MAX as u32
     }
 
-    /// `AcquireRequestState` of a request started at `started` (its `executionTimeout`
-    /// counts from then), identified by the engine as `owner`. Returns its ticket (to
-    /// [`release`](Self::release) when it ends, whatever the answer) and the answer; on
-    /// [`Acquire::Wait`] the poll timer is armed.
+    /// `AcquireRequestState` of a request identified by the engine as `owner`. Returns
+    /// its ticket (to [`release`](Self::release) when it ends, whatever the answer) and
+    /// the answer; on [`Acquire::Wait`] the poll timer is armed.
     pub fn acquire(
         &mut self,
         now: SimTime,
         session: SessionKey,
         access: Access,
-        started: SimTime,
         owner: u32,
         fx: &mut impl Effects<PollTimer>,
     ) -> (Ticket, Acquire) {
@@ -217,6 +215,15 @@ impl SessionLocks {
             }
             return (ticket, Acquire::Granted);
         }
+        // A lock older than executionTimeout is broken by this try, which still reports
+        // it locked (the request polls); then QueueRef.
+        if let Some((holder, since)) = lock.holder
+            && now.saturating_sub(since) >= self.cfg.execution_timeout_ns
+        {
+            lock.holder = None;
+            self.held.remove(&holder);
+            self.stale_locks_released.inc();
+        }
         // QueueRef: refused when the limit's worth of requests already poll.
         if limited && lock.waiting >= self.cfg.request_queue_limit_per_session {
             self.queue_limit_rejections.inc();
@@ -229,7 +236,6 @@ impl SessionLocks {
             Waiter {
                 session,
                 access,
-                deadline: started.saturating_add(self.cfg.execution_timeout_ns),
                 last_poll: None,
                 since: now,
                 owner,
@@ -280,12 +286,6 @@ impl SessionLocks {
             if now.saturating_sub(t) < self.cfg.poll_delta_ns {
                 return Poll::Locked;
             }
-        }
-        if now >= w.deadline {
-            // EnsureRequestTimeout throws; the timer is reset and the queue ref dropped.
-            self.timed_out.inc();
-            self.stop_waiting(now, ticket);
-            return Poll::TimedOut;
         }
         w.last_poll = Some(now);
         let (session, access) = (w.session, w.access);
@@ -382,14 +382,14 @@ mod tests {
         let mut l = locks(u32::MAX);
         let mut fx = Recorder::default();
         let s = (0, 7);
-        let (a, r) = l.acquire(0, s, Access::Exclusive, 0, 1, &mut fx);
+        let (a, r) = l.acquire(0, s, Access::Exclusive, 1, &mut fx);
         assert_eq!(r, Acquire::Granted);
-        let (b, r) = l.acquire(10 * MS, s, Access::Exclusive, 10 * MS, 2, &mut fx);
+        let (b, r) = l.acquire(10 * MS, s, Access::Exclusive, 2, &mut fx);
         assert_eq!(r, Acquire::Wait);
         assert_eq!(fx.timers, vec![(510 * MS, PollTimer(b))]);
         assert_eq!(l.waiting.get(), 1);
         // Another session is not affected.
-        let (_, r) = l.acquire(20 * MS, (0, 8), Access::Exclusive, 20 * MS, 3, &mut fx);
+        let (_, r) = l.acquire(20 * MS, (0, 8), Access::Exclusive, 3, &mut fx);
         assert_eq!(r, Acquire::Granted);
         // The holder ends at 100 ms; the waiter learns it at its first poll, 510 ms.
         l.release(100 * MS, a);
@@ -413,12 +413,12 @@ mod tests {
         let mut l = locks(u32::MAX);
         let mut fx = Recorder::default();
         let s = (0, 1);
-        let (r1, a) = l.acquire(0, s, Access::ReadOnly, 0, 1, &mut fx);
-        let (_r2, b) = l.acquire(0, s, Access::ReadOnly, 0, 2, &mut fx);
+        let (r1, a) = l.acquire(0, s, Access::ReadOnly, 1, &mut fx);
+        let (_r2, b) = l.acquire(0, s, Access::ReadOnly, 2, &mut fx);
         assert_eq!((a, b), (Acquire::Granted, Acquire::Granted));
-        let (w, c) = l.acquire(1, s, Access::Exclusive, 1, 3, &mut fx);
+        let (w, c) = l.acquire(1, s, Access::Exclusive, 3, &mut fx);
         assert_eq!(c, Acquire::Granted, "readers hold no lock (InProc GetItem)");
-        let (r3, d) = l.acquire(2, s, Access::ReadOnly, 2, 4, &mut fx);
+        let (r3, d) = l.acquire(2, s, Access::ReadOnly, 4, &mut fx);
         assert_eq!(d, Acquire::Wait, "a writer holds it");
         l.release(3, r1);
         l.release(4, w);
@@ -431,16 +431,16 @@ mod tests {
         let mut l = locks(2);
         let mut fx = Recorder::default();
         let s = (0, 1);
-        l.acquire(0, s, Access::Exclusive, 0, 0, &mut fx);
+        l.acquire(0, s, Access::Exclusive, 0, &mut fx);
         assert_eq!(
-            l.acquire(1, s, Access::Exclusive, 1, 1, &mut fx).1,
+            l.acquire(1, s, Access::Exclusive, 1, &mut fx).1,
             Acquire::Wait
         );
         assert_eq!(
-            l.acquire(2, s, Access::ReadOnly, 2, 2, &mut fx).1,
+            l.acquire(2, s, Access::ReadOnly, 2, &mut fx).1,
             Acquire::Wait
         );
-        let (t, r) = l.acquire(3, s, Access::Exclusive, 3, 3, &mut fx);
+        let (t, r) = l.acquire(3, s, Access::Exclusive, 3, &mut fx);
         assert_eq!(r, Acquire::QueueLimit);
         assert_eq!(l.queue_limit_rejections.total(), 1);
         assert_eq!(l.peak_waiting_per_session, 2);
@@ -448,10 +448,10 @@ mod tests {
         assert_eq!(l.waiting.get(), 2);
         // The default (Int32.MaxValue, apps targeting .NET 4.6.2 and older) never refuses.
         let mut l = SessionLocks::new(SessionStateConfig::default());
-        l.acquire(0, s, Access::Exclusive, 0, 0, &mut fx);
+        l.acquire(0, s, Access::Exclusive, 0, &mut fx);
         for i in 0..1000 {
             assert_eq!(
-                l.acquire(1, s, Access::Exclusive, 1, i, &mut fx).1,
+                l.acquire(1, s, Access::Exclusive, i, &mut fx).1,
                 Acquire::Wait
             );
         }
@@ -462,8 +462,8 @@ mod tests {
         let mut l = locks(u32::MAX);
         let mut fx = Recorder::default();
         let s = (0, 1);
-        let (a, _) = l.acquire(0, s, Access::Exclusive, 0, 0, &mut fx);
-        let (b, _) = l.acquire(0, s, Access::Exclusive, 0, 1, &mut fx);
+        let (a, _) = l.acquire(0, s, Access::Exclusive, 0, &mut fx);
+        let (b, _) = l.acquire(0, s, Access::Exclusive, 1, &mut fx);
         assert_eq!(l.poll(500 * MS, b), Poll::Locked);
         assert_eq!(l.polls.total(), 1);
         l.release(600 * MS, a);
@@ -477,30 +477,32 @@ mod tests {
     }
 
     #[test]
-    fn execution_timeout_fails_a_waiter_and_frees_a_stale_lock() {
+    fn a_lock_older_than_execution_timeout_is_broken_by_the_next_try() {
         let mut l = SessionLocks::new(SessionStateConfig {
             execution_timeout_ns: 1_000 * MS,
             ..SessionStateConfig::default()
         });
         let mut fx = Recorder::default();
         let s = (0, 1);
-        let (a, _) = l.acquire(0, s, Access::Exclusive, 0, 0, &mut fx);
-        // b started (entered ASP.NET) at 0 but reached AcquireRequestState at 600 ms.
-        let (b, _) = l.acquire(600 * MS, s, Access::Exclusive, 0, 1, &mut fx);
-        // c arrived later: its own clock runs from 900 ms.
-        let (c, _) = l.acquire(900 * MS, s, Access::Exclusive, 900 * MS, 2, &mut fx);
-        assert_eq!(l.poll(1_100 * MS, b), Poll::TimedOut);
-        assert_eq!(l.timed_out.total(), 1);
-        assert!(!l.is_waiting(b));
-        // At 1.4 s the holder has had the lock for 1.4 s ≥ executionTimeout: the poll
-        // releases it but reports it locked; the next poll gets it.
-        assert_eq!(l.poll(1_400 * MS, c), Poll::Locked);
+        let (a, _) = l.acquire(0, s, Access::Exclusive, 0, &mut fx);
+        let (b, r) = l.acquire(600 * MS, s, Access::Exclusive, 1, &mut fx);
+        assert_eq!(r, Acquire::Wait);
+        // A poll at 1.1 s finds the lock 1.1 s old: it breaks it but reports it locked;
+        // the poll after gets it. A polling request itself never times out.
+        assert_eq!(l.poll(1_100 * MS, b), Poll::Locked);
         assert_eq!(l.stale_locks_released.total(), 1);
-        assert_eq!(l.poll(1_800 * MS, c), Poll::Granted);
+        assert_eq!(l.poll(1_600 * MS, b), Poll::Granted);
         // The old holder ends later: its lock was taken away, it releases nothing.
         l.release(2_000 * MS, a);
         assert_eq!(l.locks_held(), 1);
-        l.release(2_100 * MS, c);
+        // A first try breaks a stale lock too (GetSessionStateItem runs the rule on
+        // every call), before QueueRef: it polls, and the next poll gets the lock.
+        let (c, r) = l.acquire(2_700 * MS, s, Access::Exclusive, 2, &mut fx);
+        assert_eq!(r, Acquire::Wait);
+        assert_eq!(l.stale_locks_released.total(), 2);
+        assert_eq!(l.poll(3_200 * MS, c), Poll::Granted);
+        l.release(3_300 * MS, b);
+        l.release(3_300 * MS, c);
         assert_eq!(l.locks_held(), 0);
         assert_eq!(l.sessions_tracked(), 0);
     }

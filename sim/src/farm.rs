@@ -140,7 +140,7 @@ fn to_map(c: &Counts) -> std::collections::BTreeMap<&'static str, u64> {
 }
 
 /// Probe origins carry this bit; user attempts carry their client token.
-const PROBE: u64 = 1 << 63;
+pub(crate) const PROBE: u64 = 1 << 63;
 const NO_USER: u32 = u32::MAX;
 
 /// Whether an outcome is a 503 (the balancer's passive check, the client's "503").
@@ -608,7 +608,7 @@ impl Front<'_> {
         match target {
             Some(s) => {
                 self.interval.routed[s] += 1;
-                sims[s].inject(now, a.class, a.token());
+                sims[s].inject(now, a.class, a.user, a.token());
                 next.set(s, sims[s].next_time().unwrap_or(SimTime::MAX));
                 if sims[s].has_completed() {
                     // Answered at once (e.g. 503 QueueFull at the door).
@@ -734,7 +734,7 @@ impl Front<'_> {
         for p in probes {
             let s = p.server as usize;
             let origin = PROBE | ((p.seq as u64) << 16) | p.server as u64;
-            sims[s].inject(now, self.probe_class, origin);
+            sims[s].inject(now, self.probe_class, NO_USER, origin);
             next.set(s, sims[s].next_time().unwrap_or(SimTime::MAX));
             if sims[s].has_completed() {
                 self.on_completed(now, s, sims, next);

@@ -650,7 +650,7 @@ fn explain(scn: &Scenario) -> String {
     if !session.is_empty() {
         let ss = &scn.session_state;
         s.push_str(&format!(
-            "  session state (InProc): {} use the session, {} sessions; a locked session is polled every {} (tries at least 250 ms apart), {} requests may poll one session{}; executionTimeout {}\n",
+            "  session state (InProc): {} use the session, {} sessions; a locked session is polled every {} (tries at least 250 ms apart), {} requests may poll one session{}; a lock older than {} (executionTimeout) is broken\n",
             session.join(", "),
             ss.sessions,
             ss.session_state_locked_item_poll_interval,

@@ -150,7 +150,8 @@ struct Request {
     /// When a worker thread first took it (end of its queue wait), or `NOT_STARTED`.
     started: SimTime,
     step: u16,
-    /// Closed-loop user that sent it, or `NO_USER`.
+    /// Closed-loop user that sent it (this server's, or a farm's when `origin` is set),
+    /// or `NO_USER`.
     user: u32,
     /// Worker thread running (or holding) the request, or `NO_THREAD`.
     thread: ThreadId,
@@ -1130,8 +1131,10 @@ impl<'a> Simulation<'a> {
     }
 
     /// An attempt of a farm's user request arrives at this server.
-    pub fn inject(&mut self, now: SimTime, class: ClassId, origin: u64) {
-        self.arrive(now, class, NO_USER, origin);
+    /// Injects an attempt of `class` from closed-loop `user` (`u32::MAX`: none), which
+    /// the server answers through [`Simulation::swap_completed`] with `origin`.
+    pub fn inject(&mut self, now: SimTime, class: ClassId, user: u32, origin: u64) {
+        self.arrive(now, class, user, origin);
     }
 
     /// Swaps the attempts sent with [`Simulation::inject`] that ended since the last call
@@ -1461,6 +1464,9 @@ impl<'a> Simulation<'a> {
         s.tp.thread_count.reset_window(now);
         s.tp.queue_length.reset_window(now);
         s.tp.processing_work.reset_window(now);
+        if let Some(l) = s.sessions.as_mut() {
+            l.waiting.reset_window(now);
+        }
     }
 
     // ---- machine-level readings -------------------------------------------------
@@ -1900,9 +1906,7 @@ impl<'a> Simulation<'a> {
                 if first {
                     self.server.aspnet.started(now);
                     if self.server.sessions.is_some()
-                        && self.scn.classes[self.reqs.get(id).expect("live").class as usize]
-                            .enable_session_state
-                            != EnableSessionState::False
+                        && self.uses_session(id)
                         && !self.acquire_session(now, id, thread)
                     {
                         return;
@@ -1995,6 +1999,18 @@ impl<'a> Simulation<'a> {
 
     // ---- session state ------------------------------------------------------------
 
+    /// Whether the request takes part in session state: its class uses the session and it
+    /// carries a session cookie (a health probe, the balancer's or a class's, sends none:
+    /// its request creates a new session and never waits for a lock).
+    fn uses_session(&self, id: RequestId) -> bool {
+        let r = self.reqs.get(id).expect("live request");
+        let class = &self.scn.classes[r.class as usize];
+        let balancer_probe = r.origin != NO_ORIGIN && r.origin & crate::farm::PROBE != 0;
+        class.enable_session_state != EnableSessionState::False
+            && class.probe.is_none()
+            && !balancer_probe
+    }
+
     /// `AcquireRequestState` on `thread`, the request's first: whether it goes on now.
     /// A request that finds its session locked gives the thread back and polls; one past
     /// `RequestQueueLimitPerSession` fails.
@@ -2021,7 +2037,6 @@ impl<'a> Simulation<'a> {
             now,
             (generation, session),
             access,
-            r.arrived,
             id,
             &mut Fx {
                 cal: &mut self.cal,
@@ -2111,17 +2126,6 @@ impl<'a> Simulation<'a> {
                 rr.phase = Phase::SessionWait;
                 rr.thread = NO_THREAD;
                 self.item_done(now, r.thread);
-            }
-            Poll::TimedOut => {
-                let t = self.scn.aspnet.execution_timeout;
-                self.limit_reached(
-                    now,
-                    "aspnet.execution_timeout",
-                    format!("a request polled its locked session for longer than {t}: HTTP 500 Request timed out"),
-                );
-                self.item_done(now, r.thread);
-                self.leave_front_end(now, id);
-                self.finish(now, id, Outcome::RequestTimedOut500);
             }
         }
     }
@@ -2450,7 +2454,8 @@ impl<'a> Simulation<'a> {
                 arrived: r.arrived,
             });
         }
-        if r.user != NO_USER {
+        // A farm's users are the farm's (it hears through `completed`), not this server's.
+        if r.user != NO_USER && r.origin == NO_ORIGIN {
             self.sources.user_done(now, r.user, &mut self.cal, Ev::User);
         }
     }
@@ -2848,6 +2853,14 @@ impl<'a> Simulation<'a> {
                 ));
             }
         }
+        if let Some(l) = &s.sessions
+            && l.waiting.underflows() > 0
+        {
+            self.violations.push(format!(
+                "gauge w3sim\\Requests Waiting For Session Lock went below zero {} time(s)",
+                l.waiting.underflows()
+            ));
+        }
         if self.peak_counted > scn.http_sys.queue_length as u64 {
             self.violations.push(format!(
                 "HTTP.SYS queue held {} requests, above queueLength {}",
@@ -2964,33 +2977,6 @@ impl<'a> Simulation<'a> {
             "w3sim.Requests In Flight".to_string(),
             g(&self.in_system, None),
         );
-        // Ports and connections, when the run makes outgoing calls or takes incoming
-        // connections it closes (the pools README says `gauges` covers).
-        let tcp = &s.out.tcp;
-        if !s.out.pools.is_empty() || !self.scn.tcp.incoming_keep_alive {
-            gauges.insert(
-                "tcp.Ports In Use".to_string(),
-                g(
-                    &tcp.ports_in_use,
-                    Some(self.scn.tcp.dynamic_port_count as u64),
-                ),
-            );
-            gauges.insert(
-                "tcp.Ports In TIME_WAIT".to_string(),
-                g(
-                    &tcp.ports_time_wait,
-                    Some(self.scn.tcp.dynamic_port_count as u64),
-                ),
-            );
-            gauges.insert(
-                "tcp.Connections Established".to_string(),
-                g(&tcp.established, None),
-            );
-            gauges.insert(
-                "tcp.Incoming Connections In TIME_WAIT".to_string(),
-                g(&tcp.incoming_time_wait, None),
-            );
-        }
         if let Some(l) = &s.sessions {
             gauges.insert(
                 "aspnet.Requests Waiting For Session Lock".to_string(),
@@ -3158,7 +3144,6 @@ impl<'a> Simulation<'a> {
                     max_wait_ms: round6(l.wait_ns_max as f64 * 1e-6),
                     peak_waiting_per_session: l.peak_waiting_per_session,
                     queue_limit_rejections: l.queue_limit_rejections.total(),
-                    timed_out: l.timed_out.total(),
                     stale_locks_released: l.stale_locks_released.total(),
                 }
             }),

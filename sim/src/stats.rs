@@ -501,7 +501,8 @@ pub struct KernelCacheSummary {
     pub peak_uris_cached: u64,
 }
 
-/// ASP.NET session locks over the whole run (only when a class uses the session).
+/// ASP.NET session locks over the whole run, warm-up included (only when a class uses the
+/// session).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SessionStateSummary {
     /// Requests that found their session locked and polled.
@@ -515,8 +516,6 @@ pub struct SessionStateSummary {
     pub peak_waiting_per_session: u32,
     /// Requests refused by `RequestQueueLimitPerSession` (HTTP 500).
     pub queue_limit_rejections: u64,
-    /// Polling requests that reached `executionTimeout` (HTTP 500 Request timed out).
-    pub timed_out: u64,
     /// Locks taken from a holder older than `executionTimeout`.
     pub stale_locks_released: u64,
 }
@@ -767,14 +766,14 @@ impl Summary {
         ));
         if let Some(ss) = &self.session_state {
             s.push_str(&format!(
-                "session locks: {} requests waited (mean {:.1} ms, max {:.1} ms, {} polls), up to {} polling one session; {} refused by RequestQueueLimitPerSession, {} timed out (executionTimeout)\n",
+                "session locks: {} requests waited (mean {:.1} ms, max {:.1} ms, {} polls), up to {} polling one session; {} refused by RequestQueueLimitPerSession, {} locks older than executionTimeout broken\n",
                 ss.lock_waits,
                 ss.mean_wait_ms,
                 ss.max_wait_ms,
                 ss.polls,
                 ss.peak_waiting_per_session,
                 ss.queue_limit_rejections,
-                ss.timed_out
+                ss.stale_locks_released
             ));
         }
         if let Some(f) = &self.farm {

@@ -230,7 +230,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "aspnet.execution_timeout",
         "duration (>= 1s)",
         "<httpRuntime executionTimeout> (debug=\"false\")",
-        "A request older than this (counted from its arrival) that is still polling a session lock fails with HTTP 500 \"Request timed out\" (SessionStateModule.EnsureRequestTimeout), and a session lock held longer is taken from its holder by the next poll. Default 110 s (DOMAIN §4.5). Left out: the Thread.Abort of a request still running a handler step (RequestTimeoutManager, every 15 s)."
+        "A session lock held longer than this is taken from its holder by the next request that tries it (SessionStateModule.GetSessionStateItem: lockAge >= executionTimeout → ReleaseItemExclusive). A request polling a lock is not timed out (no cancellable step). Default 110 s (DOMAIN §4.5). Left out: the Thread.Abort of a request still running a handler step (RequestTimeoutManager, every 15 s)."
     ),
     s!(
         "session_state.sessions",
