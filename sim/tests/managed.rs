@@ -339,11 +339,7 @@ name = "page"
 handler = "sync"
 steps = [ { cpu = "1ms" }, { alloc = "100KB", retain = "0B" } ]
 "#;
-    let gen0 = |set: &[&str]| {
-        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
-        let scn = w3sim::scenario::load::load_str("gen0.toml", text, &set).unwrap();
-        run(&scn).gc.gen0_collections
-    };
+    let gen0 = |set: &[&str]| run(&load_text(text, set)).gc.gen0_collections;
     // Workstation GC: 64 MB gives ~6 GB / 64 MB ≈ 94 collections; 1 GB is capped at half
     // the 256 MB segment (get_gen0_min_size): ~6 GB / 128 MB ≈ 47. Before GCgen0size
     // raised only a maximum, the budget stayed at its minimum either way.
@@ -425,10 +421,7 @@ name = "page"
 handler = "sync"
 steps = [ { cpu = "2ms" }, { wait = "exp(20ms)" }, { cpu = "1ms" } ]
 "#;
-    let scn = |set: &[&str]| {
-        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
-        w3sim::scenario::load::load_str("warm.toml", text, &set).unwrap()
-    };
+    let scn = |set: &[&str]| load_text(text, set);
     // ~23 threads busy against a minimum of 16.
     let cold = run(&scn(&[]));
     assert!(

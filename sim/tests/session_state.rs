@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use w3sim::scenario::load::load_str;
 
 /// One sync page of `ms` milliseconds of waiting, every request in session 0.
 fn one_session(extra: &str, rate_line: &str, access: &str) -> String {
@@ -28,11 +27,6 @@ enable_session_state = {access}
     )
 }
 
-fn scenario(text: &str, set: &[&str]) -> w3sim::scenario::Scenario {
-    let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
-    load_str("session.toml", text, &set).unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[test]
 fn the_second_request_of_a_session_waits_for_the_poll_after_the_first_is_done() {
     // Two requests at 1 s: the first holds the lock until 1.1 s; the second gave its
@@ -43,7 +37,7 @@ fn the_second_request_of_a_session_waits_for_the_poll_after_the_first_is_done() 
 bursts = [ { at = "1s", count = 2 } ]"#,
         "true",
     );
-    let s = run(&scenario(&text, &[]));
+    let s = run(&load_text(&text, &[]));
     assert_eq!(s.requests.completed, 2);
     let l = &s.latency_ms.all;
     assert!((l.p50 - 100.0).abs() < 1.0, "the first: {l:?}");
@@ -56,7 +50,7 @@ bursts = [ { at = "1s", count = 2 } ]"#,
     // A shorter poll interval shortens the wait, but not below LOCKED_ITEM_POLLING_DELTA:
     // a callback within 250 ms of the last completed poll does nothing. With 30 ms the
     // polls that try the lock are at 1.03 s (locked) and 1.30 s (free): it ends at 1.4 s.
-    let s = run(&scenario(
+    let s = run(&load_text(
         &text,
         &["session_state.session_state_locked_item_poll_interval=30ms"],
     ));
@@ -66,14 +60,14 @@ bursts = [ { at = "1s", count = 2 } ]"#,
         s.latency_ms.all
     );
     assert_eq!(s.session_state.unwrap().polls, 2);
-    let s = run(&scenario(
+    let s = run(&load_text(
         &text,
         &["session_state.session_state_locked_item_poll_interval=300ms"],
     ));
     assert!((s.latency_ms.all.max - 400.0).abs() < 1.0, "polls at 1.3 s");
 
     // Read-only pages take no lock: both end after 100 ms.
-    let s = run(&scenario(
+    let s = run(&load_text(
         &text,
         &[r#"classes[0].enable_session_state="read_only""#],
     ));
@@ -81,7 +75,10 @@ bursts = [ { at = "1s", count = 2 } ]"#,
     assert_eq!(s.session_state.unwrap().lock_waits, 0);
 
     // So do pages without session state, and their summary has no section for it.
-    let s = run(&scenario(&text, &["classes[0].enable_session_state=false"]));
+    let s = run(&load_text(
+        &text,
+        &["classes[0].enable_session_state=false"],
+    ));
     assert!((s.latency_ms.all.max - 100.0).abs() < 1.0);
     assert!(s.session_state.is_none());
 }
@@ -107,7 +104,7 @@ handler = "sync"
 steps = [ { wait = "100ms" } ]
 enable_session_state = "read_only"
 "#;
-    let s = run(&scenario(text, &[]));
+    let s = run(&load_text(text, &[]));
     let read = &s.latency_ms.classes["read"];
     // The three readers wait for the writer (polls at 1.51 s), then run together.
     assert_eq!(read.count, 3);
@@ -126,9 +123,9 @@ fn sessions_are_independent() {
 bursts = [ { at = "1s", count = 40 } ]"#,
         "true",
     );
-    let one = run(&scenario(&text, &[]));
-    let many = run(&scenario(&text, &["session_state.sessions=20"]));
-    let all = run(&scenario(&text, &["session_state.sessions=100000"]));
+    let one = run(&load_text(&text, &[]));
+    let many = run(&load_text(&text, &["session_state.sessions=20"]));
+    let all = run(&load_text(&text, &["session_state.sessions=100000"]));
     let w = |s: &w3sim::Summary| s.session_state.as_ref().unwrap().lock_waits;
     assert_eq!(w(&one), 39, "one session: all but the first wait");
     assert!(w(&many) >= 20 && w(&many) < 39, "{}", w(&many));
@@ -142,7 +139,7 @@ bursts = [ { at = "1s", count = 40 } ]"#,
 fn the_per_session_queue_limit_refuses_requests_past_it_and_its_default_never_does() {
     // An F5 storm: 15 requests a second on one session that can serve at most 10.
     let text = one_session("", r#"rate = "15/s""#, "true");
-    let storm = scenario(&text, &["duration=60s"]);
+    let storm = load_text(&text, &["duration=60s"]);
     let s = run(&storm);
     assert_eq!(outcome(&s, "500_session_queue_limit"), 0);
     let ss = s.session_state.as_ref().unwrap();
@@ -151,7 +148,7 @@ fn the_per_session_queue_limit_refuses_requests_past_it_and_its_default_never_do
         "no limit: the pollers pile up ({ss:?})"
     );
     // An app targeting .NET 4.7+: the 51st poller is refused with a 500.
-    let s = run(&scenario(
+    let s = run(&load_text(
         &text,
         &[
             "duration=60s",
@@ -202,7 +199,7 @@ handler = "sync"
 steps = [ { wait = "100ms" } ]
 enable_session_state = true
 "#;
-    let s = run(&scenario(text, &[]));
+    let s = run(&load_text(text, &[]));
     let short = &s.latency_ms.classes["short"];
     assert!((short.max - 600.0).abs() < 1.0, "{short:?}");
     let ss = s.session_state.as_ref().unwrap();
@@ -212,7 +209,7 @@ enable_session_state = true
     // has no such timeout while a request polls): with a 1 s timeout and a lock younger
     // than that at each try, an F5 storm's pollers all end OK, however long they wait.
     let storm = one_session("", r#"rate = "15/s""#, "true");
-    let s = run(&scenario(
+    let s = run(&load_text(
         &storm,
         &["duration=40s", "aspnet.execution_timeout=1s"],
     ));
@@ -240,8 +237,8 @@ handler = "sync"
 steps = [ { cpu = "1ms" }, { wait = "exp(100ms)" } ]
 enable_session_state = true
 "#;
-    let single = run(&scenario(text, &[]));
-    let farm = run(&scenario(
+    let single = run(&load_text(text, &[]));
+    let farm = run(&load_text(
         text,
         &[
             "farm.servers=[{ name = \"web\", count = 1 }]",
@@ -268,7 +265,7 @@ enable_session_state = true
     );
 
     // Probes of the session page under a heavy session load: they never wait for a lock.
-    let probed = run(&scenario(
+    let probed = run(&load_text(
         &text.replace("users = 40", "users = 200"),
         &[
             "farm.servers=[{ name = \"web\", count = 2 }]",
@@ -318,7 +315,7 @@ name = "blocker"
 handler = "sync"
 steps = [ { wait = "2s" } ]
 "#;
-    let s = run(&scenario(text, &[]));
+    let s = run(&load_text(text, &[]));
     let page = &s.latency_ms.classes["page"];
     assert_eq!(page.count, 2);
     // The second page (0.95 s) polls at 1.45 s; its callback runs when a blocker frees

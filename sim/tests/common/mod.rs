@@ -23,6 +23,12 @@ pub fn load(rel: &str, overrides: &[&str]) -> Scenario {
     load_file(&experiment(rel), &o).unwrap_or_else(|e| panic!("{rel} does not load:\n{e}"))
 }
 
+/// Loads scenario text with `--set` overrides; panics with the diagnostics if it is invalid.
+pub fn load_text(text: &str, overrides: &[&str]) -> Scenario {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    w3sim::scenario::load::load_str("test.toml", text, &o).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Runs a scenario and returns its summary; an invariant violation fails the test.
 pub fn run(scn: &Scenario) -> Summary {
     run_faulty(scn, Faults::default())
