@@ -1049,4 +1049,18 @@ fn a_farms_perfmon_export_holds_every_servers_counters() {
         real.counters.len(),
         per_server.columns.len() - 1 + 4 * (web1.columns.len() - 1)
     );
+    // `compare` reads a capture of several servers the same way: each server's counters
+    // against its own, by machine name; the farm's own export matches itself exactly.
+    let sim = viz::cli::run_series(&dir).unwrap();
+    let errs = perfmon::compare(&sim, &real);
+    assert_eq!(errs.len(), real.counters.len());
+    assert!(errs.iter().all(|e| e.max_abs_error < 1e-9));
+    let cpu2 = errs
+        .iter()
+        .find(|e| e.real_path.contains("\\\\web2\\Processor(_Total)"))
+        .unwrap();
+    assert_eq!(
+        cpu2.counter,
+        "\\\\web2\\Processor(_Total)\\% Processor Time"
+    );
 }

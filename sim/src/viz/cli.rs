@@ -208,10 +208,10 @@ pub fn cmd_report(a: &ReportArgs) -> ExitCode {
     }
 }
 
-/// Writes `DIR/timeseries.csv` as a perfmon CSV (default `DIR/perfmon.csv`); what
-/// `w3sim run --perfmon-csv` calls after the run.
-pub fn export_perfmon(dir: &Path, out: Option<&Path>, base: &str) -> Result<PathBuf, String> {
-    let base = perfmon::parse_base(base)?;
+/// A run directory's time series; for a farm, with every server's own columns after the
+/// farm's, each under its name as perfmon's machine (`\\\\web1\\Processor(_Total)\\…`),
+/// as a capture of several servers has them.
+pub fn run_series(dir: &Path) -> Result<crate::output::MemorySink, String> {
     let mut ts = read_timeseries(&dir.join("timeseries.csv"))?;
     // A farm: every server's own counters too, under its name as perfmon's machine
     // (`\\web1\Processor(_Total)\% Processor Time`), as a capture of several servers.
@@ -245,6 +245,14 @@ pub fn export_perfmon(dir: &Path, out: Option<&Path>, base: &str) -> Result<Path
             }
         }
     }
+    Ok(ts)
+}
+
+/// Writes `DIR/timeseries.csv` as a perfmon CSV (default `DIR/perfmon.csv`); what
+/// `w3sim run --perfmon-csv` calls after the run.
+pub fn export_perfmon(dir: &Path, out: Option<&Path>, base: &str) -> Result<PathBuf, String> {
+    let base = perfmon::parse_base(base)?;
+    let ts = run_series(dir)?;
     let path = out.map_or_else(|| dir.join("perfmon.csv"), Path::to_path_buf);
     crate::output::write_atomic(&path, &perfmon::to_perfmon_csv(&ts, base))
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -262,7 +270,7 @@ pub fn cmd_export_perfmon(a: &ExportPerfmonArgs) -> ExitCode {
 }
 
 pub fn cmd_compare(a: &CompareArgs) -> ExitCode {
-    let sim = match read_timeseries(&a.run.join("timeseries.csv")) {
+    let sim = match run_series(&a.run) {
         Ok(s) => s,
         Err(e) => return bad(e),
     };

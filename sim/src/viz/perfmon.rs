@@ -57,6 +57,15 @@ pub fn split_counter(name: &str) -> Option<(String, Option<String>, String)> {
     Some((object, instance, counter.to_string()))
 }
 
+/// The machine of a counter path written `\\HOST\…`, if any.
+pub fn machine_of(name: &str) -> Option<&str> {
+    name.trim()
+        .trim_matches('"')
+        .strip_prefix("\\\\")
+        .and_then(|rest| rest.split_once('\\'))
+        .map(|(host, _)| host)
+}
+
 /// The key counters are matched by: `object\counter`, lower case.
 pub fn match_key(name: &str) -> Option<String> {
     let (o, _, c) = split_counter(name)?;
@@ -365,11 +374,17 @@ pub fn compare(sim: &MemorySink, real: &PerfmonCsv) -> Vec<CounterError> {
         .map(|(k, r)| t_idx.map_or(k as f64, |i| r[i]))
         .collect();
     let t0 = sim_t.first().copied().unwrap_or(0.0);
+    // A column of one server of a farm (`\\web1\…`) matches that machine's counter of a
+    // capture of several servers; the others match by `Object\Counter` alone.
     let mut by_key: BTreeMap<String, usize> = BTreeMap::new();
     for (i, c) in sim.columns.iter().enumerate() {
         if Some(i) != t_idx
             && let Some(k) = match_key(c)
         {
+            let k = match machine_of(c) {
+                Some(m) => format!("{}|{k}", m.to_lowercase()),
+                None => k,
+            };
             by_key.entry(k).or_insert(i);
         }
     }
@@ -377,7 +392,11 @@ pub fn compare(sim: &MemorySink, real: &PerfmonCsv) -> Vec<CounterError> {
     let mut seen = std::collections::BTreeSet::new();
     for (ci, path) in real.counters.iter().enumerate() {
         let Some(key) = match_key(path) else { continue };
-        let Some(&si) = by_key.get(&key) else {
+        let machine_key = machine_of(path).map(|m| format!("{}|{key}", m.to_lowercase()));
+        let Some((key, &si)) = machine_key
+            .and_then(|k| by_key.get(&k).map(|si| (k, si)))
+            .or_else(|| by_key.get(&key).map(|si| (key, si)))
+        else {
             continue;
         };
         if !seen.insert(key) {
