@@ -7,22 +7,22 @@ mod common;
 
 use common::*;
 
-/// One sync page of `ms` milliseconds of waiting, every request in session 0.
-fn one_session(extra: &str, rate_line: &str, access: &str) -> String {
+/// A sync page of 100 ms of waiting that writes the session, every request in one
+/// session; `load` is the `[load]` table's body.
+fn one_session(load: &str) -> String {
     format!(
         r#"
 name = "one-session"
 duration = "10s"
 [load]
-{rate_line}
+{load}
 [session_state]
 sessions = 1
 [[classes]]
 name = "page"
 handler = "sync"
 steps = [ {{ wait = "100ms" }} ]
-enable_session_state = {access}
-{extra}
+enable_session_state = true
 "#
     )
 }
@@ -32,10 +32,8 @@ fn the_second_request_of_a_session_waits_for_the_poll_after_the_first_is_done() 
     // Two requests at 1 s: the first holds the lock until 1.1 s; the second gave its
     // thread back and polls at 1.5 s: it ends at 1.6 s, 600 ms after it arrived.
     let text = one_session(
-        "",
         r#"rate = "0/s"
 bursts = [ { at = "1s", count = 2 } ]"#,
-        "true",
     );
     let s = run(&load_text(&text, &[]));
     assert_eq!(s.requests.completed, 2);
@@ -118,10 +116,8 @@ fn sessions_are_independent() {
     // 20 sessions, 40 requests at once: at most 20 run at a time, none waits on a
     // session another holds unless it drew the same one.
     let text = one_session(
-        "",
         r#"rate = "0/s"
 bursts = [ { at = "1s", count = 40 } ]"#,
-        "true",
     );
     let one = run(&load_text(&text, &[]));
     let many = run(&load_text(&text, &["session_state.sessions=20"]));
@@ -138,7 +134,7 @@ bursts = [ { at = "1s", count = 40 } ]"#,
 #[test]
 fn the_per_session_queue_limit_refuses_requests_past_it_and_its_default_never_does() {
     // An F5 storm: 15 requests a second on one session that can serve at most 10.
-    let text = one_session("", r#"rate = "15/s""#, "true");
+    let text = one_session(r#"rate = "15/s""#);
     let storm = load_text(&text, &["duration=60s"]);
     let s = run(&storm);
     assert_eq!(outcome(&s, "500_session_queue_limit"), 0);
@@ -208,7 +204,7 @@ enable_session_state = true
     // A request that polls longer than executionTimeout is not ended for it (the module
     // has no such timeout while a request polls): with a 1 s timeout and a lock younger
     // than that at each try, an F5 storm's pollers all end OK, however long they wait.
-    let storm = one_session("", r#"rate = "15/s""#, "true");
+    let storm = one_session(r#"rate = "15/s""#);
     let s = run(&load_text(
         &storm,
         &["duration=40s", "aspnet.execution_timeout=1s"],
