@@ -26,7 +26,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-REPO = Path(__file__).resolve().parent.parent
+# The repository checkout: its experiments/, its target/ and the working directory of every
+# run. $W3SIM_REPO points copies of the notebooks kept elsewhere (a workshop folder) at it.
+REPO = Path(os.environ.get("W3SIM_REPO") or Path(__file__).resolve().parent.parent)
 EXPERIMENTS = REPO / "experiments"
 
 _binary: Path | None = None
