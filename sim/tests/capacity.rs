@@ -507,3 +507,49 @@ fn lowest_finds_the_fewest_servers_on_either_side_of_the_bracket() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
 }
+
+/// An audit found SLOs that can never decide anything accepted (then a search that
+/// never ends, or an answer from nothing): a share of requests outside 0–100 %, a
+/// negative latency or rate, a share below 0.
+#[test]
+fn slos_that_cannot_decide_anything_are_refused() {
+    for (slo, says) in [
+        ("503_rate<200%", "from 0 to 100 %"),
+        ("failure_rate<=150%", "from 0 to 100 %"),
+        ("503_rate<-1%", "from 0 to 100 %"),
+        ("503_rate<0%", "write \"503_rate<=0%\""),
+        ("p99<-5ms", "never negative"),
+        ("throughput>-1/s", "never negative"),
+    ] {
+        let e = Slo::parse(slo).unwrap_err();
+        assert!(e.contains(says), "{slo}: {e}");
+    }
+    for ok in ["503_rate<=0%", "failure_rate<100%", "503_rate<0.001", "p99<0.5s"] {
+        assert!(Slo::parse(ok).is_ok(), "{ok}");
+    }
+}
+
+/// An audit's search doubled the load for hours: `p99<10s` holds at any load, since the
+/// served requests' p99 stays bounded while the rest are refused. Once requests fail at
+/// two passing values in a row and no SLO moved towards its threshold, the search stops
+/// and says why; below capacity a slowly creeping p99 does not stop it.
+#[test]
+fn an_slo_that_never_fails_at_high_loads_does_not_double_forever() {
+    let mut cfg = config(
+        "queue-full-burst.toml",
+        &["load.schedule=[]", "duration=\"20s\""],
+        &["p99<60s"],
+    );
+    cfg.lo = Some("100/s".into());
+    cfg.hi = Some("200/s".into());
+    let r = run_search(&cfg);
+    let note = r.note.as_deref().expect("a note");
+    assert!(
+        note.contains("stopped moving towards their thresholds") && note.contains("503_rate<"),
+        "{note}"
+    );
+    // It went past the processors' capacity (~1000/s) before giving up, not earlier.
+    let highest = r.evaluations.iter().map(|e| e.value).fold(0.0, f64::max);
+    assert!(highest >= 1600.0, "stopped at {highest}");
+    assert!(r.evaluations.len() <= 12, "{} evaluations", r.evaluations.len());
+}

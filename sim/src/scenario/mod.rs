@@ -18,6 +18,11 @@ use self::units::{CountDist, Duration, DurationDist, Rate, Size, SizeDist};
 
 /// The most kernel delayed worker threads of each kind (`afd.max_dynamic_workers`,
 /// `afd.additional_delayed_worker_threads`) a scenario may ask for.
+/// The most closed-loop users (each has a think-time timer from the start): the largest
+/// burst `load.bursts` accepts.
+pub const MAX_USERS: u32 = 10_000_000;
+/// The most tiered-compilation promotion work items (`thread_pool.tiering_promotions`).
+pub const MAX_TIERING_PROMOTIONS: u32 = 64;
 pub const MAX_DELAYED_WORKERS: u32 = 4096;
 /// The most RSS receive queues (`nic.number_of_receive_queues`): an RSS indirection table has at most
 /// 128 entries.
@@ -1741,6 +1746,24 @@ impl Scenario {
             bad(
                 "load.users".into(),
                 "a closed-loop load needs at least 1 user".into(),
+            );
+        }
+        // Each user is simulated (a think-time timer from the start), so this sizes the
+        // run's memory; the same bound as the largest burst.
+        if l.users > MAX_USERS {
+            bad(
+                "load.users".into(),
+                format!("w3sim accepts 1–{MAX_USERS} users, got {}", l.users),
+            );
+        }
+        if self.thread_pool.tiering_promotions > MAX_TIERING_PROMOTIONS {
+            bad(
+                "thread_pool.tiering_promotions".into(),
+                format!(
+                    "w3sim accepts 0–{MAX_TIERING_PROMOTIONS} work items (each is simulated; the \
+                     reference captures show 2), got {}",
+                    self.thread_pool.tiering_promotions
+                ),
             );
         }
         if self.cpu.logical_processors == 0 || self.cpu.logical_processors > 4096 {

@@ -138,6 +138,25 @@ impl Slo {
                 ));
             }
         };
+        if fraction && !(0.0..=1.0).contains(&threshold) {
+            return Err(format!(
+                "SLO \"{s}\": `{metric}` is a fraction of requests, from 0 to 100 %: a threshold of {} can never decide anything",
+                q.value
+            ));
+        }
+        let non_negative = fraction || in_ms || q.unit == "/s" || metric == "throughput";
+        if non_negative && threshold < 0.0 {
+            return Err(format!(
+                "SLO \"{s}\": `{metric}` is never negative: a threshold below 0 can never decide anything"
+            ));
+        }
+        if non_negative && threshold == 0.0 && op == Op::Lt {
+            return Err(format!(
+                "SLO \"{s}\": `{metric}` is never below 0, so this SLO always fails: write \"{}<=0{}\" for none at all",
+                s[..i].trim(),
+                q.unit
+            ));
+        }
         Ok(Slo {
             text: s.trim().to_string(),
             metric,
@@ -521,6 +540,56 @@ impl Search<'_> {
         })
     }
 
+    /// Whether doubling above the passing evaluation `p` can still find an upper edge:
+    /// `None` while the system is not yet refusing or failing requests (1 % or more of
+    /// them at `p` and at the passing value below it) or some SLO's mean moved towards
+    /// its threshold between the two by at least 1 % of the distance it had left;
+    /// otherwise what to tell the user (past its capacity and no SLO approaching:
+    /// nothing bounds the setting).
+    fn unbounded(&self, p: usize) -> Option<String> {
+        let e = &self.evals[p];
+        let prev = self
+            .evals
+            .iter()
+            .filter(|q| q.pass && q.value < e.value)
+            .max_by(|a, b| a.value.total_cmp(&b.value))?;
+        // Only once the system is past its capacity (it fails requests at both values):
+        // below it a latency creeps up slowly before it jumps.
+        let overloaded = |q: &Evaluation| q.means.get("failure_rate").is_some_and(|&f| f >= 0.01);
+        if !overloaded(prev) || !overloaded(e) {
+            return None;
+        }
+        let mut moves = Vec::new();
+        for (k, slo) in self.cfg.slos.iter().enumerate() {
+            let (m0, m1) = (prev.slos[k].mean, e.slos[k].mean);
+            if !m0.is_finite() || !m1.is_finite() {
+                return None;
+            }
+            let toward = if matches!(slo.op, Op::Lt | Op::Le) {
+                m1 - m0
+            } else {
+                m0 - m1
+            };
+            if toward >= 0.01 * (slo.threshold - m0).abs() {
+                return None;
+            }
+            moves.push(format!(
+                "{}: {} at {}, {} at {}",
+                slo.text,
+                slo.show(m0),
+                prev.setting,
+                slo.show(m1),
+                e.setting
+            ));
+        }
+        Some(format!(
+            "the SLOs hold up to at least {} although requests fail there, and stopped moving towards their thresholds ({}): nothing bounds {} from above, so no upper edge was searched; an SLO that fails at high values (503_rate<…, failure_rate<…) would bound it",
+            e.setting,
+            moves.join("; "),
+            self.cfg.vary
+        ))
+    }
+
     /// Index of the highest (or lowest) passing value tried.
     fn passing_end(&self, highest: bool) -> Option<usize> {
         let it = self.evals.iter().enumerate().filter(|(_, e)| e.pass);
@@ -871,6 +940,14 @@ pub fn search(
                 s.evals[p].setting
             ));
             break;
+        }
+        if vp >= hi {
+            if let Some(m) = s.unbounded(p) {
+                // Doubling on would cost more each time and never fail (a p99 of the
+                // requests served stays bounded while the rest are refused, say).
+                note = Some(m);
+                break;
+            }
         }
         if hi > vp && !s.evaluated(hi) {
             s.eval(hi)?;
