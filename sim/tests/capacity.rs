@@ -524,7 +524,12 @@ fn slos_that_cannot_decide_anything_are_refused() {
         let e = Slo::parse(slo).unwrap_err();
         assert!(e.contains(says), "{slo}: {e}");
     }
-    for ok in ["503_rate<=0%", "failure_rate<100%", "503_rate<0.001", "p99<0.5s"] {
+    for ok in [
+        "503_rate<=0%",
+        "failure_rate<100%",
+        "503_rate<0.001",
+        "p99<0.5s",
+    ] {
         assert!(Slo::parse(ok).is_ok(), "{ok}");
     }
 }
@@ -551,5 +556,9 @@ fn an_slo_that_never_fails_at_high_loads_does_not_double_forever() {
     // It went past the processors' capacity (~1000/s) before giving up, not earlier.
     let highest = r.evaluations.iter().map(|e| e.value).fold(0.0, f64::max);
     assert!(highest >= 1600.0, "stopped at {highest}");
-    assert!(r.evaluations.len() <= 12, "{} evaluations", r.evaluations.len());
+    assert!(
+        r.evaluations.len() <= 12,
+        "{} evaluations",
+        r.evaluations.len()
+    );
 }

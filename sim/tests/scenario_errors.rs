@@ -856,3 +856,44 @@ fn warmup_has_its_own_flag() {
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["measured"]["from_s"], 1.0);
 }
+
+/// Settings that size what is simulated are bounded where the bound is named, not by
+/// what the machine can allocate: an audit's `tiering_promotions = 4294967295` aborted
+/// the run on a 34 GB allocation, and four billion closed-loop users took 6.4 GB.
+#[test]
+fn settings_that_size_the_run_are_bounded_with_a_message() {
+    let base = "[load]\nrate = \"100/s\"\n";
+    for (sets, key, says) in [
+        (
+            vec![
+                "thread_pool.tiered_compilation=true",
+                "thread_pool.tiering_promotions=4294967295",
+            ],
+            "thread_pool.tiering_promotions",
+            "0–64",
+        ),
+        (
+            vec!["load.mode=\"closed\"", "load.users=4294967295"],
+            "load.users",
+            "1–10000000 users",
+        ),
+    ] {
+        let sets: Vec<String> = sets.into_iter().map(String::from).collect();
+        let err = load_str("s.toml", base, &sets).unwrap_err();
+        let d = err
+            .diagnostics
+            .iter()
+            .find(|d| d.key == key)
+            .unwrap_or_else(|| panic!("no error on {key}: {err}"));
+        assert!(d.message.contains(says), "{key}: {}", d.message);
+    }
+    let ok: Vec<String> = [
+        "thread_pool.tiering_promotions=64",
+        "load.mode=\"closed\"",
+        "load.users=1000",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert!(load_str("s.toml", base, &ok).is_ok());
+}
