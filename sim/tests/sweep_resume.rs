@@ -306,3 +306,59 @@ fn a_merge_of_conflicting_inputs_is_bad_input() {
     );
     assert!(!out.join("runs.csv").exists());
 }
+
+/// An audit edited a stopped sweep's files before resuming it. A cell that is not a
+/// number was taken for a finished run (its point then averaged fewer values than its
+/// replication count said): the run is now done again, and the resumed files are those
+/// of an uninterrupted sweep. A renamed derived column, or a missing sweep.json (then
+/// nothing says the runs come from this sweep file), is refused with exit 2.
+#[test]
+fn a_resumed_sweep_does_not_trust_edited_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = sweep_file(tmp.path(), "s.sweep.toml", 7);
+    let full = tmp.path().join("full");
+    ok(&sweep_args(&file, &full, &[]));
+    let text = String::from_utf8(bytes(&full.join("runs.csv"))).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let col = header.iter().position(|h| *h == "503_rate").unwrap();
+
+    // A cell that is not a number: run again.
+    let dir = tmp.path().join("abc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut edited: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let mut cells: Vec<String> = edited[2].split(',').map(str::to_string).collect();
+    cells[col] = "abc".into();
+    edited[2] = cells.join(",");
+    std::fs::write(dir.join("runs.csv"), edited.join("\n") + "\n").unwrap();
+    std::fs::copy(full.join("sweep.json"), dir.join("sweep.json")).unwrap();
+    ok(&sweep_args(&file, &dir, &["--resume"]));
+    for f in ["runs.csv", "points.csv", "sweep.json"] {
+        assert!(
+            bytes(&dir.join(f)) == bytes(&full.join(f)),
+            "{f} differs after resuming a runs.csv with a cell `abc`"
+        );
+    }
+
+    // A renamed derived column: refused, runs.csv untouched.
+    let dir = tmp.path().join("renamed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let renamed = text.replacen("503_rate", "503_rat", 1);
+    std::fs::write(dir.join("runs.csv"), &renamed).unwrap();
+    std::fs::copy(full.join("sweep.json"), dir.join("sweep.json")).unwrap();
+    refused(
+        &sweep_args(&file, &dir, &["--resume"]),
+        &["no `503_rate` column", "edited"],
+    );
+    assert_eq!(bytes(&dir.join("runs.csv")), renamed.as_bytes());
+
+    // No sweep.json: refused.
+    let dir = tmp.path().join("nojson");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("runs.csv"), &text).unwrap();
+    refused(
+        &sweep_args(&file, &dir, &["--resume"]),
+        &["sweep.json", "is missing"],
+    );
+    assert_eq!(bytes(&dir.join("runs.csv")), text.as_bytes());
+}

@@ -339,8 +339,18 @@ pub fn read_runs(path: &Path, m: &Manifest) -> Result<Records, SweepError> {
         )));
     }
     let nf = fixed.len();
+    // The derived metrics are in every run's row: a header without one of them was edited.
+    let missing = (hdr.len() > nf)
+        .then(|| super::metrics::derived_names().find(|d| !hdr[nf..].iter().any(|h| h == d)))
+        .flatten();
+    if let Some(missing) = missing {
+        return Err(SweepError::BadInput(format!(
+            "{}: its header has no `{missing}` column, which every run writes: was the file edited? Restore it, or use a new --out",
+            path.display()
+        )));
+    }
     let mut out = Records::new();
-    for rec in rd.records() {
+    'rows: for rec in rd.records() {
         let Ok(rec) = rec else { continue };
         if rec.len() != hdr.len() {
             continue;
@@ -361,8 +371,14 @@ pub fn read_runs(path: &Path, m: &Manifest) -> Result<Records, SweepError> {
         let warmup_s = rec[nf - 1].parse::<f64>().unwrap_or(f64::NAN);
         let mut metrics = BTreeMap::new();
         for (i, name) in hdr.iter().enumerate().skip(nf) {
-            if let Ok(x) = rec[i].parse::<f64>() {
-                metrics.insert(name.clone(), x);
+            match rec[i].parse::<f64>() {
+                Ok(x) => {
+                    metrics.insert(name.clone(), x);
+                }
+                // An empty cell is a metric this run does not have; anything else that
+                // is not a number was not written by w3sim: the run is done again.
+                Err(_) if !rec[i].is_empty() => continue 'rows,
+                Err(_) => {}
             }
         }
         out.insert(
@@ -664,6 +680,15 @@ pub fn run_sweep(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<SweepSt
         None
     };
     let existing = if opts.resume && runs_path.exists() {
+        if holds_runs && !json_path.exists() {
+            // It is written before the first run starts: without it nothing says that
+            // these runs come from this sweep (the file may have been edited since).
+            return Err(SweepError::BadInput(format!(
+                "{} holds runs but {} is missing, so w3sim cannot tell whether they come from this sweep: restore it, or use a new --out",
+                runs_path.display(),
+                json_path.display()
+            )));
+        }
         if let Ok(old) = std::fs::read_to_string(&json_path) {
             // A complete sweep's sweep.json also holds its precision results.
             let same = serde_json::from_str::<Manifest>(&old)
