@@ -795,19 +795,16 @@ pub fn read_events(dir: &Path) -> Result<Vec<Event>, String> {
 
 /// Runs the detector over an existing `timeseries.csv`.
 pub fn detect_file(path: &Path, limits: Limits) -> Result<Vec<Incident>, String> {
-    let (mut r, headers) = crate::output::open_timeseries(path)?;
+    let (_, headers) = crate::output::open_timeseries(path)?;
     let names: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut d = Detector::standalone(limits);
     d.columns(&names).map_err(|e| e.to_string())?;
     let mut row = Vec::with_capacity(names.len());
-    let mut cells = Vec::with_capacity(names.len());
-    for rec in r.records() {
-        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        crate::output::timeseries_row(path, &headers, &rec, &mut cells)?;
+    crate::output::read_timeseries_rows(path, |cells| {
         row.clear();
         row.extend(cells.iter().map(|c| c.unwrap_or(0.0)));
-        d.row(&row).map_err(|e| e.to_string())?;
-    }
+        d.row(&row).map_err(|e| e.to_string())
+    })?;
     Ok(d.finish_incidents())
 }
 

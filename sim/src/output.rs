@@ -133,6 +133,54 @@ pub fn open_timeseries(path: &Path) -> Result<(csv::Reader<File>, Vec<String>), 
     }
 }
 
+/// Reads a time series, calling `row` with each row's numbers (an empty cell is `None`);
+/// returns the columns. Refuses what w3sim never writes, naming the file and the line: a
+/// file with no rows, a cell that is not a finite number, a `time_s` that does not
+/// increase.
+pub fn read_timeseries_rows(
+    path: &Path,
+    mut row: impl FnMut(&[Option<f64>]) -> Result<(), String>,
+) -> Result<Vec<String>, String> {
+    let (mut r, headers) = open_timeseries(path)?;
+    let mut cells = Vec::with_capacity(headers.len());
+    let mut last: Option<f64> = None;
+    for rec in r.records() {
+        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        timeseries_row(path, &headers, &rec, &mut cells)?;
+        let line = rec.position().map_or(0, |p| p.line());
+        if let Some(k) = cells.iter().position(|c| c.is_some_and(|v| !v.is_finite())) {
+            return Err(format!(
+                "{}:{line}: column {} (`{}`): not a finite number",
+                path.display(),
+                k + 1,
+                headers.get(k).map_or("?", String::as_str)
+            ));
+        }
+        let t = cells.first().copied().flatten();
+        match (last, t) {
+            (_, None) => {
+                return Err(format!("{}:{line}: `time_s` is empty", path.display()));
+            }
+            (Some(prev), Some(t)) if t <= prev => {
+                return Err(format!(
+                    "{}:{line}: `time_s` {t} does not come after {prev}: the rows are out of order or repeated",
+                    path.display()
+                ));
+            }
+            _ => {}
+        }
+        last = t;
+        row(&cells)?;
+    }
+    if last.is_none() {
+        return Err(format!(
+            "{}: no samples (a header and no rows): was the run stopped before its first sample?",
+            path.display()
+        ));
+    }
+    Ok(headers)
+}
+
 /// The numbers of one row of a time series (`line` is the row's line in the file): an
 /// empty cell (a counter with nothing to report) is `None`; anything else that is not a
 /// number is an error naming the file, the line and the column.

@@ -299,6 +299,41 @@ fn explain_on_a_run_directory_matches_the_streaming_detector_and_reads_events() 
     assert!(v[pos(&v, "thread_pool_starvation")].headline);
 }
 
+/// What w3sim never writes is refused with the file and the line, not explained: an
+/// audit's header-only timeseries.csv was "No incident: every request succeeded", and
+/// NaN, infinite or out-of-order samples went through `explain`, `plot` and `report`.
+#[test]
+fn a_time_series_w3sim_never_writes_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let scn = load("thread-injection-burst.toml", &["duration=\"5s\""]);
+    run_dir(&scn, &dir);
+    let ts = dir.join("timeseries.csv");
+    let text = std::fs::read_to_string(&ts).unwrap();
+    let header = text.lines().next().unwrap().to_string();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    let mut swapped = vec![header.clone(), rows[1].to_string(), rows[0].to_string()];
+    swapped.extend(rows[2..].iter().map(|r| r.to_string()));
+    let with_nan = {
+        let mut cells: Vec<String> = rows[0].split(',').map(str::to_string).collect();
+        cells[3] = "NaN".into();
+        format!("{header}\n{}\n", cells.join(","))
+    };
+    for (content, says) in [
+        (format!("{header}\n"), "no samples"),
+        (swapped.join("\n") + "\n", "does not come after"),
+        (with_nan, "not a finite number"),
+    ] {
+        std::fs::write(&ts, &content).unwrap();
+        let e = incidents::detect_run_dir(&dir).unwrap_err();
+        assert!(e.contains(says) && e.contains("timeseries.csv"), "{e}");
+        let e = w3sim::viz::read_timeseries(&ts).unwrap_err();
+        assert!(e.contains(says), "{e}");
+    }
+    std::fs::write(&ts, &text).unwrap();
+    assert!(incidents::detect_run_dir(&dir).is_ok());
+}
+
 /// A constructed time series: a long GC pause fills ASP.NET to requestQueueLimit,
 /// which answers 503 Server Too Busy; everything clears; later the processors saturate.
 #[test]

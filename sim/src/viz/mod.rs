@@ -100,14 +100,11 @@ pub fn dir_kind(dir: &Path) -> Result<DirKind, String> {
 /// Reads a `timeseries.csv` into memory (one row per sample interval); empty cells read
 /// as NaN, anything else that is not a number is an error.
 pub fn read_timeseries(path: &Path) -> Result<MemorySink, String> {
-    let (mut r, columns) = crate::output::open_timeseries(path)?;
     let mut rows = Vec::new();
-    let mut cells = Vec::new();
-    for rec in r.records() {
-        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        crate::output::timeseries_row(path, &columns, &rec, &mut cells)?;
+    let columns = crate::output::read_timeseries_rows(path, |cells| {
         rows.push(cells.iter().map(|c| c.unwrap_or(f64::NAN)).collect());
-    }
+        Ok(())
+    })?;
     Ok(MemorySink { columns, rows })
 }
 
