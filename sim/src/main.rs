@@ -224,6 +224,41 @@ fn cmd_run(
         Err(code) => return code,
     };
     let dir = out.unwrap_or_else(|| Path::new("out").join(w3sim::output::dir_name(&scn.name)));
+    // A run may replace an earlier run's files, never a sweep's or a capacity search's.
+    if let Some(f) = ["runs.csv", "points.csv", "capacity.json"]
+        .iter()
+        .find(|f| dir.join(f).exists())
+    {
+        eprintln!(
+            "error: {} holds a sweep's or a capacity search's results ({f}): a run would mix its files with them; choose another --out",
+            dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    // An earlier farm run's servers, which this run would leave behind next to its own
+    // files (`report` and `explain` would read them as this run's).
+    let stale = dir.join("servers");
+    if stale.is_dir() {
+        let keep: Vec<String> = if scn.is_farm() {
+            scn.server_names()
+                .iter()
+                .map(|(n, _)| w3sim::output::dir_name(n))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if let Ok(entries) = std::fs::read_dir(&stale) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let p = e.path();
+                // Only what a run wrote: a directory with its summary.json.
+                if !keep.contains(&name) && p.join("summary.json").is_file() {
+                    let _ = std::fs::remove_dir_all(&p);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&stale); // only when empty
+    }
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!(
             "error: cannot create output directory {}: {e}",

@@ -776,3 +776,33 @@ fn check_gives_each_servers_share_and_load_by_weight() {
     ]);
     assert!(out.contains("    big (weight 2): 50.0 %\n"), "{out}");
 }
+
+/// A run written over an earlier farm run's directory leaves none of that farm's
+/// servers behind (which `report` and `explain` would read as its own), and a run is
+/// never written into a sweep's results (audit).
+#[test]
+fn a_run_replaces_an_earlier_farms_servers_and_keeps_out_of_a_sweeps_results() {
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let w3sim = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_w3sim"))
+            .args(args)
+            .output()
+            .expect("w3sim starts")
+    };
+    let d = dir.to_str().unwrap();
+    let farm = experiment("farm-weights.toml");
+    let o = w3sim(&["run", farm.to_str().unwrap(), "--duration", "20s", "--out", d, "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dir.join("servers").join("big").join("summary.json").is_file());
+    let one = experiment("queue-full-burst.toml");
+    let o = w3sim(&["run", one.to_str().unwrap(), "--duration", "20s", "--out", d, "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dir.join("servers").exists(), "the farm's servers were left behind");
+
+    std::fs::write(dir.join("runs.csv"), "point,replication\n").unwrap();
+    let o = w3sim(&["run", one.to_str().unwrap(), "--duration", "20s", "--out", d, "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("holds a sweep's"));
+}
