@@ -793,16 +793,48 @@ fn a_run_replaces_an_earlier_farms_servers_and_keeps_out_of_a_sweeps_results() {
     };
     let d = dir.to_str().unwrap();
     let farm = experiment("farm-weights.toml");
-    let o = w3sim(&["run", farm.to_str().unwrap(), "--duration", "20s", "--out", d, "-q"]);
+    let o = w3sim(&[
+        "run",
+        farm.to_str().unwrap(),
+        "--duration",
+        "20s",
+        "--out",
+        d,
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(dir.join("servers").join("big").join("summary.json").is_file());
+    assert!(
+        dir.join("servers")
+            .join("big")
+            .join("summary.json")
+            .is_file()
+    );
     let one = experiment("queue-full-burst.toml");
-    let o = w3sim(&["run", one.to_str().unwrap(), "--duration", "20s", "--out", d, "-q"]);
+    let o = w3sim(&[
+        "run",
+        one.to_str().unwrap(),
+        "--duration",
+        "20s",
+        "--out",
+        d,
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(!dir.join("servers").exists(), "the farm's servers were left behind");
+    assert!(
+        !dir.join("servers").exists(),
+        "the farm's servers were left behind"
+    );
 
     std::fs::write(dir.join("runs.csv"), "point,replication\n").unwrap();
-    let o = w3sim(&["run", one.to_str().unwrap(), "--duration", "20s", "--out", d, "-q"]);
+    let o = w3sim(&[
+        "run",
+        one.to_str().unwrap(),
+        "--duration",
+        "20s",
+        "--out",
+        d,
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("holds a sweep's"));
 }

@@ -1143,6 +1143,20 @@ fn validated(d: Dist, text: &str, kind: UnitKind) -> Result<Dist, UnitError> {
         };
         UnitError(format!("invalid distribution \"{text}\": {e}{note}"))
     })?;
+    // A time drawn from it must fit the clock (as a duration setting must): a mean or a
+    // spread beyond about 584 years is a typo, not a scenario.
+    if kind == UnitKind::Duration {
+        let spread = match d {
+            Dist::Uniform { hi, .. } => hi,
+            Dist::Lognormal { sd, .. } | Dist::Normal { sd, .. } => sd,
+            _ => 0.0,
+        };
+        if d.mean().max(spread) > u64::MAX as f64 {
+            return Err(UnitError(format!(
+                "invalid distribution \"{text}\": its times are too long (the maximum is 213503d, about 584 years)"
+            )));
+        }
+    }
     Ok(d)
 }
 
@@ -1420,6 +1434,16 @@ mod tests {
             &["too long"],
         );
         has(&err_of(parse_duration("1e30s")), &["too long"]);
+        for d in [
+            "exp(1e30s)",
+            "uniform(1s, 1e30s)",
+            "normal(mean=1s, sd=1e30s)",
+            "1e30s",
+        ] {
+            let e = parse_dist(d, UnitKind::Duration).unwrap_err().0;
+            assert!(e.contains("too long"), "{d}: {e}");
+        }
+        assert!(parse_dist("exp(100d)", UnitKind::Duration).is_ok());
         has(&err_of(parse_duration("1e99999999999999s")), &["too long"]);
         has(&err_of(parse_duration("300000d")), &["too long"]);
         has(
@@ -2125,7 +2149,17 @@ mod tests {
         #[test]
         fn duration_dist_round_trip(d in any_dist(any_dur_f64().boxed())) {
             let s = format_dist(&d, UnitKind::Duration);
-            prop_assert_eq!(parse_dist(&s, UnitKind::Duration), Ok(d), "{}", s);
+            let spread = match d {
+                Dist::Uniform { hi, .. } => hi,
+                Dist::Lognormal { sd, .. } | Dist::Normal { sd, .. } => sd,
+                _ => 0.0,
+            };
+            if d.mean().max(spread) > u64::MAX as f64 {
+                // Times beyond the clock's range are refused, like such a duration.
+                prop_assert!(parse_dist(&s, UnitKind::Duration).is_err(), "{}", s);
+            } else {
+                prop_assert_eq!(parse_dist(&s, UnitKind::Duration), Ok(d), "{}", s);
+            }
         }
 
         #[test]
