@@ -693,6 +693,26 @@ fn perfmon_export_has_relog_layout_and_compares_with_itself_exactly() {
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert_well_formed_xml(&svg);
     assert!(svg.contains("perfmon (real)") && svg.contains("w3sim"));
+
+    // An audit's capture with its rows in reverse order compared one sample per counter
+    // and said nothing; a figure named .jpg got SVG inside.
+    let text = std::fs::read_to_string(&real_path).unwrap();
+    let mut rows: Vec<&str> = text.lines().collect();
+    rows[1..].reverse();
+    let reversed = tmp.path().join("reversed.csv");
+    std::fs::write(&reversed, rows.join("\r\n") + "\r\n").unwrap();
+    let e = perfmon::read_perfmon_csv(&reversed).unwrap_err();
+    assert!(e.contains("row 3") && e.contains("time order"), "{e}");
+    let (code, _, err) = w3sim_exit(&[
+        "compare",
+        dir.to_str().unwrap(),
+        real_path.to_str().unwrap(),
+        "--plot",
+        tmp.path().join("cmp.jpg").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(".svg or .png"), "{err}");
+    assert!(!tmp.path().join("cmp.jpg").exists());
 }
 
 /// Runs the `w3sim` binary: (exit code, stdout, stderr).

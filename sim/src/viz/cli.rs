@@ -270,6 +270,15 @@ pub fn cmd_export_perfmon(a: &ExportPerfmonArgs) -> ExitCode {
 }
 
 pub fn cmd_compare(a: &CompareArgs) -> ExitCode {
+    if let Some(p) = &a.plot {
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !ext.eq_ignore_ascii_case("svg") && !ext.eq_ignore_ascii_case("png") {
+            return bad(format!(
+                "--plot {}: the figure is written as SVG or PNG, after the file's extension: give it .svg or .png",
+                p.display()
+            ));
+        }
+    }
     let sim = match run_series(&a.run) {
         Ok(s) => s,
         Err(e) => return bad(e),

@@ -300,6 +300,20 @@ fn read_csv(path: &Path, w3sim_too: bool) -> Result<PerfmonCsv, String> {
                 }
             ));
         };
+        if let Some(&prev) = times.last() {
+            if t <= prev {
+                return Err(format!(
+                    "{}: row {}: its time comes {} the row before's: rows must be in time order, one per sample (sort the file, or export it again with relog)",
+                    path.display(),
+                    n + 2,
+                    if t == prev {
+                        "at the same time as"
+                    } else {
+                        "before"
+                    }
+                ));
+            }
+        }
         times.push(t);
         for (k, v) in values.iter_mut().enumerate() {
             let cell = rec.get(k + 1).unwrap_or("").trim();
