@@ -713,6 +713,15 @@ fn perfmon_export_has_relog_layout_and_compares_with_itself_exactly() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains(".svg or .png"), "{err}");
     assert!(!tmp.path().join("cmp.jpg").exists());
+    // Dates past 9999 (perfmon's four-digit years) and a report into a directory: bad
+    // input, exit 2.
+    let d = dir.to_str().unwrap();
+    let (code, _, err) = w3sim_exit(&["export-perfmon", d, "--base", "9999-12-31 23:59:59"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("0001–9999"), "{err}");
+    let (code, _, err) = w3sim_exit(&["report", d, "--out", d]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is a directory"), "{err}");
 }
 
 /// Runs the `w3sim` binary: (exit code, stdout, stderr).

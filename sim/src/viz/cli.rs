@@ -196,6 +196,13 @@ pub fn cmd_report(a: &ReportArgs) -> ExitCode {
     if let Err(e) = dir_kind(&a.dir) {
         return bad(e);
     }
+    if let Some(o) = a.out.as_deref().filter(|o| o.is_dir()) {
+        return bad(format!(
+            "--out {} is a directory: give the report's file name, e.g. {}",
+            o.display(),
+            o.join("report.html").display()
+        ));
+    }
     match super::report::write_report(&a.dir, a.out.as_deref(), slo.as_ref()) {
         Ok(p) => {
             println!("wrote {}", p.display());
@@ -253,6 +260,21 @@ pub fn run_series(dir: &Path) -> Result<crate::output::MemorySink, String> {
 pub fn export_perfmon(dir: &Path, out: Option<&Path>, base: &str) -> Result<PathBuf, String> {
     let base = perfmon::parse_base(base)?;
     let ts = run_series(dir)?;
+    // perfmon's timestamps have four-digit years.
+    let last = ts
+        .rows
+        .last()
+        .and_then(|r| r.first())
+        .copied()
+        .unwrap_or(0.0);
+    let limit = perfmon::parse_base("9999-12-31 23:59:59").expect("a valid date");
+    if base < perfmon::parse_base("0001-01-01 00:00:00").expect("a valid date")
+        || base + last > limit
+    {
+        return Err(format!(
+            "--base: the run's samples would be dated outside the years 0001–9999 that perfmon's timestamps hold (the run lasts {last} s)"
+        ));
+    }
     let path = out.map_or_else(|| dir.join("perfmon.csv"), Path::to_path_buf);
     crate::output::write_atomic(&path, &perfmon::to_perfmon_csv(&ts, base))
         .map_err(|e| format!("{}: {e}", path.display()))?;
