@@ -897,3 +897,42 @@ fn settings_that_size_the_run_are_bounded_with_a_message() {
     .collect();
     assert!(load_str("s.toml", base, &ok).is_ok());
 }
+
+/// An audit's misspelt list element got its hint and then a second, spurious error
+/// ("wanted exactly 1 element") from the element blanked to go on; a number where a
+/// word is expected named no accepted value.
+#[test]
+fn a_bad_list_element_is_one_error_and_a_wrong_type_lists_the_accepted_values() {
+    let text = "[[classes]]\nname = \"p\"\nservice = \"exp(10ms)\"\n[clients]\ntimeout = \"1s\"\nretries = 1\nretry_on = [\"503\", \"timout\"]\n";
+    let err = load_str("s.toml", text, &[]).unwrap_err();
+    assert_eq!(err.diagnostics.len(), 1, "{err}");
+    let d = &err.diagnostics[0];
+    assert_eq!(d.key, "clients.retry_on[1]");
+    assert!(
+        d.help
+            .as_deref()
+            .unwrap_or("")
+            .contains("did you mean \"timeout\""),
+        "{err}"
+    );
+
+    let text = "[[classes]]\nname = \"p\"\nservice = \"exp(10ms)\"\n[load_balancer]\npolicy = 5\n";
+    let err = load_str(
+        "s.toml",
+        text,
+        &["farm.servers=[{name=\"web\", count=2}]".into()],
+    )
+    .unwrap_err();
+    let d = err
+        .diagnostics
+        .iter()
+        .find(|d| d.key == "load_balancer.policy")
+        .expect("an error on the policy");
+    assert!(
+        d.help
+            .as_deref()
+            .unwrap_or("")
+            .contains("round_robin | least_connections | random"),
+        "{err}"
+    );
+}

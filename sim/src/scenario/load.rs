@@ -514,14 +514,18 @@ pub(crate) fn deserialize_all<T: for<'de> Deserialize<'de>>(
                 let (message, mut help) = explain(inner.message());
                 let message = number_message(&message).unwrap_or(message);
                 if help.is_none()
-                    && (message.starts_with("expected") || message.starts_with("invalid type"))
+                    && (message.starts_with("expected")
+                        || message.starts_with("invalid type")
+                        || message.starts_with("wanted"))
                 {
                     help = setting_unit(&path).map(|u| format!("accepted: {u}"));
                 }
-                let echo = message.starts_with("missing key")
-                    && removed
-                        .iter()
-                        .any(|r| r.starts_with(&path) || path.starts_with(r));
+                // What blanking a bad key or list element makes fail again is no news.
+                let echo = removed.contains(&path)
+                    || message.starts_with("missing key")
+                        && removed
+                            .iter()
+                            .any(|r| r.starts_with(&path) || path.starts_with(r));
                 if !echo {
                     let span = inner.span().or_else(|| locate(table, &path));
                     report(&path, span, message, help);
