@@ -362,3 +362,51 @@ fn a_resumed_sweep_does_not_trust_edited_files() {
     );
     assert_eq!(bytes(&dir.join("runs.csv")), text.as_bytes());
 }
+
+/// Ctrl-C (SIGINT) on a sweep says where its finished runs are and how to go on, exits
+/// 130, and the resumed sweep gives the files of an uninterrupted one (audit: it exited
+/// without a word).
+#[cfg(unix)]
+#[test]
+fn an_interrupted_sweep_says_how_to_go_on_and_resumes_to_the_same_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = sweep_file(tmp.path(), "long.sweep.toml", 7);
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("replications = 2", "replications = 8")
+        .replace("duration = \"4s\"", "duration = \"2000s\"");
+    std::fs::write(&file, text).unwrap();
+    let full = tmp.path().join("full");
+    ok(&sweep_args(&file, &full, &["--jobs", "1"]));
+
+    let out = tmp.path().join("stopped");
+    let child = Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .args(sweep_args(&file, &out, &["--jobs", "1"]))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("w3sim starts");
+    let runs = out.join("runs.csv");
+    let t0 = std::time::Instant::now();
+    while !(runs.exists() && rows(&runs) >= 1) {
+        assert!(t0.elapsed().as_secs() < 60, "no run finished in a minute");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: sends a signal to the child this test started.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if o.status.code() == Some(0) {
+        return; // it finished before the signal came: nothing to check
+    }
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("stopped: every finished run is in") && err.contains("--resume"),
+        "{err}"
+    );
+    ok(&sweep_args(&file, &out, &["--jobs", "1", "--resume"]));
+    for f in ["runs.csv", "points.csv", "sweep.json"] {
+        assert!(bytes(&out.join(f)) == bytes(&full.join(f)), "{f} differs");
+    }
+}

@@ -151,6 +151,7 @@ pub fn cmd_sweep(args: &SweepArgs) -> ExitCode {
         stop_after: args.stop_after,
     };
     let t0 = std::time::Instant::now();
+    say_where_runs_are_on_interrupt(&args.out);
     match run_sweep(&sweep, &args.out, &opts) {
         Ok(SweepStatus::Complete {
             runs,
@@ -311,3 +312,42 @@ pub fn cmd_merge(args: &MergeArgs) -> ExitCode {
         Err(e) => fail(&e),
     }
 }
+
+/// The message a sweep stopped by Ctrl-C (SIGINT) or SIGTERM prints before it ends: its
+/// finished runs are in `runs.csv` already (each is written whole as it ends), and
+/// `--resume` goes on. Set once per process, before the sweep starts.
+#[cfg(unix)]
+static INTERRUPT_MESSAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+#[cfg(unix)]
+extern "C" fn on_interrupt(sig: libc::c_int) {
+    if let Some(m) = INTERRUPT_MESSAGE.get() {
+        // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer is never freed
+        // or changed once set.
+        unsafe {
+            libc::write(2, m.as_ptr().cast(), m.len());
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+#[cfg(unix)]
+fn say_where_runs_are_on_interrupt(out: &std::path::Path) {
+    let msg = format!(
+        "\nstopped: every finished run is in {}/runs.csv; the same command with --resume goes on\n",
+        out.display()
+    );
+    if INTERRUPT_MESSAGE.set(msg.into_bytes()).is_ok() {
+        let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: the handler only calls async-signal-safe functions on data that is
+        // immutable once set.
+        unsafe {
+            libc::signal(libc::SIGINT, handler);
+            libc::signal(libc::SIGTERM, handler);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn say_where_runs_are_on_interrupt(_out: &std::path::Path) {}
