@@ -701,8 +701,13 @@ fn perfmon_export_has_relog_layout_and_compares_with_itself_exactly() {
     rows[1..].reverse();
     let reversed = tmp.path().join("reversed.csv");
     std::fs::write(&reversed, rows.join("\r\n") + "\r\n").unwrap();
-    let e = perfmon::read_perfmon_csv(&reversed).unwrap_err();
+    let r = perfmon::read_perfmon_csv(&reversed).unwrap();
+    let e = perfmon::check_time_order(&r, &reversed).unwrap_err();
     assert!(e.contains("row 3") && e.contains("time order"), "{e}");
+    let (code, _, err) =
+        w3sim_exit(&["compare", dir.to_str().unwrap(), reversed.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("time order"), "{err}");
     let (code, _, err) = w3sim_exit(&[
         "compare",
         dir.to_str().unwrap(),

@@ -305,7 +305,9 @@ pub fn cmd_compare(a: &CompareArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return bad(e),
     };
-    let real = match perfmon::read_perfmon_csv(&a.perfmon) {
+    let real = match perfmon::read_perfmon_csv(&a.perfmon)
+        .and_then(|r| perfmon::check_time_order(&r, &a.perfmon).map(|()| r))
+    {
         Ok(r) => r,
         Err(e) => return bad(e),
     };

@@ -234,6 +234,24 @@ pub fn read_perfmon_csv(path: &Path) -> Result<PerfmonCsv, String> {
     read_csv(path, false)
 }
 
+/// A capture to compare with a run must be one sample per row in time order (lined up
+/// by position, rows out of order would compare the wrong samples).
+pub fn check_time_order(c: &PerfmonCsv, path: &Path) -> Result<(), String> {
+    match (1..c.times.len()).find(|&k| c.times[k] <= c.times[k - 1]) {
+        None => Ok(()),
+        Some(k) => Err(format!(
+            "{}: row {}: its time comes {} the row before's: rows must be in time order, one per sample (sort the file, or export it again with relog)",
+            path.display(),
+            k + 2,
+            if c.times[k] == c.times[k - 1] {
+                "at the same time as"
+            } else {
+                "before"
+            }
+        )),
+    }
+}
+
 /// Reads a perfmon/relog CSV export or a w3sim `timeseries.csv` (its first header cell
 /// is `time_s`).
 pub fn read_counter_csv(path: &Path) -> Result<PerfmonCsv, String> {
@@ -300,20 +318,6 @@ fn read_csv(path: &Path, w3sim_too: bool) -> Result<PerfmonCsv, String> {
                 }
             ));
         };
-        if let Some(&prev) = times.last() {
-            if t <= prev {
-                return Err(format!(
-                    "{}: row {}: its time comes {} the row before's: rows must be in time order, one per sample (sort the file, or export it again with relog)",
-                    path.display(),
-                    n + 2,
-                    if t == prev {
-                        "at the same time as"
-                    } else {
-                        "before"
-                    }
-                ));
-            }
-        }
         times.push(t);
         for (k, v) in values.iter_mut().enumerate() {
             let cell = rec.get(k + 1).unwrap_or("").trim();
