@@ -936,3 +936,18 @@ fn a_bad_list_element_is_one_error_and_a_wrong_type_lists_the_accepted_values() 
         "{err}"
     );
 }
+
+/// `--set farm.servers[0].count=2` on a scenario without a farm suggested `servers` for
+/// `servers` (audit): a suggestion is only ever another name.
+#[test]
+fn an_index_into_an_empty_list_suggests_no_name_that_was_typed() {
+    let err = load_str(
+        "s.toml",
+        "[load]\nrate = \"100/s\"\n",
+        &["farm.servers[0].count=2".into()],
+    )
+    .unwrap_err();
+    let m = &err.diagnostics[0].message;
+    assert!(m.contains("has no elements to index"), "{err}");
+    assert!(!m.contains("did you mean `servers`"), "{err}");
+}

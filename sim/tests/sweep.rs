@@ -863,3 +863,26 @@ fn a_bad_axis_value_is_reported_where_it_is_written() {
     assert_eq!((d.line, d.key.as_str()), (4, "axes[0].range"), "{e}");
     assert!(d.message.contains("= 2000004"), "{e}");
 }
+
+/// A sweep whose `base` is another sweep file is told so, once, at `base` (an audit got
+/// "unknown key `base`" and every other sweep key flagged as unknown).
+#[test]
+fn a_sweep_file_as_the_base_is_named_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inner = tmp.path().join("inner.sweep.toml");
+    std::fs::write(
+        &inner,
+        sweep_text("replications = 1\n[[axes]]\npath = \"load.rate\"\nvalues = [\"300/s\"]\n"),
+    )
+    .unwrap();
+    let text = "base = \"inner.sweep.toml\"\nreplications = 1\n[[axes]]\npath = \"load.rate\"\nvalues = [\"300/s\"]\n";
+    let e = load_sweep_str("x.sweep.toml", "x.sweep.toml", text, tmp.path()).unwrap_err();
+    assert_eq!(e.diagnostics.len(), 1, "{e}");
+    assert_eq!(e.diagnostics[0].key, "base");
+    assert!(
+        e.diagnostics[0]
+            .message
+            .contains("is a sweep file, not a scenario"),
+        "{e}"
+    );
+}

@@ -441,7 +441,9 @@ fn insert_at<'i>(
             if !table.contains_key(k.as_str()) {
                 if matches!(rest.first(), Some(Seg::Index(_))) {
                     let keys: Vec<&str> = table.keys().map(|k| k.get_ref().as_ref()).collect();
+                    // Only a different name is a suggestion: `servers` for `servers` is not.
                     let hint = nearest(k, keys.iter().copied().chain(LIST_KEYS))
+                        .filter(|n| *n != k.as_str())
                         .map_or_else(String::new, |n| format!("; did you mean `{n}`?"));
                     return Err(format!("`{k}` has no elements to index{hint}"));
                 }

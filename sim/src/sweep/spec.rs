@@ -325,6 +325,26 @@ pub fn load_sweep_str(
             });
         }
     };
+    // A sweep file given as the base (a sweep of a sweep) is not a scenario: say so rather
+    // than list every sweep key as unknown.
+    if base_text
+        .lines()
+        .any(|l| l.trim_start().starts_with("[[axes]]"))
+        || base_path.to_string_lossy().ends_with(".sweep.toml")
+    {
+        cx.at(
+            key_span(&[k("base")]),
+            "base",
+            format!(
+                "{} is a sweep file, not a scenario: `base` names the scenario the sweep varies (the file that sweep's own `base` names, say)",
+                base_path.display()
+            ),
+            None,
+        );
+        return Err(LoadError {
+            diagnostics: cx.diags,
+        });
+    }
     let base_name = base_path.display().to_string();
     let base_scn = match load_str_in(&base_name, &base_text, &fixed, dir) {
         Ok(s) => s,
