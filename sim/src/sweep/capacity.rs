@@ -175,6 +175,16 @@ impl Slo {
         }
     }
 
+    /// How far the mean moved from `m0` to `m1` in the direction that helps the SLO hold
+    /// (down for `<`, up for `>`); negative when it moved towards failing.
+    fn improvement(&self, m0: f64, m1: f64) -> f64 {
+        if matches!(self.op, Op::Lt | Op::Le) {
+            m0 - m1
+        } else {
+            m1 - m0
+        }
+    }
+
     pub fn holds(&self, x: f64) -> bool {
         match self.op {
             Op::Lt => x < self.threshold,
@@ -522,12 +532,7 @@ impl Search<'_> {
             if dirs[k] != dir || e.slos[k].holds || !m0.is_finite() || !m1.is_finite() {
                 return None;
             }
-            let toward = if matches!(slo.op, Op::Lt | Op::Le) {
-                m0 - m1
-            } else {
-                m1 - m0
-            };
-            (toward < 0.01 * (slo.threshold - m0).abs()).then(|| {
+            (slo.improvement(m0, m1) < 0.01 * (slo.threshold - m0).abs()).then(|| {
                 format!(
                     "{} stopped improving: mean {} at {}, {} at {}",
                     slo.text,
@@ -565,12 +570,7 @@ impl Search<'_> {
             if !m0.is_finite() || !m1.is_finite() {
                 return None;
             }
-            let toward = if matches!(slo.op, Op::Lt | Op::Le) {
-                m1 - m0
-            } else {
-                m0 - m1
-            };
-            if toward >= 0.01 * (slo.threshold - m0).abs() {
+            if -slo.improvement(m0, m1) >= 0.01 * (slo.threshold - m0).abs() {
                 return None;
             }
             moves.push(format!(
