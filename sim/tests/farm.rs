@@ -785,23 +785,17 @@ fn a_run_replaces_an_earlier_farms_servers_and_keeps_out_of_a_sweeps_results() {
     use std::process::Command;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let w3sim = |args: &[&str]| {
+    // `w3sim run SCENARIO --duration 20s --out DIR -q`
+    let run = |scenario: &str| {
+        let path = experiment(scenario);
         Command::new(env!("CARGO_BIN_EXE_w3sim"))
-            .args(args)
+            .args(["run", path.to_str().unwrap(), "--duration", "20s", "--out"])
+            .arg(&dir)
+            .arg("-q")
             .output()
             .expect("w3sim starts")
     };
-    let d = dir.to_str().unwrap();
-    let farm = experiment("farm-weights.toml");
-    let o = w3sim(&[
-        "run",
-        farm.to_str().unwrap(),
-        "--duration",
-        "20s",
-        "--out",
-        d,
-        "-q",
-    ]);
+    let o = run("farm-weights.toml");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(
         dir.join("servers")
@@ -809,16 +803,7 @@ fn a_run_replaces_an_earlier_farms_servers_and_keeps_out_of_a_sweeps_results() {
             .join("summary.json")
             .is_file()
     );
-    let one = experiment("queue-full-burst.toml");
-    let o = w3sim(&[
-        "run",
-        one.to_str().unwrap(),
-        "--duration",
-        "20s",
-        "--out",
-        d,
-        "-q",
-    ]);
+    let o = run("queue-full-burst.toml");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(
         !dir.join("servers").exists(),
@@ -826,15 +811,7 @@ fn a_run_replaces_an_earlier_farms_servers_and_keeps_out_of_a_sweeps_results() {
     );
 
     std::fs::write(dir.join("runs.csv"), "point,replication\n").unwrap();
-    let o = w3sim(&[
-        "run",
-        one.to_str().unwrap(),
-        "--duration",
-        "20s",
-        "--out",
-        d,
-        "-q",
-    ]);
+    let o = run("queue-full-burst.toml");
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("holds a sweep's"));
 }
