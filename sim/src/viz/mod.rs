@@ -7,6 +7,8 @@
 //!   `scenario.toml`).
 //! - [`sweep_plot`]: a sweep directory (`points.csv`) or a capacity search
 //!   (`capacity.json`) drawn as curves with 95 % bands or as a heat map.
+//! - [`sweep_files`]: `points.csv`, `sweep.json` and `capacity.json` read back; what
+//!   w3sim never writes is refused with the file, the line or key, and the fix.
 //! - [`report`]: one self-contained `report.html` (inline SVGs, tables, incidents).
 //! - [`perfmon`]: perfmon/relog CSV export and comparison with a real perfmon capture.
 //! - [`cli`]: the `plot`, `explain`, `report`, `export-perfmon` and `compare` commands.
@@ -16,6 +18,7 @@ pub mod dashboard;
 pub mod figure;
 pub mod perfmon;
 pub mod report;
+pub mod sweep_files;
 pub mod sweep_plot;
 
 use std::path::Path;
@@ -89,6 +92,26 @@ pub fn dir_kind(dir: &Path) -> Result<DirKind, String> {
         Ok(DirKind::Sweep)
     } else if dir.join("capacity.json").is_file() {
         Ok(DirKind::Capacity)
+    } else if dir.join("runs.csv").is_file() || dir.join("sweep.json").is_file() {
+        // A sweep that has not completed (stopped, or one shard of several): its
+        // points.csv is written at the end.
+        Err(if dir.join("shard.json").is_file() {
+            format!(
+                "{}: one shard of a sweep (shard.json), which has no points.csv of its own: merge it with the other shards' directories (`w3sim merge DIR… --out OUT`; a stopped shard goes on with `w3sim sweep … --shard K/N --resume` first), then plot or report OUT",
+                dir.display()
+            )
+        } else {
+            let file = std::fs::read_to_string(dir.join("sweep.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v.get("sweep_file")?.as_str().map(str::to_string))
+                .unwrap_or_else(|| "SWEEP.toml".into());
+            format!(
+                "{}: a sweep that has not completed: it has no points.csv, which w3sim writes when the sweep ends; go on with it (`w3sim sweep {file} --out {} --resume`), then plot or report it",
+                dir.display(),
+                dir.display()
+            )
+        })
     } else {
         Err(format!(
             "{}: neither a run directory (timeseries.csv), a sweep (points.csv) nor a capacity search (capacity.json)",

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use super::VizError;
 use super::dashboard::{build_run_dir, run_name};
 use super::figure::Figure;
-use super::sweep_plot::{figures_of_dir, read_capacity, read_points, sweep_name};
+use super::sweep_files::read_sweep_dir;
+use super::sweep_plot::figures_of_dir;
 use super::{DirKind, dir_kind, escape};
 use crate::incidents::{Incident, detect_run_dir, fmt_time, headline, kind_label, read_events};
 use crate::sweep::capacity::Slo;
@@ -262,16 +263,19 @@ pub fn run_report(dir: &Path) -> Result<String, String> {
 
 /// The report of a sweep or capacity directory.
 pub fn sweep_report(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
-    let name = sweep_name(dir);
-    let kind = if dir.join("sweep.json").is_file() || !dir.join("capacity.json").is_file() {
+    // Every file is read (and checked) before anything is written.
+    let d = read_sweep_dir(dir)?;
+    let name = d.name.clone();
+    let kind = if d.manifest.is_some() || d.capacity.is_none() {
         "sweep"
     } else {
         "capacity search"
     };
     let mut b = format!("<h1>w3sim {kind}: {}</h1>\n", escape(&name));
-    let manifest = std::fs::read_to_string(dir.join("sweep.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let manifest = d
+        .manifest
+        .as_ref()
+        .map(|m| serde_json::to_value(m).expect("the manifest serialises"));
     if let Some(m) = &manifest {
         let mut rows = Vec::new();
         for k in [
@@ -294,10 +298,9 @@ pub fn sweep_report(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
         }
         b.push_str(&table(&["", ""], &rows, 2));
     }
-    let points = dir.join("points.csv");
-    let no_axis = points.is_file() && read_points(&points)?.axes.is_empty();
+    let no_axis = d.points.as_ref().is_some_and(|p| p.axes.is_empty());
     b.push_str("<h2>Charts</h2>\n");
-    if no_axis && !dir.join("capacity.json").is_file() {
+    if no_axis && d.capacity.is_none() {
         // Replications of one configuration: no axis to draw along, the table says it all.
         b.push_str(
             "<p id=\"no-axis\">No chart: the sweep has no axis (replications of one configuration). The table below gives its point: each metric's mean and 95 % confidence interval.</p>\n",
@@ -307,8 +310,7 @@ pub fn sweep_report(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
             b.push_str(&figure_html(&stem, &fig)?);
         }
     }
-    if points.is_file() {
-        let p = read_points(&points)?;
+    if let Some(p) = &d.points {
         let mut headers: Vec<String> = p.axes.clone();
         headers.push("replications".into());
         for m in &p.metrics {
@@ -334,9 +336,7 @@ pub fn sweep_report(dir: &Path, slo: Option<&Slo>) -> Result<String, String> {
         b.push_str("<h2>Points (points.csv)</h2>\n");
         b.push_str(&table(&h, &rows, p.axes.len()));
     }
-    let cap_path = dir.join("capacity.json");
-    if cap_path.is_file() {
-        let c = read_capacity(&cap_path)?;
+    if let Some(c) = &d.capacity {
         b.push_str("<h2>Capacity search (capacity.json)</h2>\n");
         let r = &c.raw;
         // A value, or "–" where the search has none (null).

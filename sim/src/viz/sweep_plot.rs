@@ -7,173 +7,21 @@
 //! A capacity search's result (its `capacity.json`, in the same directory or alone) is
 //! marked: a vertical line at the capacity on the varied axis; alone, each SLO's mean
 //! and CI at every value tried, the threshold, the capacity and the crossing's interval.
+//! The files are read (and refused when damaged) by [`super::sweep_files`].
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::figure::{Band, Chart, Figure, Heat, Line, Stack};
 use crate::sweep::capacity::{Op, Slo};
 use crate::sweep::spec::Quantity;
 
-/// `points.csv` read back.
-#[derive(Clone, Debug, Default)]
-pub struct Points {
-    pub axes: Vec<String>,
-    /// Metric names (from the `<metric>_mean` columns), in file order.
-    pub metrics: Vec<String>,
-    pub rows: Vec<PointRow>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct PointRow {
-    /// The axes' values as written (`600/s`).
-    pub axis_values: Vec<String>,
-    pub replications: u32,
-    /// Every numeric column by name (`503_rate_mean`, `503_rate_ci_low`, …).
-    pub values: BTreeMap<String, f64>,
-}
-
-impl PointRow {
-    pub fn mean(&self, m: &str) -> Option<f64> {
-        self.values.get(&format!("{m}_mean")).copied()
-    }
-    pub fn ci(&self, m: &str) -> Option<(f64, f64)> {
-        Some((
-            *self.values.get(&format!("{m}_ci_low"))?,
-            *self.values.get(&format!("{m}_ci_high"))?,
-        ))
-    }
-}
+pub use super::sweep_files::{
+    Capacity, Evaluation, PointRow, Points, read_capacity, read_points, read_sweep_dir,
+};
 
 /// The number in an axis value (`"600/s"` → 600, `"1.5ms"` → 1.5).
 pub fn axis_number(s: &str) -> Option<f64> {
     Quantity::parse(s.trim().trim_matches('"')).map(|q| q.value)
-}
-
-/// Reads `points.csv`.
-pub fn read_points(path: &Path) -> Result<Points, String> {
-    let (mut r, headers) = crate::output::open_csv(path)?;
-    let rep = headers
-        .iter()
-        .position(|h| h == "replications")
-        .ok_or_else(|| format!("{}: no `replications` column", path.display()))?;
-    let first = usize::from(headers.first().is_some_and(|h| h == "point"));
-    let axes = headers[first..rep].to_vec();
-    let metrics = headers[rep + 1..]
-        .iter()
-        .filter_map(|h| h.strip_suffix("_mean").map(str::to_string))
-        .collect();
-    let mut rows = Vec::new();
-    for rec in r.records() {
-        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut values = BTreeMap::new();
-        for (k, h) in headers.iter().enumerate().skip(rep + 1) {
-            if let Some(v) = rec.get(k).and_then(|s| s.trim().parse::<f64>().ok()) {
-                values.insert(h.clone(), v);
-            }
-        }
-        rows.push(PointRow {
-            axis_values: (first..rep)
-                .map(|k| rec.get(k).unwrap_or("").to_string())
-                .collect(),
-            replications: rec.get(rep).and_then(|s| s.parse().ok()).unwrap_or(0),
-            values,
-        });
-    }
-    Ok(Points {
-        axes,
-        metrics,
-        rows,
-    })
-}
-
-/// One value tried: (value, pass, per SLO text: mean, ci_low, ci_high).
-pub type Evaluation = (f64, bool, Vec<(String, f64, f64, f64)>);
-
-/// The part of `capacity.json` the pictures use.
-#[derive(Clone, Debug, Default)]
-pub struct Capacity {
-    pub vary: String,
-    pub unit: String,
-    /// The search's answer: the capacity, or the lowest passing value (`--lowest`).
-    pub capacity: Option<f64>,
-    /// What the answer is called on the pictures: "capacity" or "lowest passing".
-    pub answer_label: String,
-    pub crossing_ci: (Option<f64>, Option<f64>),
-    pub broke_first: Option<String>,
-    /// (text, metric, op, threshold)
-    pub slos: Vec<Slo>,
-    /// value → (pass, per SLO text: mean, ci_low, ci_high)
-    pub evaluations: Vec<Evaluation>,
-    pub raw: serde_json::Value,
-}
-
-/// Reads `capacity.json` (as generic JSON, so older and newer files read alike).
-pub fn read_capacity(path: &Path) -> Result<Capacity, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
-    let f = |x: Option<&serde_json::Value>| x.and_then(|x| x.as_f64());
-    let slos = v
-        .get("slos")
-        .and_then(|x| x.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o.get("text").and_then(|t| t.as_str()))
-                .filter_map(|t| Slo::parse(t).ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    let evaluations = v
-        .get("evaluations")
-        .and_then(|x| x.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|ev| {
-                    let value = f(ev.get("value"))?;
-                    let pass = ev.get("pass").and_then(|p| p.as_bool()).unwrap_or(false);
-                    let slos = ev
-                        .get("slos")
-                        .and_then(|x| x.as_array())
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|r| {
-                                    Some((
-                                        r.get("slo")?.as_str()?.to_string(),
-                                        f(r.get("mean"))?,
-                                        f(r.get("ci_low")).unwrap_or(f64::NAN),
-                                        f(r.get("ci_high")).unwrap_or(f64::NAN),
-                                    ))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    Some((value, pass, slos))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let ci = v.get("crossing_ci").and_then(|x| x.as_array());
-    Ok(Capacity {
-        vary: s("vary"),
-        unit: s("unit"),
-        capacity: f(v.get("answer")).or_else(|| f(v.get("capacity"))),
-        answer_label: if s("goal") == "lowest" {
-            "lowest passing".into()
-        } else {
-            "capacity".into()
-        },
-        crossing_ci: (ci.and_then(|a| f(a.first())), ci.and_then(|a| f(a.get(1)))),
-        broke_first: v
-            .get("broke_first")
-            .and_then(|b| b.get("slo"))
-            .and_then(|x| x.as_str())
-            .map(str::to_string),
-        slos,
-        evaluations,
-        raw: v,
-    })
 }
 
 fn is_ratio(metric: &str) -> bool {
@@ -490,34 +338,6 @@ pub fn capacity_figure(name: &str, c: &Capacity) -> Figure {
     })
 }
 
-fn dir_name(dir: &Path) -> String {
-    std::fs::canonicalize(dir)
-        .ok()
-        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "sweep".into())
-}
-
-/// The sweep's name: the sweep file's stem from `sweep.json`, else the directory's name.
-pub fn sweep_name(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("sweep.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| {
-            v.get("sweep_file").and_then(|s| s.as_str()).map(|s| {
-                let f = Path::new(s)
-                    .file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                f.trim_end_matches(".toml")
-                    .trim_end_matches(".sweep")
-                    .to_string()
-            })
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| dir_name(dir))
-}
-
-/// The figures of a sweep or capacity directory, each with a file stem
-/// (`sweep`, `capacity`).
 /// The name of a capacity search's figure: its scenario's file stem.
 fn capacity_name(c: &Capacity) -> String {
     Path::new(
@@ -530,21 +350,17 @@ fn capacity_name(c: &Capacity) -> String {
     .map_or_else(|| "capacity".into(), |s| s.to_string_lossy().into_owned())
 }
 
+/// The figures of a sweep or capacity directory, each with a file stem
+/// (`sweep`, `capacity`); every file they are drawn from is checked first.
 pub fn figures_of_dir(
     dir: &Path,
     slo: Option<&Slo>,
     metric: Option<&str>,
 ) -> Result<Vec<(String, Figure)>, String> {
-    let cap_path = dir.join("capacity.json");
-    let cap = if cap_path.is_file() {
-        Some(read_capacity(&cap_path)?)
-    } else {
-        None
-    };
+    let d = read_sweep_dir(dir)?;
+    let cap = d.capacity;
     let mut out = Vec::new();
-    let points = dir.join("points.csv");
-    if points.is_file() {
-        let p = read_points(&points)?;
+    if let Some(p) = &d.points {
         if let (true, Some(c)) = (p.axes.is_empty(), &cap) {
             // Nothing to draw of the points (no axis); the capacity search's figure alone.
             return Ok(vec![(
@@ -558,7 +374,7 @@ pub fn figures_of_dir(
             .and_then(|c| c.slos.iter().find(|s| p.metrics.contains(&s.metric)));
         out.push((
             "sweep".to_string(),
-            sweep_figure(&sweep_name(dir), &p, slo.or(cap_slo), metric, cap.as_ref())?,
+            sweep_figure(&d.name, p, slo.or(cap_slo), metric, cap.as_ref())?,
         ));
     }
     if let Some(c) = &cap {
