@@ -22,7 +22,8 @@
 //! **Seed**: 003 (sync requests of 0–32 ms, async requests up to 120 ms).
 //!
 //! A `call` step waits like a `wait` step, for as long as its outgoing calls take (the
-//! engine runs them through the connection pool, the ports and the backend).
+//! engine runs them through the connection pool, the ports and the backend); so does a
+//! `file` step when the file cache sends it to the share (seed 001).
 
 use rand::Rng;
 
@@ -57,6 +58,11 @@ pub enum Step {
         fanout: Sampler,
         parallel: bool,
     },
+    /// IIS's static file handler reads the request's file from backend `backend` (the share)
+    /// through the user-mode file cache ([`crate::file_cache`]): the engine looks the file up
+    /// and makes one call (a read) on a miss, one metadata round trip when the cached copy is
+    /// due for its check, nothing on a hit.
+    File { backend: u16, timeout_ns: u64 },
 }
 
 /// A drawn step, ready to run.
@@ -73,6 +79,10 @@ pub enum Drawn {
         timeout_ns: u64,
         fanout: u32,
         parallel: bool,
+    },
+    File {
+        backend: u16,
+        timeout_ns: u64,
     },
 }
 
@@ -117,6 +127,13 @@ impl Handler {
                 timeout_ns: *timeout_ns,
                 fanout: fanout.sample(rng).max(0.0).round().min(MAX_FANOUT as f64) as u32,
                 parallel: *parallel,
+            },
+            Step::File {
+                backend,
+                timeout_ns,
+            } => Drawn::File {
+                backend: *backend,
+                timeout_ns: *timeout_ns,
             },
         })
     }

@@ -26,6 +26,7 @@
 //! | [`connections`] | the client connection pool per endpoint (ServicePoint): limit, keep-alive, idle close, aborts | 003 |
 //! | [`urls`] | a catalogue of URLs with Zipf popularity and stable sizes | 001 |
 //! | [`kernel_cache`] | the HTTP.SYS kernel response cache: frequent-hit admission, TTL, scavenger, flushes | 001 |
+//! | [`file_cache`] | IIS's user-mode static file cache: `ObjectCacheTTL`, `FileAttributeCheckThreshold` (last-modified checks against the share), `MaxCachedFileSize`, `MemCacheSize`, emptied when the worker process exits | 001 |
 //! | [`config_cache`] | IIS's configuration-cache lock held across NAS I/O by file-change notifications | 001 |
 //! | [`app_pool`] | the application pool's worker-process lifecycle: idle timeout, recycles, cold start, rapid-fail protection | 001 |
 //! | [`nic`] | the network adapter's receive side: RSS queues, rx descriptor rings, DPCs, Packets Received Discarded and RTO retransmission | — |
@@ -48,6 +49,7 @@ pub mod cpu;
 pub mod deadlines;
 pub mod dist;
 pub mod effects;
+pub mod file_cache;
 pub mod gc;
 pub mod handler;
 pub mod http_sys;

@@ -718,6 +718,44 @@ fn explain(scn: &Scenario) -> String {
             scn.kernel_cache.uri_scavenger_period
         ));
     }
+    if scn
+        .classes
+        .iter()
+        .any(|c| c.steps.iter().any(|st| st.file.is_some()))
+    {
+        let i = &scn.iis;
+        let ttl = match i.object_cache_ttl_ns() {
+            Some(_) => format!(
+                "files unused for {} phased out (ObjectCacheTTL)",
+                i.object_cache_ttl
+            ),
+            None => "files never phased out (ObjectCacheTTL unlimited)".into(),
+        };
+        let check = if i.do_dir_monitoring_for_unc {
+            "changes learnt from notifications (no date checks)".into()
+        } else if i.file_attribute_check_threshold_ns().is_some() {
+            format!(
+                "dates checked on the share after {} (FileAttributeCheckThreshold)",
+                i.file_attribute_check_threshold
+            )
+        } else {
+            "dates never checked (FileAttributeCheckThreshold unlimited)".to_string()
+        };
+        s.push_str(&format!(
+            "  IIS file cache {}: {ttl}, {check}, files up to {}, {}; a `file` step's time above counts every lookup as a read of the share (an upper bound)\n",
+            if i.disable_memory_cache || i.object_cache_ttl.0 == 0 {
+                "off"
+            } else {
+                "on"
+            },
+            i.max_cached_file_size,
+            if i.mem_cache_size == 0 {
+                "no cap (MemCacheSize auto)".to_string()
+            } else {
+                format!("at most {} MB (MemCacheSize)", i.mem_cache_size)
+            }
+        ));
+    }
     s.push_str(&format!(
         "  ports: {} from {}, TIME_WAIT {}; app pool idle timeout {}, cold start {}\n",
         scn.tcp.dynamic_port_count,

@@ -39,6 +39,7 @@ use w3sim_models::config_cache::{ConfigCache, ConfigCacheConfig, ConfigTimer};
 use w3sim_models::connections::{CallId, ConnId, ConnectionPool, PoolConfig, PoolEvent, PoolTimer};
 use w3sim_models::cpu::{Cpu, CpuConfig, CpuTimer, JobId, Priority};
 use w3sim_models::deadlines::Deadlines;
+use w3sim_models::file_cache::{FileCache, FileCacheConfig, FileLookup};
 use w3sim_models::gc::{Collection, Gc, GcConfig, GcFlavor as MGcFlavor, GcTimer};
 use w3sim_models::handler::{Drawn, Handler, HandlerKind as MHandlerKind, Step};
 use w3sim_models::http_sys::{AppPoolQueue, AppPoolQueueConfig};
@@ -294,6 +295,9 @@ pub const COLUMNS: &[&str] = &[
     "Web Service Cache\\Kernel: Current URIs Cached",
     "Web Service Cache\\Kernel: URI Cache Hits %",
     "Web Service Cache\\Kernel: URI Cache Flushes",
+    "Web Service Cache\\Current Files Cached",
+    "Web Service Cache\\File Cache Hits %",
+    "Web Service Cache\\File Cache Flushes",
     "HTTP Service Request Queues\\CacheHitRate",
     "APP_POOL_WAS\\Current Worker Processes",
     "w3sim\\Config Cache Readers Blocked",
@@ -433,6 +437,8 @@ struct Server {
     cache_generation: u64,
     out: Outgoing,
     cache: KernelCache,
+    /// IIS's user-mode file cache, when a class has a `file` step.
+    files: Option<Box<StaticFiles>>,
     /// Per class: its URL catalogue and mean response size.
     urls: Vec<Option<(UrlCatalogue, f64)>>,
     url_rng: Stream,
@@ -446,6 +452,9 @@ struct Server {
     /// deadline, answered or not, as the prober's own timer would.
     probes_open: Vec<(u64, RequestId)>,
     probes_sent: u64,
+    /// Responses on kept-alive client connections since one last turned over
+    /// (`tcp.incoming_requests_per_connection`).
+    keep_alive_responses: u32,
     probe_timeouts: u64,
     failovers: u64,
     dpc_snapshot: u128,
@@ -547,6 +556,11 @@ fn handler_of(scn: &Scenario, c: &crate::scenario::Class) -> Handler {
                         timeout_ns: s.timeout.map_or(request_timeout, |t| t.0),
                         fanout: s.fanout.as_ref().map_or_else(one, |f| f.0.sampler()),
                         parallel: s.parallel.unwrap_or(true),
+                    }
+                } else if let Some(b) = &s.file {
+                    Step::File {
+                        backend: backend_index(b) as u16,
+                        timeout_ns: s.timeout.map_or(request_timeout, |t| t.0),
                     }
                 } else if let Some(a) = &s.alloc {
                     Step::Alloc {
@@ -805,6 +819,25 @@ fn open_sources(scn: &Scenario) -> Vec<OpenLoop<Stream>> {
     sources
 }
 
+/// IIS's static file handler's cache and the share's metadata round trip.
+#[derive(Debug)]
+struct StaticFiles {
+    cache: FileCache,
+    /// `GetFileAttributesEx` against the share (`iis.nas_round_trip`).
+    round_trip: w3sim_models::dist::Sampler,
+}
+
+fn file_cache_config(scn: &Scenario) -> FileCacheConfig {
+    let i = &scn.iis;
+    FileCacheConfig {
+        enabled: !i.disable_memory_cache && i.object_cache_ttl.0 > 0,
+        object_cache_ttl_ns: i.object_cache_ttl_ns(),
+        file_attribute_check_threshold_ns: i.file_attribute_check_threshold_ns(),
+        max_cached_file_size: i.max_cached_file_size.0,
+        mem_cache_size: u64::from(i.mem_cache_size) << 20,
+    }
+}
+
 fn kernel_cache_config(scn: &Scenario) -> KernelCacheConfig {
     let k = &scn.kernel_cache;
     KernelCacheConfig {
@@ -981,6 +1014,16 @@ impl<'a> Simulation<'a> {
             cache_generation: 0,
             out: outgoing(scn),
             cache: KernelCache::new(kernel_cache_config(scn)),
+            files: scn
+                .classes
+                .iter()
+                .any(|c| c.steps.iter().any(|st| st.file.is_some()))
+                .then(|| {
+                    Box::new(StaticFiles {
+                        cache: FileCache::new(file_cache_config(scn)),
+                        round_trip: scn.iis.nas_round_trip.0.sampler(),
+                    })
+                }),
             urls: scn
                 .classes
                 .iter()
@@ -1018,6 +1061,7 @@ impl<'a> Simulation<'a> {
             probe_streak: vec![0; scn.classes.len()],
             probes_open: Vec::new(),
             probes_sent: 0,
+            keep_alive_responses: 0,
             probe_timeouts: 0,
             failovers: 0,
             dpc_snapshot: 0,
@@ -1750,6 +1794,10 @@ impl<'a> Simulation<'a> {
                     if self.scn.kernel_cache.flush_kernel_cache_on_recycle {
                         self.server.cache.flush(now, reason.flush_reason());
                     }
+                    // IIS's file cache lives in the exiting process's memory.
+                    if let Some(f) = self.server.files.as_mut() {
+                        f.cache.flush(now);
+                    }
                     if reason.abandons_requests() {
                         for (_, r) in self.reqs.iter_mut() {
                             if r.generation == generation {
@@ -1992,6 +2040,34 @@ impl<'a> Simulation<'a> {
                         self.start_call(now, id, backend, timeout_ns);
                     }
                     return;
+                }
+                Some(Drawn::File {
+                    backend,
+                    timeout_ns,
+                }) => {
+                    let files = self.server.files.as_mut().expect("a class has a file step");
+                    match files.cache.lookup(now, r.url) {
+                        FileLookup::Hit => {
+                            self.reqs.get_mut(id).expect("live").step += 1;
+                            continue;
+                        }
+                        FileLookup::Check => {
+                            // GetFileAttributesEx against the share, then the cached copy.
+                            let d = files.round_trip.sample_ns(&mut self.class_rngs[c]);
+                            self.begin_wait(now, id);
+                            self.cal.schedule(now.saturating_add(d), Ev::WaitDone(id));
+                            return;
+                        }
+                        FileLookup::Miss => {
+                            // The read; `request_call_ended` caches the file.
+                            self.begin_wait(now, id);
+                            let rr = self.reqs.get_mut(id).expect("live");
+                            rr.calls_pending = 1;
+                            rr.calls_left = 0;
+                            self.start_call(now, id, backend, timeout_ns);
+                            return;
+                        }
+                    }
                 }
             }
         }
@@ -2402,11 +2478,21 @@ impl<'a> Simulation<'a> {
             // A drained process of an overlapped recycle may exit now.
             self.drain_app_pool(now);
         }
-        if !self.scn.tcp.incoming_keep_alive {
+        let t = &self.scn.tcp;
+        if !t.incoming_keep_alive {
             self.server
                 .out
                 .tcp
-                .incoming_close(now, self.scn.tcp.incoming_server_closes);
+                .incoming_close(now, t.incoming_server_closes);
+        } else if t.incoming_requests_per_connection > 0 {
+            // Every n-th response one kept-alive connection closes and its client reconnects.
+            self.server.keep_alive_responses += 1;
+            if self.server.keep_alive_responses >= t.incoming_requests_per_connection {
+                self.server.keep_alive_responses = 0;
+                let tcp = &mut self.server.out.tcp;
+                tcp.incoming_open(now);
+                tcp.incoming_close(now, t.incoming_server_closes);
+            }
         }
         if r.retained > 0 {
             self.server.gc.release(now, r.retained);
@@ -2663,6 +2749,9 @@ impl<'a> Simulation<'a> {
         };
         s.out.tcp.advance(now);
         s.cache.advance(now);
+        if let Some(f) = s.files.as_mut() {
+            f.cache.advance(now);
+        }
         let ports = s.out.tcp.ports_in_use.get() + s.out.tcp.ports_time_wait.get();
         if ports > self.scn.tcp.dynamic_port_count as u64 {
             self.violations.push(format!(
@@ -2765,6 +2854,18 @@ impl<'a> Simulation<'a> {
                 }
             },
             s.cache.flushes.total() as f64,
+            s.files
+                .as_ref()
+                .map_or(0, |f| f.cache.current_files_cached.get()) as f64,
+            s.files.as_ref().map_or(0.0, |f| {
+                let (h, m) = (f.cache.hits.since_mark(), f.cache.misses.since_mark());
+                if h + m == 0 {
+                    0.0
+                } else {
+                    round6(100.0 * h as f64 / (h + m) as f64)
+                }
+            }),
+            s.files.as_ref().map_or(0, |f| f.cache.flushes.total()) as f64,
             per_s(http.cache_hits.since_mark()),
             s.pool_life.current_worker_processes.get() as f64,
             s.config.blocked_readers.get() as f64,
@@ -2793,6 +2894,10 @@ impl<'a> Simulation<'a> {
         self.server.nic.dpcs_queued.mark();
         self.server.cache.hits.mark();
         self.server.cache.misses.mark();
+        if let Some(f) = self.server.files.as_mut() {
+            f.cache.hits.mark();
+            f.cache.misses.mark();
+        }
         self.server.http.cache_hits.mark();
         for p in &mut self.server.out.pools {
             p.opened.mark();
@@ -3145,6 +3250,23 @@ impl<'a> Simulation<'a> {
                     peak_waiting_per_session: l.peak_waiting_per_session,
                     queue_limit_rejections: l.queue_limit_rejections.total(),
                     stale_locks_released: l.stale_locks_released.total(),
+                }
+            }),
+            file_cache: s.files.as_ref().map(|f| {
+                let c = &f.cache;
+                crate::stats::FileCacheSummary {
+                    hits: c.hits.total(),
+                    misses: c.misses.total(),
+                    hit_ratio: round6(c.hit_ratio()),
+                    attribute_checks: c.attribute_checks.total(),
+                    inserted: c.inserted.total(),
+                    too_large: c.too_large.total(),
+                    expired_ttl: c.expired_ttl.total(),
+                    evicted_size: c.evicted_size.total(),
+                    flushes: c.flushes.total(),
+                    flushed_files: c.flushed_files.total(),
+                    peak_files_cached: c.current_files_cached.peak(),
+                    mean_memory_usage_bytes: round6(c.current_file_cache_memory_usage.mean(end)),
                 }
             }),
             events: self.cal.delivered(),
@@ -3530,6 +3652,13 @@ impl Simulation<'_> {
         }
         if r.calls_pending == 0 {
             r.calls_left = 0;
+            if failure.is_none()
+                && let Some(files) = self.server.files.as_mut()
+                && let Some(Step::File { .. }) = self.handlers[class].steps.get(r.step as usize)
+            {
+                // The static file handler read the file: IIS caches it.
+                files.cache.insert(now, r.url, r.bytes);
+            }
             self.wait_done(now, c.req);
         }
     }

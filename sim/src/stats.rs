@@ -405,6 +405,9 @@ pub struct Summary {
     /// ASP.NET session locks, when a class has `enable_session_state`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_state: Option<SessionStateSummary>,
+    /// IIS's user-mode file cache, when a class has a `file` step (whole run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_cache: Option<FileCacheSummary>,
     pub events: u64,
     pub simulated_seconds: f64,
     /// Peak number of request slots allocated (memory follows requests in flight).
@@ -499,6 +502,33 @@ pub struct KernelCacheSummary {
     pub flushes_idle_timeout: u64,
     pub flushes_recycle: u64,
     pub peak_uris_cached: u64,
+}
+
+/// IIS's user-mode static file cache over the whole run (`Web Service Cache` counters).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FileCacheSummary {
+    /// `File Cache Hits` (including hits that checked the file first).
+    pub hits: u64,
+    /// `File Cache Misses`: reads of the share.
+    pub misses: u64,
+    pub hit_ratio: f64,
+    /// Hits that checked the file's last-modified date on the share first
+    /// (`FileAttributeCheckThreshold`).
+    pub attribute_checks: u64,
+    /// `Total Files Cached`.
+    pub inserted: u64,
+    /// Files read but too large to cache (`MaxCachedFileSize`, `MemCacheSize`).
+    pub too_large: u64,
+    /// Entries phased out after `ObjectCacheTTL` without a reference.
+    pub expired_ttl: u64,
+    /// Entries evicted under `MemCacheSize`.
+    pub evicted_size: u64,
+    /// `File Cache Flushes` (worker-process exits) and `Total Flushed Files`.
+    pub flushes: u64,
+    pub flushed_files: u64,
+    pub peak_files_cached: u64,
+    /// Mean of `Current File Cache Memory Usage` over the run, bytes.
+    pub mean_memory_usage_bytes: f64,
 }
 
 /// ASP.NET session locks over the whole run, warm-up included (only when a class uses the

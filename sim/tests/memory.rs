@@ -81,13 +81,14 @@ fn a_run_four_times_longer_allocates_no_more_at_its_peak() {
     // HTTP.SYS, IIS/ASP.NET, the thread pool, GC, the kernel cache, AFD, outgoing calls,
     // connection pools and ports in TIME_WAIT, valves, session locks, and a farm with its
     // balancer and retrying clients.
-    let cases: [(&str, &str, &str, &[&str]); 11] = [
+    let cases: [(&str, &str, &str, &[&str]); 12] = [
         ("queue-full-burst.toml", "150s", "600s", &[]),
         ("thread-injection-burst.toml", "60s", "240s", &[]),
         ("aspnet-concurrency-12.toml", "40s", "160s", &[]),
         ("so-2013-async-outgoing.toml", "15m", "60m", &[]),
         ("gc-cache-reload.toml", "60s", "240s", &[]),
         ("httpsys-cache-flush.toml", "3h", "12h", &[]),
+        ("iis-file-cache-nas.toml", "1h", "4h", &[]),
         ("loopback-afd-firewall.toml", "120s", "480s", &[]),
         ("valve-sampling-lag.toml", "70s", "280s", &[]),
         ("farm-cascade.toml", "180s", "720s", &[]),

@@ -368,3 +368,54 @@ fn seed_003_valve_period_decides_whether_it_closes_in_time() {
     );
     assert!(slow.outgoing.wsaenobufs > 0, "{:?}", slow.outgoing);
 }
+
+#[test]
+fn seed_003_incoming_connections_in_time_wait_on_port_80_at_25_a_second() {
+    // The seed's TcpView: ~25 new incoming connections a second, almost all in TIME_WAIT. The
+    // scenario turns one kept-alive connection over every 40 responses (~1000/s) and the
+    // server closes it: 25/s, each held TcpTimedWaitDelay = 240 s.
+    let (s, ts) = seed003(&["duration=250s"]);
+    let at_240 = at(&ts, "w3sim\\Incoming Connections In TIME_WAIT", 240.0);
+    let responses_by_240: f64 = col(&ts, "time_s")
+        .iter()
+        .zip(col(&ts, "ASP.NET Applications\\Requests/Sec"))
+        .filter(|(t, _)| **t <= 240.0)
+        .map(|(_, r)| r)
+        .sum();
+    let want = responses_by_240 / 40.0;
+    assert!(
+        (at_240 - want).abs() < 0.03 * want && (5_500.0..6_500.0).contains(&at_240),
+        "{at_240} incoming connections in TIME_WAIT at 240 s, {want} expected"
+    );
+    // Still 2,500 established: a client reconnects for every connection closed.
+    let est = at(&ts, "TCPv4\\Connections Established", 240.0);
+    assert!(est >= 2_500.0, "{est}");
+    // They take no ephemeral port: the outgoing side is the same without the turnover.
+    let (s0, ts0) = seed003(&["duration=250s", "tcp.incoming_requests_per_connection=0"]);
+    assert_eq!(
+        col(&ts, "w3sim\\Ports In TIME_WAIT"),
+        col(&ts0, "w3sim\\Ports In TIME_WAIT")
+    );
+    assert_eq!(s.outgoing.calls, s0.outgoing.calls);
+    assert_eq!(
+        col(&ts0, "w3sim\\Incoming Connections In TIME_WAIT")
+            .iter()
+            .sum::<f64>(),
+        0.0
+    );
+    // The client closing first leaves the TIME_WAIT on the client.
+    let (_, ts1) = seed003(&["duration=250s", "tcp.incoming_server_closes=false"]);
+    assert_eq!(
+        at(&ts1, "w3sim\\Incoming Connections In TIME_WAIT", 240.0),
+        0.0
+    );
+    // Without keep-alive the setting means nothing, and says so.
+    let e = load_str(
+        "s.toml",
+        "[tcp]\nincoming_keep_alive = false\n",
+        &["tcp.incoming_requests_per_connection=40".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("has no effect without keep-alive"), "{e}");
+}

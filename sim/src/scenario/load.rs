@@ -1001,6 +1001,28 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
                 "give a class enable_session_state = true or \"read_only\"; the abort of a running request is not modelled".into(),
             ))
         }
+        ["iis", k]
+            if is_file_cache_key(k)
+                && !s
+                .classes
+                .iter()
+                .any(|c| c.steps.iter().any(|st| st.file.is_some())) =>
+        {
+            Some((
+                format!(
+                    "`iis.{k}` has no effect: it sets IIS's user-mode file cache, which only `file` steps use, and no class has one"
+                ),
+                "read a static file through the cache with a step { file = \"nas\" } in a class with `urls` (see `w3sim show-defaults`, classes[].steps)".into(),
+            ))
+        }
+        ["iis", "file_attribute_check_threshold"] if s.iis.do_dir_monitoring_for_unc => Some((
+            "`iis.file_attribute_check_threshold` has no effect: with iis.do_dir_monitoring_for_unc = true IIS learns of changes from notifications and does not check cached files' last-modified dates".into(),
+            "--set iis.do_dir_monitoring_for_unc=false for last-modified caching (IIS's default for UNC content)".into(),
+        )),
+        ["tcp", "incoming_requests_per_connection"] if !s.tcp.incoming_keep_alive => Some((
+            "`tcp.incoming_requests_per_connection` has no effect without keep-alive (`tcp.incoming_keep_alive = false`): every request has a connection of its own".into(),
+            "--set tcp.incoming_keep_alive=true to study kept-alive connections turning over".into(),
+        )),
         ["load_balancer", k] if s.farm.servers.is_empty() => Some((
             format!(
                 "`load_balancer.{k}` has no effect: there is no farm, the requests go to the one server"
@@ -1045,6 +1067,18 @@ fn key_shape(path: &[Seg]) -> Vec<&str> {
         .collect()
 }
 
+/// Whether `key` of `[iis]` sets the user-mode file cache, which only `file` steps use.
+fn is_file_cache_key(key: &str) -> bool {
+    matches!(
+        key,
+        "disable_memory_cache"
+            | "object_cache_ttl"
+            | "file_attribute_check_threshold"
+            | "max_cached_file_size"
+            | "mem_cache_size"
+    )
+}
+
 /// The settings whose values make the one at `path` ignored (see [`ignored_override`]):
 /// an override of any of them makes a file's value moot rather than a mistake.
 fn ignored_because(path: &[Seg]) -> Vec<Vec<Seg>> {
@@ -1062,6 +1096,14 @@ fn ignored_because(path: &[Seg]) -> Vec<Vec<Seg>> {
             vec![path[..2].iter().cloned().chain([k("schedule")]).collect()]
         }
         ["session_state", _] | ["aspnet", "execution_timeout"] => vec![vec![k("classes")]],
+        ["iis", "file_attribute_check_threshold"] => vec![
+            vec![k("classes")],
+            vec![k("iis"), k("do_dir_monitoring_for_unc")],
+        ],
+        ["iis", key] if is_file_cache_key(key) => vec![vec![k("classes")]],
+        ["tcp", "incoming_requests_per_connection"] => {
+            vec![vec![k("tcp"), k("incoming_keep_alive")]]
+        }
         ["load_balancer", _] => vec![vec![k("farm")]],
         ["clients", _] => vec![vec![k("clients"), k("retries")]],
         _ => Vec::new(),

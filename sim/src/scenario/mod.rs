@@ -428,7 +428,10 @@ impl Class {
     /// mean latency (at most the call's timeout) once for calls in parallel (a lower
     /// bound: the slowest of them ends the step), once per call in sequence.
     fn mean_call_ns(st: &StepSpec, backends: &[BackendSpec], request_timeout_ns: u64) -> f64 {
-        let Some(name) = &st.call else { return 0.0 };
+        // A `file` step counts as a read of the share: every lookup a miss (an upper bound).
+        let Some(name) = st.call.as_ref().or(st.file.as_ref()) else {
+            return 0.0;
+        };
         let Some(b) = backends.iter().find(|b| &b.name == name) else {
             return 0.0;
         };
@@ -494,7 +497,13 @@ pub struct StepSpec {
     /// An outgoing HTTP call to the named backend (`[[backends]]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<String>,
-    /// With `call`: the cancel timeout of each call (seed 003: 120 ms); default
+    /// IIS's static file handler reads the request's file (its URL) from the named backend
+    /// (the share) through IIS's user-mode file cache (`[iis] object_cache_ttl`, …): a read
+    /// on a miss, a metadata round trip (`iis.nas_round_trip`) when a cached file's
+    /// `FileAttributeCheckThreshold` has passed, nothing on a hit. The class needs `urls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// With `call` or `file`: the cancel timeout of each call (seed 003: 120 ms); default
     /// `connections.request_timeout` (HttpWebRequest.Timeout, 100 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
@@ -596,6 +605,43 @@ pub struct Iis {
     pub unc_directories: u32,
     /// One metadata round trip to the NAS (`GetFileAttributesEx` over SMB).
     pub nas_round_trip: DurationDist,
+    /// `InetInfo\Parameters\DisableMemoryCache`: no user-mode static file cache.
+    pub disable_memory_cache: bool,
+    /// `InetInfo\Parameters\ObjectCacheTTL`: a cached file not referenced for this long is
+    /// phased out; 0 disables the cache, [`UNLIMITED_REGISTRY_SECONDS`] s or more = unlimited.
+    pub object_cache_ttl: Duration,
+    /// `InetInfo\Parameters\FileAttributeCheckThreshold`: a cached file last checked longer
+    /// ago is checked against the share (one NAS round trip) before it is served;
+    /// [`UNLIMITED_REGISTRY_SECONDS`] s or more = never. Not used with
+    /// `do_dir_monitoring_for_unc` (change notifications instead).
+    pub file_attribute_check_threshold: Duration,
+    /// `InetInfo\Parameters\MaxCachedFileSize`: larger files are not cached.
+    pub max_cached_file_size: Size,
+    /// `InetInfo\Parameters\MemCacheSize`, MB; 0 = auto (no cap in the model).
+    pub mem_cache_size: u32,
+}
+
+/// A registry DWORD of seconds at `0xFFFFFFFF`: "unlimited" for `ObjectCacheTTL` and
+/// `FileAttributeCheckThreshold`.
+pub const UNLIMITED_REGISTRY_SECONDS: u64 = 0xFFFF_FFFF;
+
+/// The most `MemCacheSize` accepts, MB (IIS 6.0 registry reference: 0–2500).
+pub const MAX_MEM_CACHE_SIZE_MB: u32 = 2500;
+
+impl Iis {
+    /// `ObjectCacheTTL` as the file cache takes it: `None` = unlimited.
+    pub fn object_cache_ttl_ns(&self) -> Option<u64> {
+        (self.object_cache_ttl.0 < UNLIMITED_REGISTRY_SECONDS * SECOND_NS)
+            .then_some(self.object_cache_ttl.0)
+    }
+
+    /// `FileAttributeCheckThreshold` as the file cache takes it: `None` = never check
+    /// (unlimited, or change notifications watch the share instead).
+    pub fn file_attribute_check_threshold_ns(&self) -> Option<u64> {
+        (!self.do_dir_monitoring_for_unc
+            && self.file_attribute_check_threshold.0 < UNLIMITED_REGISTRY_SECONDS * SECOND_NS)
+            .then_some(self.file_attribute_check_threshold.0)
+    }
 }
 
 impl Default for Iis {
@@ -608,6 +654,11 @@ impl Default for Iis {
             unc_change_notifications: Rate(1.0 / 60.0),
             unc_directories: 500,
             nas_round_trip: DurationDist(Dist::Const(2e6)),
+            disable_memory_cache: false,
+            object_cache_ttl: Duration(30 * SECOND_NS),
+            file_attribute_check_threshold: Duration(5 * SECOND_NS),
+            max_cached_file_size: Size(262_144),
+            mem_cache_size: 0,
         }
     }
 }
@@ -929,9 +980,15 @@ pub struct Tcp {
     /// With keep-alive: client connections held open to this server (they count in
     /// `TCPv4\Connections Established`; seed 003 saw 2–3k normally).
     pub incoming_keep_alive_connections: u32,
-    /// Without keep-alive: the server closes each connection first (its TCB then stays in
-    /// TIME_WAIT); false = the client does.
+    /// Who closes a client connection first, without keep-alive or when a kept-alive one
+    /// ends (`incoming_requests_per_connection`): the server (its TCB then stays in TIME_WAIT
+    /// on this machine, on port 80) or, false, the client.
     pub incoming_server_closes: bool,
+    /// With keep-alive: requests a client connection carries on average before it is closed
+    /// and the client opens a new one (every this many responses one connection turns
+    /// over); 0 = the connections stay open for the whole run. Seed 003: ~1000 requests/s
+    /// and "25 connections/sec" new in TIME_WAIT, i.e. about 40.
+    pub incoming_requests_per_connection: u32,
 }
 
 impl Default for Tcp {
@@ -944,6 +1001,7 @@ impl Default for Tcp {
             incoming_keep_alive: true,
             incoming_keep_alive_connections: 0,
             incoming_server_closes: false,
+            incoming_requests_per_connection: 0,
         }
     }
 }
@@ -1517,10 +1575,42 @@ pub struct Invalid {
 }
 
 impl Scenario {
+    /// A step's backend name (`call` or `file`) at `path` must name a `[[backends]]` table.
+    fn check_backend_name(&self, name: &str, path: &str, bad: &mut impl FnMut(String, String)) {
+        if self.backends.iter().any(|x| x.name == name) {
+            return;
+        }
+        let known: Vec<&str> = self.backends.iter().map(|x| x.name.as_str()).collect();
+        let help = match crate::scenario::load::nearest(name, known.iter().copied()) {
+            Some(n) => format!("; did you mean \"{n}\"?"),
+            None => String::new(),
+        };
+        bad(
+            path.to_string(),
+            format!(
+                "no backend named \"{name}\" (backends: {}){help}",
+                if known.is_empty() {
+                    "none; add a [[backends]] table".into()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        );
+    }
+
     /// Semantic checks the types cannot express. Returns every problem found.
     pub fn validate(&self) -> Vec<Invalid> {
         let mut out = Vec::new();
         let mut bad = |path: String, message: String| out.push(Invalid { path, message });
+        if self.iis.mem_cache_size > MAX_MEM_CACHE_SIZE_MB {
+            bad(
+                "iis.mem_cache_size".into(),
+                format!(
+                    "MemCacheSize is 0 (auto) to {MAX_MEM_CACHE_SIZE_MB} MB, got {}",
+                    self.iis.mem_cache_size
+                ),
+            );
+        }
         if self.duration.0 == 0 {
             bad("duration".into(), "must be longer than 0s".into());
         }
@@ -1593,11 +1683,12 @@ impl Scenario {
                 let n = s.cpu.is_some() as u8
                     + s.wait.is_some() as u8
                     + s.alloc.is_some() as u8
-                    + s.call.is_some() as u8;
+                    + s.call.is_some() as u8
+                    + s.file.is_some() as u8;
                 if n != 1 {
                     bad(
                         format!("classes[{i}].steps[{j}]"),
-                        "a step has exactly one of `cpu`, `wait`, `alloc` or `call`, e.g. { cpu = \"2ms\" }".into(),
+                        "a step has exactly one of `cpu`, `wait`, `alloc`, `call` or `file`, e.g. { cpu = \"2ms\" }".into(),
                     );
                 } else if s.retain.is_some() && s.alloc.is_none() {
                     bad(
@@ -1613,6 +1704,21 @@ impl Scenario {
                             "is what the request keeps referenced of what this step allocates: at most `alloc` ({a}), got {r}"
                         ),
                     );
+                } else if let Some(b) = &s.file {
+                    if s.fanout.is_some() || s.parallel.is_some() {
+                        bad(
+                            format!("classes[{i}].steps[{j}]"),
+                            "`fanout` and `parallel` go with `call`; a `file` step reads one file"
+                                .into(),
+                        );
+                    }
+                    if c.urls.is_none() {
+                        bad(
+                            format!("classes[{i}].steps[{j}].file"),
+                            "reads the request's file, which is its URL: give the class a catalogue, e.g. urls = { count = 100000, zipf = 0.9, mean_size = \"30KB\" }".into(),
+                        );
+                    }
+                    self.check_backend_name(b, &format!("classes[{i}].steps[{j}].file"), &mut bad);
                 } else if let Some(b) = &s.call {
                     if let Some(f) = &s.fanout {
                         let max = w3sim_models::handler::MAX_FANOUT;
@@ -1630,29 +1736,12 @@ impl Scenario {
                             );
                         }
                     }
-                    if !self.backends.iter().any(|x| &x.name == b) {
-                        let known: Vec<&str> =
-                            self.backends.iter().map(|x| x.name.as_str()).collect();
-                        let help = match crate::scenario::load::nearest(b, known.iter().copied()) {
-                            Some(n) => format!("; did you mean \"{n}\"?"),
-                            None => String::new(),
-                        };
-                        bad(
-                            format!("classes[{i}].steps[{j}].call"),
-                            format!(
-                                "no backend named \"{b}\" (backends: {}){help}",
-                                if known.is_empty() {
-                                    "none; add a [[backends]] table".into()
-                                } else {
-                                    known.join(", ")
-                                }
-                            ),
-                        );
-                    }
+                    self.check_backend_name(b, &format!("classes[{i}].steps[{j}].call"), &mut bad);
                 } else if s.timeout.is_some() || s.fanout.is_some() || s.parallel.is_some() {
                     bad(
                         format!("classes[{i}].steps[{j}]"),
-                        "`timeout`, `fanout` and `parallel` go with `call`".into(),
+                        "`timeout` goes with `call` or `file`, `fanout` and `parallel` with `call`"
+                            .into(),
                     );
                 }
             }

@@ -150,9 +150,9 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "classes[].steps",
-        "list of { cpu = dist } | { wait = dist } | { alloc = size dist, retain = size dist }",
+        "list of { cpu = dist } | { wait = dist } | { alloc = size dist, retain = size dist } | { call = backend, timeout, fanout, parallel } | { file = backend, timeout }",
         "-",
-        "Handler steps in order: CPU demand; time blocked or awaited (I/O, downstream call, lock); managed allocation, of which `retain` stays referenced until the request ends."
+        "Handler steps in order: CPU demand; time blocked or awaited (I/O, lock); managed allocation, of which `retain` stays referenced until the request ends; outgoing calls to a [[backends]] entry (connection pool, ports, the backend; `timeout` cancels each call, default connections.request_timeout); IIS's static file handler reading the request's file (its URL: the class needs `urls`) from a backend through IIS's user-mode file cache (iis.object_cache_ttl, iis.file_attribute_check_threshold): a read on a miss, one iis.nas_round_trip when a cached file is due for its last-modified check, nothing on a hit."
     ),
     s!(
         "cpu.logical_processors",
@@ -537,7 +537,13 @@ pub const SETTINGS: &[SettingDoc] = &[
         "tcp.incoming_server_closes",
         "true | false",
         "-",
-        "Without keep-alive: the server closes each connection first, so its TCB stays in TIME_WAIT on this machine. Default false."
+        "Who closes a client connection first, without keep-alive or when a kept-alive connection turns over (incoming_requests_per_connection): true, the server, whose TCB then stays in TIME_WAIT on this machine (local port 80: w3sim\\Incoming Connections In TIME_WAIT); false (default), the client."
+    ),
+    s!(
+        "tcp.incoming_requests_per_connection",
+        "integer (0 = never closed)",
+        "-",
+        "With keep-alive: every this many responses one client connection closes and its client opens a new one (connections carry this many requests on average). Seed 003 saw ~25 new incoming connections per second in TIME_WAIT at ~1000 requests/s: about 40. Default 0: connections stay open."
     ),
     s!(
         "classes[].urls",
@@ -724,6 +730,36 @@ pub const SETTINGS: &[SettingDoc] = &[
         "duration distribution",
         "-",
         "One metadata round trip to the NAS over SMB. Default 2 ms."
+    ),
+    s!(
+        "iis.disable_memory_cache",
+        "true | false",
+        "HKLM\\…\\InetInfo\\Parameters\\DisableMemoryCache",
+        "No user-mode static file cache: every `file` step reads its file from the share. Default false."
+    ),
+    s!(
+        "iis.object_cache_ttl",
+        "duration (0s disables the cache; 4294967295s or more = unlimited, the registry's 0xFFFFFFFF)",
+        "HKLM\\…\\InetInfo\\Parameters\\ObjectCacheTTL",
+        "A file in IIS's user-mode file cache not referenced for this long is phased out, and the next request for it reads the share again. Default 30 s; seed 001 set 0xFFFFFFFF. Used by classes' `file` steps."
+    ),
+    s!(
+        "iis.file_attribute_check_threshold",
+        "duration (0s checks on every hit; 4294967295s or more = never)",
+        "HKLM\\…\\InetInfo\\Parameters\\FileAttributeCheckThreshold",
+        "Last-modified caching: a cached file last checked longer ago than this is checked against the share (GetFileAttributesEx: one iis.nas_round_trip) before it is served. Default 5 s; seed 001 set 0xFFFFFFFF. Not used with do_dir_monitoring_for_unc (change notifications instead)."
+    ),
+    s!(
+        "iis.max_cached_file_size",
+        "size (B, KB, MB, GB)",
+        "HKLM\\…\\InetInfo\\Parameters\\MaxCachedFileSize",
+        "Larger files are never kept in the user-mode file cache. Default 256 KB."
+    ),
+    s!(
+        "iis.mem_cache_size",
+        "integer, MB (0–2500)",
+        "HKLM\\…\\InetInfo\\Parameters\\MemCacheSize",
+        "Cap of the user-mode file cache; the least recently referenced files make room. 0 (default) = auto: Windows sizes it from free memory, which w3sim does not simulate, so no cap."
     ),
     s!(
         "classes[].origin",
