@@ -256,13 +256,23 @@ fn seed_000_the_loopback_output_queue_rises_and_falls_with_repeated_bursts() {
         }
         n
     };
-    let (s, _, olq) = q(&[]);
+    // Both in one run, as in the seed: the counter is back at 0 before each next burst (and
+    // before the end), and the probe fails over.
+    let (s, t, olq) = q(&[]);
     assert!(swings(&olq) >= 4, "{olq:?}");
     assert!(s.failovers >= 1, "{}", s.failovers);
+    for (end, next) in [(65.0, 85.0), (90.0, 110.0), (115.0, 135.0), (140.0, 160.0)] {
+        assert!(
+            t.iter()
+                .zip(&olq)
+                .any(|(&x, &v)| x > end && x <= next && v == 0.0),
+            "not back at 0 between {end} s and {next} s: {olq:?}"
+        );
+    }
     let (calm, t, olq) = q(&["afd.filter_items=0/s"]);
     assert!(swings(&olq) >= 4, "{olq:?}");
     assert_eq!(calm.failovers, 0);
-    for burst_end in [63.0, 75.0, 87.0, 99.0] {
+    for burst_end in [65.0, 90.0, 115.0, 140.0] {
         let i = t.iter().position(|&x| x >= burst_end + 1.0).unwrap();
         assert_eq!(
             olq[i], 0.0,
