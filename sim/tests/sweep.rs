@@ -886,3 +886,76 @@ fn a_sweep_file_as_the_base_is_named_as_such() {
         "{e}"
     );
 }
+
+/// A range or log axis with a fractional `step` or `from` over a setting that takes whole
+/// numbers said "expected a whole number from 0 to 4294967295, got 10.0" of the first
+/// value it computed (audit). It now says the setting takes whole numbers and which key
+/// must be whole, at that key's line and column, with the axis in whole numbers.
+#[test]
+fn a_fractional_range_over_a_whole_number_setting_blames_its_step_or_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = |axis: &str| {
+        let text = sweep_text(&format!(
+            "replications = 1\n[[axes]]\npath = \"http_sys.queue_length\"\n{axis}\n"
+        ));
+        load_sweep_str("x.sweep.toml", "x.sweep.toml", &text, tmp.path()).unwrap_err()
+    };
+    for (axis, column, key, says, help) in [
+        (
+            "range = { from = 10, to = 20, step = 2.5 }",
+            38,
+            "axes[0].range.step",
+            "the range's step must be whole, got 2.5",
+            "e.g. range = { from = 10, to = 20, step = 3 }",
+        ),
+        (
+            "range = { from = 10.5, to = 20, step = 2 }",
+            18,
+            "axes[0].range.from",
+            "the range's from must be whole, got 10.5",
+            "e.g. range = { from = 11, to = 20, step = 2 }",
+        ),
+        (
+            "range = { from = 10.0, to = 20.0, step = 2.0 }",
+            18,
+            "axes[0].range.from",
+            "the range's from must be written without a decimal point, got 10.0",
+            "e.g. range = { from = 10, to = 20, step = 2 }",
+        ),
+        (
+            "log = { from = 10.0, to = 1000, points = 3 }",
+            16,
+            "axes[0].log.from",
+            "a log axis's from must be written without a decimal point, got 10.0",
+            "e.g. log = { from = 10, to = 1000, points = 3 }",
+        ),
+    ] {
+        let e = err(axis);
+        assert_eq!(e.diagnostics.len(), 1, "{e}");
+        let d = &e.diagnostics[0];
+        assert_eq!(
+            (d.file.as_str(), d.line, d.column, d.key.as_str()),
+            ("x.sweep.toml", 5, column, key),
+            "{axis}: {e}"
+        );
+        assert!(
+            d.message
+                .starts_with("`http_sys.queue_length` takes whole numbers: ")
+                && d.message.contains(says)
+                && !d.message.contains("4294967295"),
+            "{axis}: {e}"
+        );
+        assert_eq!(d.help.as_deref(), Some(help), "{axis}: {e}");
+    }
+    // Whole bounds and step load; a fractional step over a fractional setting too.
+    let s = load(
+        tmp.path(),
+        "replications = 1\n[[axes]]\npath = \"http_sys.queue_length\"\nrange = { from = 10, to = 20.5, step = 5 }\n",
+    );
+    assert_eq!(s.manifest.points.len(), 3);
+    let s = load(
+        tmp.path(),
+        "replications = 1\n[[axes]]\npath = \"load.scale\"\nrange = { from = 1, to = 2, step = 0.5 }\n",
+    );
+    assert_eq!(s.manifest.points.len(), 3);
+}

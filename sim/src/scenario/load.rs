@@ -141,6 +141,36 @@ pub fn path_string(path: &[Seg]) -> String {
     s
 }
 
+/// An override's key and value, split at its first `=` (`--set`, a farm group's `set`, a
+/// sweep's overrides). `None` when it is not `key=value`: no `=`, or one only inside a
+/// value written after its key without the `=` (`gc.cache_reload { at = "60s" }`, whose
+/// "key" would be `gc.cache_reload { at`).
+pub(crate) fn split_override(o: &str) -> Option<(&str, &str)> {
+    let (k, v) = o.split_once('=')?;
+    let k_trim = k.trim();
+    let value_in_key = k_trim.contains(char::is_whitespace)
+        && !k_trim.chars().all(|c| key_char(c) || c.is_whitespace());
+    (!value_in_key).then_some((k, v))
+}
+
+/// The entry `o` with its `=` put back, when it reads as a key and a value with the `=`
+/// left out or written as `:` (`http_sys.queue_length 5000` → `http_sys.queue_length=5000`):
+/// the suggestion for an override that [`split_override`] refuses.
+pub(crate) fn key_value_fix(o: &str) -> Option<String> {
+    let o = o.trim();
+    let i = o.find(|c: char| c.is_whitespace() || c == ':')?;
+    let (k, v) = (
+        &o[..i],
+        o[i..].trim_start_matches(|c: char| c.is_whitespace() || c == ':'),
+    );
+    (k.chars().all(key_char) && parse_path(k).is_ok() && !v.is_empty()).then(|| format!("{k}={v}"))
+}
+
+/// A character of a key path: a bare TOML key's, a dot or an index's bracket.
+fn key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']')
+}
+
 /// Parses `a.b[0].c` or `a.b.0.c` into segments.
 pub fn parse_path(s: &str) -> Result<Vec<Seg>, String> {
     let mut out = Vec::new();
@@ -310,9 +340,15 @@ pub(crate) fn explain(message: &str) -> (String, Option<String>) {
     (first, None)
 }
 
-/// serde's "invalid value: integer `-5`, expected u32" in words, with the range the type
-/// takes and what was written.
-fn number_message(first: &str) -> Option<String> {
+/// What a whole-number error adds for a value written with a decimal point or exponent
+/// (a sweep's range axis recognises it to blame its `from` or `step`).
+pub(crate) const NOT_WHOLE: &str = "a whole number is written without a decimal point or exponent";
+
+/// serde's "invalid value: integer `-5`, expected u32" in words, with the range the
+/// setting takes and what was written: its documented `unit` when that states the range
+/// (`integer 10–65535`, `count (0–100)`: the type's own range would be a second, wrong
+/// one), else the range of the type.
+fn number_message(first: &str, unit: Option<&str>) -> Option<String> {
     let (head, ty) = first.rsplit_once(", expected ")?;
     let range = match ty {
         "u8" => "0 to 255",
@@ -328,7 +364,7 @@ fn number_message(first: &str) -> Option<String> {
     let written = got.split('`').nth(1).unwrap_or(got);
     let how = if got.starts_with("floating point") {
         format!(
-            ", got {written}: a whole number is written without a decimal point or exponent{}",
+            ", got {written}: {NOT_WHOLE}{}",
             written
                 .parse::<f64>()
                 .ok()
@@ -340,7 +376,11 @@ fn number_message(first: &str) -> Option<String> {
     } else {
         format!(", got {got}")
     };
-    Some(format!("expected a whole number from {range}{how}"))
+    let ranged = |u: &str| ["–", "≥", ">=", "at most"].iter().any(|r| u.contains(r));
+    Some(match unit {
+        Some(u) if ranged(u) => format!("expected a whole number: {u}{how}"),
+        _ => format!("expected a whole number from {range}{how}"),
+    })
 }
 
 /// The unit or accepted values `show-defaults` gives for the setting at `path`.
@@ -514,13 +554,15 @@ pub(crate) fn deserialize_all<T: for<'de> Deserialize<'de>>(
                 let path = error_path(e.path());
                 let inner = e.into_inner();
                 let (message, mut help) = explain(inner.message());
-                let message = number_message(&message).unwrap_or(message);
+                let unit = setting_unit(&path);
+                let message = number_message(&message, unit).unwrap_or(message);
                 if help.is_none()
                     && (message.starts_with("expected")
                         || message.starts_with("invalid type")
                         || message.starts_with("wanted"))
+                    && !unit.is_some_and(|u| message.contains(u))
                 {
-                    help = setting_unit(&path).map(|u| format!("accepted: {u}"));
+                    help = unit.map(|u| format!("accepted: {u}"));
                 }
                 // What blanking a bad key or list element makes fail again is no news.
                 let echo = removed.contains(&path)
@@ -601,14 +643,17 @@ fn load_impl(
     let mut overridden: Vec<(Vec<Seg>, String)> = Vec::new();
     for o in overrides {
         let origin = format!("--set {o}");
-        let Some((k, v)) = o.split_once('=') else {
+        let Some((k, v)) = split_override(o) else {
             diags.push(Diagnostic {
                 file: origin,
                 line: 0,
                 column: 0,
                 key: String::new(),
                 message: "expected key=value".into(),
-                help: Some("e.g. --set http_sys.queue_length=5000 or --set load.rate=400/s".into()),
+                help: Some(match key_value_fix(o) {
+                    Some(f) => format!("did you mean --set '{f}'?"),
+                    None => "e.g. --set http_sys.queue_length=5000 or --set load.rate=400/s".into(),
+                }),
             });
             continue;
         };

@@ -2137,12 +2137,19 @@ impl Scenario {
                 );
             }
             for (j, o) in grp.set.iter().enumerate() {
-                let key = o.split_once('=').map(|(k, _)| k.trim()).unwrap_or("");
+                // As `--set` reads it: `key=value`, the `=` not left out.
+                let key = load::split_override(o).map(|(k, _)| k.trim()).unwrap_or("");
                 if key.is_empty() {
+                    let quoted = |t: &str| toml::Value::String(t.into()).to_string();
                     bad(
                         format!("farm.servers[{g}].set[{j}]"),
                         format!(
-                            "expected \"key=value\" like \"tcp.dynamic_port_count=32768\", got \"{o}\""
+                            "expected key=value, got {}; {}",
+                            quoted(o),
+                            match load::key_value_fix(o) {
+                                Some(f) => format!("did you mean {}?", quoted(&f)),
+                                None => "e.g. \"tcp.dynamic_port_count=32768\"".into(),
+                            }
                         ),
                     );
                     continue;

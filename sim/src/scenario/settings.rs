@@ -95,7 +95,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "load.users",
-        "integer",
+        "integer 1–10000000",
         "-",
         "Closed loop: number of users."
     ),
@@ -360,7 +360,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "thread_pool.tiering_promotions",
-        "integer",
+        "integer 0–64",
         "-",
         "OptimizeMethods items queued after the delay ended (methods reaching the 30-call threshold). Default 2: five runtime items in all, as in every reference capture."
     ),

@@ -15,7 +15,7 @@ use toml::de::DeTable;
 
 use crate::scenario::Scenario;
 use crate::scenario::load::{
-    Diagnostic, LoadError, Seg, load_str_in, nearest, parse_path, path_string,
+    Diagnostic, LoadError, NOT_WHOLE, Seg, load_str_in, nearest, parse_path, path_string,
 };
 
 /// The most points one sweep file may describe (the most values of one axis, too).
@@ -702,6 +702,21 @@ pub fn load_sweep_str(
                     };
                     let (ri, kind) = axes_at[ai];
                     let j = combo[ai];
+                    // A range or log axis that computed fractional values for a setting
+                    // that takes whole numbers: its `from` or `step` is to blame, not the
+                    // value it gave.
+                    if kind != "values"
+                        && d.message.contains(NOT_WHOLE)
+                        && let Some((what, message, help)) = not_whole(&raw.axes[ri])
+                    {
+                        cx.at(
+                            key_span(&[k("axes"), Seg::Index(ri), k(kind), k(what)]),
+                            &format!("axes[{ri}].{kind}.{what}"),
+                            format!("`{}` takes whole numbers: {message}", axes[ai].0),
+                            Some(help),
+                        );
+                        continue;
+                    }
                     let (at, key) = if d.message.starts_with("unknown key") {
                         // A misspelt setting: the axis's path is wrong, not its value.
                         (
@@ -1025,6 +1040,70 @@ fn range_values(r: &RawRange) -> Result<Vec<AxisValue>, String> {
     Ok((0..n)
         .map(|i| q.with_value(from.value + i as f64 * step.value))
         .collect())
+}
+
+/// Why a range or log axis gives fractional values (for a setting that takes whole
+/// numbers): the key to blame (`from` or `step`), what is wrong with it and the axis
+/// written in whole numbers. `None` when its values are whole.
+fn not_whole(a: &RawAxis) -> Option<(&'static str, String, String)> {
+    let q = |v: &toml::Value| Quantity::from_toml(v).ok();
+    let whole = |q: &Quantity, v: f64| {
+        Quantity {
+            integer: true,
+            ..q.clone()
+        }
+        .with_value(v)
+        .literal
+    };
+    let must = |q: &Quantity, v: &toml::Value| {
+        if q.value.fract() == 0.0 {
+            format!("must be written without a decimal point, got {v}")
+        } else {
+            format!("must be whole, got {v}")
+        }
+    };
+    if let Some(r) = &a.range {
+        let (from, to, step) = (q(&r.from)?, q(&r.to)?, q(&r.step)?);
+        let (what, bad, v) = if !from.integer {
+            ("from", &from, &r.from)
+        } else if !step.integer {
+            ("step", &step, &r.step)
+        } else {
+            return None;
+        };
+        let (f, t) = (from.value.ceil(), to.value.floor());
+        let st = step.value.round().max(1.0);
+        Some((
+            what,
+            format!("the range's {what} {}", must(bad, v)),
+            format!(
+                "e.g. range = {{ from = {}, to = {}, step = {} }}",
+                whole(&from, f),
+                whole(&to, t),
+                whole(&step, st)
+            ),
+        ))
+    } else if let Some(l) = &a.log {
+        let (from, to) = (q(&l.from)?, q(&l.to)?);
+        if from.integer {
+            return None;
+        }
+        Some((
+            "from",
+            format!(
+                "a log axis's from {} (a whole from rounds its points to whole numbers)",
+                must(&from, &l.from)
+            ),
+            format!(
+                "e.g. log = {{ from = {}, to = {}, points = {} }}",
+                whole(&from, from.value.ceil().max(1.0)),
+                whole(&to, to.value.floor()),
+                l.points
+            ),
+        ))
+    } else {
+        None
+    }
 }
 
 fn log_values(l: &RawLog) -> Result<Vec<AxisValue>, String> {
