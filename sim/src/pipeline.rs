@@ -1467,6 +1467,9 @@ impl<'a> Simulation<'a> {
                     }
                 }
                 Ev::Valve(i) => {
+                    // TIME_WAIT expiries are processed lazily: bring them up to now first, or
+                    // the valve would read the count as of the last port operation.
+                    self.server.out.tcp.advance(now);
                     let value = self.valve_counter(&self.scn.valves[i as usize].counter);
                     self.valves[i as usize].0.sample(
                         now,
