@@ -462,6 +462,9 @@ pub fn run_farm(
         for e in &s.marked_events {
             det.event(e.at_s, &e.kind, &e.detail);
         }
+        for l in &s.limits {
+            det.limit_hit(l.at_s, &l.limit);
+        }
         s.incidents = det.finish_incidents();
         for v in sim.take_violations() {
             violations.push(format!("{name}: {v}"));

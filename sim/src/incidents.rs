@@ -232,6 +232,30 @@ fn depth(kind: &str) -> u32 {
 const FAILOVER: &str = "event:failover";
 
 /// The limit whose refusals carry this outcome.
+/// The incidents a limit of `summary.json`'s `limits` shows up as: the condition and the
+/// outcome it answers with (an exact first time for both).
+fn incident_kinds_of_limit(limit: &str) -> &'static [&'static str] {
+    match limit {
+        "http_sys.queue_length" => &[
+            "http_sys_queue_full",
+            "outcome:503_queue_full",
+            "outcome:connection_reset_queue_full",
+        ],
+        "aspnet.request_queue_limit" => &["aspnet_queue_full", "outcome:503_server_too_busy"],
+        "iis.app_concurrent_request_limit" => &[
+            "iis_concurrent_request_limit",
+            "outcome:503_2_concurrent_request_limit",
+        ],
+        "aspnet.max_concurrent_requests_per_cpu" => &["aspnet_concurrency_limit"],
+        "tcp.dynamic_port_count" => &[
+            "ports_exhausted",
+            "outcome:wsaenobufs",
+            "outcome:wsaeaddrinuse",
+        ],
+        _ => &[],
+    }
+}
+
 fn limit_of_outcome(outcome: &str) -> Option<&'static str> {
     match outcome {
         "503_queue_full" | "connection_reset_queue_full" => Some("http_sys_queue_full"),
@@ -286,6 +310,10 @@ pub struct Detector<'a> {
     last_threads: f64,
     /// A blocking-GC episode in progress: start, suspended ms so far.
     gc_episode: Option<(f64, f64)>,
+    /// The shortest time between two rows (the sample interval).
+    interval_s: f64,
+    /// Exact times limits were first reached (`summary.json`'s `limits`): (time, name).
+    limit_hits: Vec<(f64, String)>,
 }
 
 impl<'a> Detector<'a> {
@@ -311,6 +339,8 @@ impl<'a> Detector<'a> {
             prev_t: 0.0,
             last_threads: 0.0,
             gc_episode: None,
+            interval_s: f64::INFINITY,
+            limit_hits: Vec::new(),
         }
     }
 
@@ -340,6 +370,34 @@ impl<'a> Detector<'a> {
         });
     }
 
+    /// The exact time a limit was first reached (`summary.json`'s `limits[]`: `at_s`,
+    /// `limit`). The incident the time series shows for it begins at the sample after that
+    /// time; [`Detector::finish_incidents`] moves the first such incident (and the first of
+    /// the outcome that limit answers with) back to the exact time.
+    pub fn limit_hit(&mut self, time_s: f64, limit: &str) {
+        self.limit_hits.push((time_s, limit.to_string()));
+    }
+
+    /// Moves the first incident of each kind a recorded limit hit explains to the hit's
+    /// exact time, when that time lies within the sample interval before the incident.
+    fn refine_with_limit_hits(&mut self) {
+        for (at, name) in &self.limit_hits {
+            for kind in incident_kinds_of_limit(name) {
+                let first = self
+                    .incidents
+                    .iter_mut()
+                    .filter(|x| x.kind == *kind)
+                    .min_by(|a, b| a.time_s.total_cmp(&b.time_s));
+                if let Some(x) = first
+                    && *at <= x.time_s
+                    && *at > x.time_s - self.interval_s - 1e-9
+                {
+                    x.time_s = *at;
+                }
+            }
+        }
+    }
+
     fn push(&mut self, i: Incident) -> Option<usize> {
         if self.incidents.iter().filter(|x| x.kind == i.kind).count() >= MAX_PER_KIND {
             self.dropped += 1;
@@ -357,6 +415,9 @@ impl<'a> Detector<'a> {
     fn observe(&mut self, row: &[f64]) {
         let t = self.get(row, col::TIME).unwrap_or(self.last_t + 1.0);
         let dt = (t - self.last_t).max(1e-9);
+        if t > self.last_t {
+            self.interval_s = self.interval_s.min(t - self.last_t);
+        }
         self.prev_t = self.last_t;
         self.last_t = t;
         let l = self.limits.clone();
@@ -664,6 +725,7 @@ impl<'a> Detector<'a> {
             });
         }
         self.conds.clear();
+        self.refine_with_limit_hits();
         let mut v = std::mem::take(&mut self.incidents);
         order_and_link(&mut v);
         v
@@ -795,9 +857,21 @@ pub fn read_events(dir: &Path) -> Result<Vec<Event>, String> {
 
 /// Runs the detector over an existing `timeseries.csv`.
 pub fn detect_file(path: &Path, limits: Limits) -> Result<Vec<Incident>, String> {
+    detect_file_with(path, limits, &[])
+}
+
+/// [`detect_file`] with the exact times limits were first reached ([`Detector::limit_hit`]).
+fn detect_file_with(
+    path: &Path,
+    limits: Limits,
+    hits: &[(f64, String)],
+) -> Result<Vec<Incident>, String> {
     let (_, headers) = crate::output::open_timeseries(path)?;
     let names: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut d = Detector::standalone(limits);
+    for (t, name) in hits {
+        d.limit_hit(*t, name);
+    }
     d.columns(&names).map_err(|e| e.to_string())?;
     let mut row = Vec::with_capacity(names.len());
     crate::output::read_timeseries_rows(path, |cells| {
@@ -826,7 +900,11 @@ pub fn detect_run_dir(dir: &Path) -> Result<Vec<Incident>, String> {
         return Ok(merge_farm(servers, farm_event_incidents(&own)));
     }
     let limits = Limits::from_run_dir(dir)?;
-    let mut v = detect_file(&dir.join("timeseries.csv"), limits.clone())?;
+    let mut v = detect_file_with(
+        &dir.join("timeseries.csv"),
+        limits.clone(),
+        &limit_hits(dir)?,
+    )?;
     let mut d = Detector::standalone(limits);
     for e in read_events(dir)? {
         d.event(e.time_s, &e.kind, &e.detail);
@@ -834,6 +912,30 @@ pub fn detect_run_dir(dir: &Path) -> Result<Vec<Incident>, String> {
     v.extend(d.finish_incidents());
     order_and_link(&mut v);
     Ok(v)
+}
+
+/// The exact first times of the limits a run reached, from its `summary.json` (none when
+/// the file is absent, e.g. a time series copied alone).
+fn limit_hits(dir: &Path) -> Result<Vec<(f64, String)>, String> {
+    let path = dir.join("summary.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(Vec::new());
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    Ok(v.get("limits")
+        .and_then(|l| l.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| {
+                    Some((
+                        l.get("at_s")?.as_f64()?,
+                        l.get("limit")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// The servers of a farm's run directory, in the scenario's order; `None` for a single

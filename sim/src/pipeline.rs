@@ -3709,6 +3709,9 @@ pub fn run_with_faults(
     for e in &summary.marked_events {
         detector.event(e.at_s, &e.kind, &e.detail);
     }
+    for l in &summary.limits {
+        detector.limit_hit(l.at_s, &l.limit);
+    }
     summary.incidents = detector.finish_incidents();
     if sim.violations.is_empty() {
         Ok(summary)

@@ -103,7 +103,11 @@ fn run_dir(scn: &Scenario, dir: &Path) -> w3sim::Summary {
 fn incidents_of(scn: &Scenario) -> (Vec<Incident>, MemorySink) {
     let mut mem = MemorySink::default();
     let mut d = Detector::new(&mut mem, Limits::from_scenario(scn));
-    w3sim::run(scn, &mut d).expect("run");
+    let s = w3sim::run(scn, &mut d).expect("run");
+    // As `run` does for summary.json: the limits' exact first times.
+    for l in &s.limits {
+        d.limit_hit(l.at_s, &l.limit);
+    }
     let v = d.finish_incidents();
     (v, mem)
 }
@@ -1026,21 +1030,30 @@ fn the_report_of_a_capacity_search_shows_its_lower_edge() {
     assert!(text.contains("throughput&gt;500/s") || text.contains("throughput>500/s"));
 }
 
-/// farm-weights with equal weights: the small servers go first, and the big one's removal
-/// (its 503s show only at the next sample) is caused by theirs, whose share it took.
+/// farm-weights with equal weights: the small servers go first, and the big one's removals
+/// follow theirs. The first is linked to the big server's own 503s (their first one is known to
+/// the instant: summary.json's limits); a later one, whose 503s show only at the next sample, to
+/// the small server's removal before it, whose share it took.
 #[test]
 fn a_removal_without_a_cause_of_its_own_is_linked_to_the_removal_before_it() {
     let v = run(&load("farm-weights.toml", &["farm.servers[0].weight=1"])).incidents;
-    let big = (0..v.len())
-        .find(|&i| v[i].kind == "event:lb_removed" && v[i].message.contains(": big:"))
-        .expect("big removed");
-    let c = v[big].caused_by.expect("a cause");
+    let text = incidents::render(&v);
+    let bigs: Vec<usize> = (0..v.len())
+        .filter(|&i| v[i].kind == "event:lb_removed" && v[i].message.contains(": big:"))
+        .collect();
+    assert!(bigs.len() >= 2, "{text}");
+    let first = v[bigs[0]].caused_by.expect("a cause");
     assert!(
-        v[c].kind == "event:lb_removed" && v[c].message.contains("small"),
-        "{}",
-        incidents::render(&v)
+        v[first].kind == "outcome:503_queue_full" && v[first].message.starts_with("big:"),
+        "{text}"
     );
-    assert!(incidents::render(&v).contains("← lb removed: small"));
+    assert!(
+        bigs[1..].iter().any(|&b| v[b]
+            .caused_by
+            .is_some_and(|c| v[c].kind == "event:lb_removed" && v[c].message.contains("small"))),
+        "{text}"
+    );
+    assert!(text.contains("← lb removed: small"));
 }
 
 /// A `--lowest` search over a whole-number setting: the picture marks the lowest passing
@@ -1132,4 +1145,30 @@ fn a_farms_perfmon_export_holds_every_servers_counters() {
         cpu2.counter,
         "\\\\web2\\Processor(_Total)\\% Processor Time"
     );
+}
+
+/// `explain` and `summary.json` agree on when a limit was first reached: the time series only
+/// shows it at the next sample, so the detector takes the exact time from the run's limits.
+#[test]
+fn a_limits_first_incident_has_its_exact_time() {
+    let s = run(&load("queue-full-burst.toml", &[]));
+    let first = s.first_limit.clone().expect("a limit");
+    assert_eq!(first.limit, "http_sys.queue_length");
+    assert!(first.at_s.fract() != 0.0, "{first:?}");
+    for kind in ["http_sys_queue_full", "outcome:503_queue_full"] {
+        let i = s.incidents.iter().find(|i| i.kind == kind).expect(kind);
+        assert_eq!(i.time_s, first.at_s, "{kind}");
+    }
+    // From the run's directory: the same, read from summary.json.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    run_dir(&load("queue-full-burst.toml", &[]), &dir);
+    let v = incidents::detect_run_dir(&dir).unwrap();
+    let i = v.iter().find(|i| i.kind == "http_sys_queue_full").unwrap();
+    assert_eq!(i.time_s, first.at_s);
+    // Without summary.json (a time series copied alone), the sample's time.
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    let v = incidents::detect_run_dir(&dir).unwrap();
+    let i = v.iter().find(|i| i.kind == "http_sys_queue_full").unwrap();
+    assert_eq!(i.time_s, first.at_s.ceil());
 }
