@@ -253,12 +253,7 @@ impl KernelCache {
 
     /// `Kernel: URI Cache Hits %` over the whole run (0 before any lookup).
     pub fn hit_ratio(&self) -> f64 {
-        let total = self.hits.total() + self.misses.total();
-        if total == 0 {
-            0.0
-        } else {
-            self.hits.total() as f64 / total as f64
-        }
+        crate::stat::hit_ratio(self.hits.total(), self.misses.total())
     }
 
     /// Arms the scavenger.

@@ -132,6 +132,16 @@ impl Counter {
     }
 }
 
+/// A cache's hit ratio from its hit and miss counts: 0 before any lookup (perfmon's
+/// `… Hits %` counters read 0 then, too).
+pub fn hit_ratio(hits: u64, misses: u64) -> f64 {
+    if hits + misses == 0 {
+        0.0
+    } else {
+        hits as f64 / (hits + misses) as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2848,25 +2848,25 @@ impl<'a> Simulation<'a> {
                 .map(|b| b.in_service.get())
                 .sum::<u64>() as f64,
             s.cache.current_uris_cached.get() as f64,
-            {
-                let (h, m) = (s.cache.hits.since_mark(), s.cache.misses.since_mark());
-                if h + m == 0 {
-                    0.0
-                } else {
-                    round6(100.0 * h as f64 / (h + m) as f64)
-                }
-            },
+            round6(
+                100.0
+                    * w3sim_models::stat::hit_ratio(
+                        s.cache.hits.since_mark(),
+                        s.cache.misses.since_mark(),
+                    ),
+            ),
             s.cache.flushes.total() as f64,
             s.files
                 .as_ref()
                 .map_or(0, |f| f.cache.current_files_cached.get()) as f64,
             s.files.as_ref().map_or(0.0, |f| {
-                let (h, m) = (f.cache.hits.since_mark(), f.cache.misses.since_mark());
-                if h + m == 0 {
-                    0.0
-                } else {
-                    round6(100.0 * h as f64 / (h + m) as f64)
-                }
+                round6(
+                    100.0
+                        * w3sim_models::stat::hit_ratio(
+                            f.cache.hits.since_mark(),
+                            f.cache.misses.since_mark(),
+                        ),
+                )
             }),
             s.files.as_ref().map_or(0, |f| f.cache.flushes.total()) as f64,
             per_s(http.cache_hits.since_mark()),
@@ -3169,11 +3169,7 @@ impl<'a> Simulation<'a> {
         let kernel_cache = KernelCacheSummary {
             hits: c.hits.total(),
             misses: c.misses.total(),
-            hit_ratio: round6(if c.hits.total() + c.misses.total() == 0 {
-                0.0
-            } else {
-                c.hits.total() as f64 / (c.hits.total() + c.misses.total()) as f64
-            }),
+            hit_ratio: round6(c.hit_ratio()),
             inserted: c.inserted.total(),
             expired_ttl: c.expired_ttl.total(),
             scavenged: c.scavenged.total(),

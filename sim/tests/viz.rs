@@ -733,19 +733,6 @@ fn perfmon_export_has_relog_layout_and_compares_with_itself_exactly() {
     assert!(err.contains("is a directory"), "{err}");
 }
 
-/// Runs the `w3sim` binary: (exit code, stdout, stderr).
-fn w3sim_exit(args: &[&str]) -> (Option<i32>, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_w3sim"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 /// Runs the `w3sim` binary: (success, stdout, stderr).
 fn w3sim(args: &[&str]) -> (bool, String, String) {
     let (code, out, err) = w3sim_exit(args);

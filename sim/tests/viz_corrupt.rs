@@ -7,20 +7,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::experiment;
 
 /// Runs the `w3sim` binary: (exit code, stderr).
 fn w3sim(args: &[&str]) -> (Option<i32>, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_w3sim"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    let (code, _, err) = common::w3sim_exit(args);
+    (code, err)
 }
 
 fn s(p: &Path) -> &str {

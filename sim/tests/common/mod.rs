@@ -204,6 +204,19 @@ pub fn outcome(s: &Summary, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no outcome {name}"))
 }
 
+/// Runs the `w3sim` program with `args`: (exit code, standard output, standard error).
+pub fn w3sim_exit(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_w3sim"))
+        .args(args)
+        .output()
+        .expect("w3sim starts");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 /// Runs the `w3sim` program with `args`, asserts that it succeeded (showing its stderr
 /// otherwise) and returns its standard output.
 pub fn w3sim_ok<I, S>(args: I) -> String
