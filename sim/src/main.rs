@@ -718,11 +718,7 @@ fn explain(scn: &Scenario) -> String {
             scn.kernel_cache.uri_scavenger_period
         ));
     }
-    if scn
-        .classes
-        .iter()
-        .any(|c| c.steps.iter().any(|st| st.file.is_some()))
-    {
+    if scn.has_file_steps() {
         let i = &scn.iis;
         let ttl = match i.object_cache_ttl_ns() {
             Some(_) => format!(

@@ -1014,16 +1014,12 @@ impl<'a> Simulation<'a> {
             cache_generation: 0,
             out: outgoing(scn),
             cache: KernelCache::new(kernel_cache_config(scn)),
-            files: scn
-                .classes
-                .iter()
-                .any(|c| c.steps.iter().any(|st| st.file.is_some()))
-                .then(|| {
-                    Box::new(StaticFiles {
-                        cache: FileCache::new(file_cache_config(scn)),
-                        round_trip: scn.iis.nas_round_trip.0.sampler(),
-                    })
-                }),
+            files: scn.has_file_steps().then(|| {
+                Box::new(StaticFiles {
+                    cache: FileCache::new(file_cache_config(scn)),
+                    round_trip: scn.iis.nas_round_trip.0.sampler(),
+                })
+            }),
             urls: scn
                 .classes
                 .iter()

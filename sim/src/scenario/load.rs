@@ -1046,12 +1046,7 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
                 "give a class enable_session_state = true or \"read_only\"; the abort of a running request is not modelled".into(),
             ))
         }
-        ["iis", k]
-            if is_file_cache_key(k)
-                && !s
-                .classes
-                .iter()
-                .any(|c| c.steps.iter().any(|st| st.file.is_some())) =>
+        ["iis", k] if is_file_cache_key(k) && !s.has_file_steps() =>
         {
             Some((
                 format!(

@@ -1435,6 +1435,14 @@ impl Default for Clients {
 }
 
 impl Scenario {
+    /// Whether a class reads static files through IIS's file cache (a `file` step), the
+    /// only users of the `[iis]` file-cache settings.
+    pub fn has_file_steps(&self) -> bool {
+        self.classes
+            .iter()
+            .any(|c| c.steps.iter().any(|st| st.file.is_some()))
+    }
+
     /// Whether the run needs the farm driver: several servers, a load balancer, or
     /// clients that time out or retry.
     pub fn is_farm(&self) -> bool {
