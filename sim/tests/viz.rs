@@ -1159,3 +1159,20 @@ fn a_limits_first_incident_has_its_exact_time() {
     let i = v.iter().find(|i| i.kind == "http_sys_queue_full").unwrap();
     assert_eq!(i.time_s, first.at_s.ceil());
 }
+
+/// A sweep axis with units is drawn in its kind's base unit, so that values written in
+/// different units lie where they belong (`2m` after `30s`, not at 2).
+#[test]
+fn axis_values_with_units_are_placed_in_their_base_unit() {
+    use w3sim::viz::sweep_plot::axis_number;
+    assert_eq!(axis_number("30s"), Some(30.0));
+    assert_eq!(axis_number("2m"), Some(120.0));
+    assert_eq!(axis_number("1h"), Some(3600.0));
+    assert_eq!(axis_number("\"500ms\""), Some(0.5));
+    assert_eq!(axis_number("6000/min"), Some(100.0));
+    assert_eq!(axis_number("200/s"), Some(200.0));
+    assert_eq!(axis_number("1MB"), Some(1_048_576.0));
+    assert_eq!(axis_number("1000"), Some(1000.0));
+    assert_eq!(axis_number("0.5"), Some(0.5));
+    assert_eq!(axis_number("least_connections"), None);
+}

@@ -21,7 +21,40 @@ pub use super::sweep_files::{
 
 /// The number in an axis value (`"600/s"` → 600, `"1.5ms"` → 1.5).
 pub fn axis_number(s: &str) -> Option<f64> {
-    Quantity::parse(s.trim().trim_matches('"')).map(|q| q.value)
+    let s = s.trim().trim_matches('"');
+    let q = Quantity::parse(s)?;
+    Some(match base_unit(s) {
+        Some((v, _)) => v,
+        None => q.value,
+    })
+}
+
+/// A value with a unit in its kind's base unit, so that `30s`, `2m` and `1h` (or `500/s` and
+/// `6000/min`) lie on one axis: durations in seconds, rates per second, sizes in bytes.
+fn base_unit(s: &str) -> Option<(f64, &'static str)> {
+    use crate::scenario::units::{parse_duration, parse_rate, parse_size};
+    let q = Quantity::parse(s)?;
+    if q.unit.is_empty() {
+        return None;
+    }
+    if let Ok(ns) = parse_duration(s) {
+        Some((ns as f64 / 1e9, "s"))
+    } else if let Ok(r) = parse_rate(s) {
+        Some((r, "/s"))
+    } else {
+        parse_size(s).ok().map(|b| (b as f64, "B"))
+    }
+}
+
+/// The axis's label: its setting, and the base unit its values were converted to.
+fn axis_label(axis: &str, values: &[String]) -> String {
+    match values
+        .first()
+        .and_then(|v| base_unit(v.trim().trim_matches('"')))
+    {
+        Some((_, unit)) => format!("{axis} ({unit})"),
+        None => axis.to_string(),
+    }
 }
 
 fn is_ratio(metric: &str) -> bool {
@@ -143,16 +176,26 @@ fn curves(name: &str, p: &Points, slo: Option<&Slo>, cap: Option<&Capacity>) -> 
     let mut vlines = Vec::new();
     let mut x_interval = None;
     if let Some(c) = cap.filter(|c| c.vary == *axis) {
+        // The search's values in the axis's units (converted like the axis's own).
+        let on_axis = |v: f64| axis_number(&format!("{v}{}", c.unit)).unwrap_or(v);
         if let Some(v) = c.capacity {
-            vlines.push((v, format!(" {} {}", c.answer_label, fmt_value(v, &c.unit))));
+            vlines.push((
+                on_axis(v),
+                format!(" {} {}", c.answer_label, fmt_value(v, &c.unit)),
+            ));
         }
         if let (Some(a), Some(b)) = c.crossing_ci {
-            x_interval = Some((a, b, "95 % interval of the crossing".to_string()));
+            x_interval = Some((
+                on_axis(a),
+                on_axis(b),
+                "95 % interval of the crossing".to_string(),
+            ));
         }
     }
+    let values: Vec<String> = rows.iter().map(|(_, r)| r.axis_values[0].clone()).collect();
     Figure::Stack(Stack {
         title: format!("{name}: metrics against {axis} (mean, 95 % CI)"),
-        x_label: axis.clone(),
+        x_label: axis_label(axis, &values),
         charts,
         vlines,
         shades: vec![],
