@@ -1,6 +1,8 @@
 //! Sweeps: determinism across --jobs, shards and resume; CI coverage and capacity
 //! search on the M/M/c/K reduction; the sweep-file loader's diagnostics.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use w3sim::analytic::mmck;
@@ -765,18 +767,6 @@ fn ci_low_ends_of_non_negative_metrics_are_clamped_at_zero() {
     );
 }
 
-fn w3sim_cli(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_w3sim"))
-        .args(args)
-        .output()
-        .expect("w3sim starts");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 /// A sweep without axes (no `[[axes]]`, or `axes = []`) is replications of one
 /// configuration: `w3sim report` tabulates its point, `w3sim plot` says there is nothing
 /// to plot along an axis (exit 2), neither fails on "no axis column".
@@ -793,7 +783,7 @@ fn a_sweep_without_axes_is_reported_as_one_point() {
         )
         .unwrap();
         let out = tmp.path().join(name);
-        let (code, _, err) = w3sim_cli(&[
+        let (code, _, err) = common::w3sim_exit(&[
             "sweep".as_ref(),
             file.as_os_str(),
             "-q".as_ref(),
@@ -808,13 +798,13 @@ fn a_sweep_without_axes_is_reported_as_one_point() {
             "{points}"
         );
 
-        let (code, _, err) = w3sim_cli(&["report".as_ref(), out.as_os_str()]);
+        let (code, _, err) = common::w3sim_exit(&["report".as_ref(), out.as_os_str()]);
         assert_eq!(code, Some(0), "{err}");
         let html = read(&out, "report.html");
         assert!(html.contains("id=\"no-axis\""), "{html}");
         assert!(html.contains("503_rate mean [95 % CI]"), "{html}");
 
-        let (code, _, err) = w3sim_cli(&["plot".as_ref(), out.as_os_str()]);
+        let (code, _, err) = common::w3sim_exit(&["plot".as_ref(), out.as_os_str()]);
         assert_eq!(code, Some(2), "{err}");
         assert!(
             err.contains("the sweep has no axis (3 replication(s) of one configuration)")

@@ -205,7 +205,7 @@ pub fn outcome(s: &Summary, name: &str) -> u64 {
 }
 
 /// Runs the `w3sim` program with `args`: (exit code, standard output, standard error).
-pub fn w3sim_exit(args: &[&str]) -> (Option<i32>, String, String) {
+pub fn w3sim_exit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Option<i32>, String, String) {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_w3sim"))
         .args(args)
         .output()
