@@ -31,6 +31,7 @@
 //! | [`app_pool`] | the application pool's worker-process lifecycle: idle timeout, recycles, cold start, rapid-fail protection | 001 |
 //! | [`nic`] | the network adapter's receive side: RSS queues, rx descriptor rings, DPCs, Packets Received Discarded and RTO retransmission | — |
 //! | [`afd`] | AFD loopback work items on the delayed work queue: 16 (+Additional) priority-12 kernel workers, a filter driver's exclusive lock, the loopback fast path and WFP | 000, 002 |
+//! | [`request_timeout`] | ASP.NET's `executionTimeout`: the request timeout manager's 15 s timer (a thread-pool callback) aborting requests running synchronously past it, HTTP 500 "Request timed out" | — |
 //! | [`session_state`] | ASP.NET session state (InProc): the per-session exclusive lock, read-only pages, polling every 500 ms, `RequestQueueLimitPerSession`, `executionTimeout` of a waiting request | — |
 //! | [`valve`] | an in-application control loop that samples a counter and switches behaviour (seed 003's valve) | 003 |
 //! | [`load_balancer`] | a load balancer in front of a farm: round-robin / least connections / random, health probes, removal for a hold time after a 503 | 003 |
@@ -58,6 +59,7 @@ pub mod kernel_cache;
 pub mod load_balancer;
 pub mod nic;
 pub mod request;
+pub mod request_timeout;
 pub mod session_state;
 pub mod stat;
 pub mod tcp;

@@ -43,11 +43,15 @@ pub enum Outcome {
     /// `aspnet:RequestQueueLimitPerSession` requests already polled its session's lock:
     /// HTTP 500 ("Failed to process request", an event-log warning).
     SessionQueueLimit500,
+    /// The request ran synchronously past `httpRuntime/executionTimeout`: the request
+    /// timeout manager aborted its thread, HTTP 500 "Request timed out" (`HttpException`
+    /// 3001, `ASP.NET Applications\Requests Timed Out`).
+    RequestTimedOut500,
 }
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 13] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Ok,
         Outcome::QueueFull503,
         Outcome::ConcurrentRequestLimit503_2,
@@ -61,6 +65,7 @@ impl Outcome {
         Outcome::QueueFullReset,
         Outcome::AppOfflineReset,
         Outcome::SessionQueueLimit500,
+        Outcome::RequestTimedOut500,
     ];
 
     /// The stable name used in outputs.
@@ -79,6 +84,7 @@ impl Outcome {
             Outcome::QueueFullReset => "connection_reset_queue_full",
             Outcome::AppOfflineReset => "connection_reset_app_offline",
             Outcome::SessionQueueLimit500 => "500_session_queue_limit",
+            Outcome::RequestTimedOut500 => "500_request_timed_out",
         }
     }
 

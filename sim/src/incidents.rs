@@ -247,6 +247,7 @@ fn incident_kinds_of_limit(limit: &str) -> &'static [&'static str] {
             "outcome:503_2_concurrent_request_limit",
         ],
         "aspnet.max_concurrent_requests_per_cpu" => &["aspnet_concurrency_limit"],
+        "aspnet.execution_timeout" => &["outcome:500_request_timed_out"],
         "tcp.dynamic_port_count" => &[
             "ports_exhausted",
             "outcome:wsaenobufs",

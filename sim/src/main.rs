@@ -530,7 +530,12 @@ fn explain(scn: &Scenario) -> String {
                     "  load.scale = {factor}: the rates below are the scenario's × {factor}\n"
                 ));
             }
-            if scn.load.schedule.is_empty() && !scn.farm.servers.is_empty() {
+            if !scn.classes.iter().any(|c| shared(&c)) {
+                s.push_str(&format!(
+                    "  open loop: {} arrivals; every class arrives at its own rate or schedule (below), [load]'s rate is not used\n",
+                    setting_name(&scn.load.arrivals),
+                ));
+            } else if scn.load.schedule.is_empty() && !scn.farm.servers.is_empty() {
                 // Each server's share is worked out below, with its own processors.
                 s.push_str(&format!(
                     "  open loop: {} arrivals at {} to the whole farm; mean handler time {:.3} ms\n",
@@ -595,10 +600,31 @@ fn explain(scn: &Scenario) -> String {
             (None, _) => format!("weight {} of [load]", c.weight),
         };
         s.push_str(&format!(
-            "  class {} ({arrivals}): {} handler\n",
+            "  class {} ({arrivals}): {} handler",
             c.name,
             setting_name(&c.handler)
         ));
+        // A class on its own steady rate: what it alone asks of this server.
+        if let (Some(r), true, LoadMode::Open, true) = (
+            &c.rate,
+            c.schedule.is_empty(),
+            scn.load.mode,
+            scn.farm.servers.is_empty(),
+        ) {
+            let (demand, thread, cpu) = (
+                scn.own_time_ns(c) * 1e-9,
+                scn.thread_time_ns(c) * 1e-9,
+                c.mean_cpu_ns() * 1e-9,
+            );
+            s.push_str(&format!(
+                "; mean handler time {:.3} ms, {:.3} ms of it holding a worker thread, {:.3} ms on a processor → {}",
+                demand * 1e3,
+                thread * 1e3,
+                cpu * 1e3,
+                offered_load(scn, r.0, cpu, thread)
+            ));
+        }
+        s.push('\n');
     }
     for b in &scn.backends {
         s.push_str(&format!(
@@ -701,6 +727,26 @@ fn explain(scn: &Scenario) -> String {
             },
             scn.aspnet.execution_timeout
         ));
+    }
+    if scn.has_sync_classes() {
+        let sync: Vec<&str> = scn
+            .classes
+            .iter()
+            .filter(|c| c.handler != w3sim::scenario::HandlerKind::Async)
+            .map(|c| c.name.as_str())
+            .collect();
+        if scn.aspnet.compilation_debug {
+            s.push_str(&format!(
+                "  executionTimeout: not enforced (compilation debug=\"true\"): {} can run synchronously for ever\n",
+                sync.join(", ")
+            ));
+        } else {
+            s.push_str(&format!(
+                "  executionTimeout {}: {} (synchronous) are aborted with HTTP 500 once past it, at the request timeout manager's next 15 s tick (a thread-pool callback)\n",
+                scn.aspnet.execution_timeout,
+                sync.join(", ")
+            ));
+        }
     }
     if scn.classes.iter().any(|c| c.urls.is_some()) {
         s.push_str(&format!(

@@ -47,6 +47,7 @@ use w3sim_models::iis::{Iis, IisConfig};
 use w3sim_models::kernel_cache::{CacheTimer, KernelCache, KernelCacheConfig, Lookup};
 use w3sim_models::nic::{Nic, NicConfig, NicEvent, NicTimer};
 use w3sim_models::request::{ClassId, Outcome, RequestId};
+use w3sim_models::request_timeout::{RequestTimeoutConfig, RequestTimeoutManager, TimeoutTimer};
 use w3sim_models::session_state::{
     Access, Acquire, Poll, PollTimer, SessionLocks, SessionStateConfig, Ticket,
 };
@@ -120,6 +121,8 @@ pub enum Ev {
     ProbeDeadline(u64),
     /// A request polling a locked session: its poll timer ticked.
     Session(PollTimer),
+    /// ASP.NET's request timeout manager's 15 s timer (`executionTimeout`).
+    RequestTimeout(TimeoutTimer),
 }
 
 /// What a request is doing, for GC suspension and thread bookkeeping.
@@ -141,6 +144,10 @@ enum Phase {
     SessionWait,
     /// A poll callback of its session lock runs on a worker thread (`thread`).
     SessionPoll,
+    /// Aborted by `executionTimeout` while blocked: answered (500) and its thread gone, it
+    /// stays here only until the wait or calls it was blocked in end, so that their
+    /// events find it (and its slot is not reused under them).
+    Aborted,
 }
 
 /// Per-request state, kept only while the request is in flight.
@@ -150,6 +157,9 @@ struct Request {
     arrived: SimTime,
     /// When a worker thread first took it (end of its queue wait), or `NOT_STARTED`.
     started: SimTime,
+    /// When its execution last resumed on a thread after an asynchronous pipeline step
+    /// (first taken, or its session lock granted): `executionTimeout` counts from here.
+    resumed: SimTime,
     step: u16,
     /// Closed-loop user that sent it (this server's, or a farm's when `origin` is set),
     /// or `NO_USER`.
@@ -180,6 +190,9 @@ struct Request {
     origin: u64,
     /// Its hold on (or wait for) its ASP.NET session, or `NO_TICKET`.
     session: Ticket,
+    /// The request timeout manager aborted its thread while it ran CPU work: the abort
+    /// takes effect when that work ends.
+    abort: bool,
 }
 
 const NO_USER: u32 = u32::MAX;
@@ -196,6 +209,8 @@ const WI_SIGNAL: u64 = 1;
 const WI_IO: u64 = 2;
 /// A session-lock poll callback; bits 36.. carry the low bits of the request's ticket.
 const WI_POLL: u64 = 3;
+/// The request timeout manager's timer callback (`CancelTimedOutRequests`).
+const WI_TIMEOUT: u64 = 4;
 const JOB_STEP: u64 = 0;
 const JOB_IO: u64 = 1;
 const JOB_SIGNAL: u64 = 2;
@@ -206,6 +221,8 @@ const JOB_COLD_START: u64 = 6;
 const JOB_AFD: u64 = 7;
 const JOB_DPC: u64 = 8;
 const JOB_POLL: u64 = 9;
+/// The request timeout manager's callback scanning requests; the id bits carry its thread.
+const JOB_TIMEOUT: u64 = 10;
 /// The ticket bits a poll callback's work item carries (bits 36..63 of the item).
 const POLL_TICKET_MASK: u64 = (1 << 27) - 1;
 /// AFD tokens of outgoing calls to loopback backends (request ids are below 2^32).
@@ -466,6 +483,13 @@ struct Server {
     /// ASP.NET session locks (only when a class uses the session).
     sessions: Option<SessionLocks>,
     session_rng: Stream,
+    /// ASP.NET's request timeout manager (`executionTimeout`).
+    timeouts: RequestTimeoutManager,
+    /// Requests aborted while blocked that stay in `reqs` until their wait ends
+    /// ([`Phase::Aborted`]); not in flight.
+    zombies: u64,
+    /// Requests a timeout callback aborts (kept to allocate nothing per callback).
+    overdue: Vec<RequestId>,
 }
 
 /// A simulation in progress.
@@ -1093,6 +1117,12 @@ impl<'a> Simulation<'a> {
                     })
                 }),
             session_rng: stream(seed, "aspnet/sessions"),
+            timeouts: RequestTimeoutManager::new(RequestTimeoutConfig {
+                execution_timeout_ns: scn.aspnet.execution_timeout.0,
+                debugging_enabled: !scn.request_timeout_aborts(),
+            }),
+            zombies: 0,
+            overdue: Vec::new(),
         };
         let handlers = scn.classes.iter().map(|c| handler_of(scn, c)).collect();
         let class_rngs = scn
@@ -1291,6 +1321,13 @@ impl<'a> Simulation<'a> {
                 },
             );
         }
+        self.server.timeouts.start(
+            0,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::RequestTimeout,
+            },
+        );
         self.cal
             .schedule(self.scn.sample_interval.0.min(end), Ev::Sample);
         Ok(())
@@ -1436,6 +1473,7 @@ impl<'a> Simulation<'a> {
                 }
                 Ev::ProbeDeadline(n) => self.probe_deadline(now, n),
                 Ev::Session(timer) => self.session_tick(now, timer),
+                Ev::RequestTimeout(_) => self.timeout_tick(now),
                 Ev::Nic(timer) => {
                     self.server.nic.on_timer(
                         now,
@@ -1579,6 +1617,7 @@ impl<'a> Simulation<'a> {
             class,
             arrived: now,
             started: NOT_STARTED,
+            resumed: NOT_STARTED,
             step: 0,
             user,
             thread: NO_THREAD,
@@ -1595,6 +1634,7 @@ impl<'a> Simulation<'a> {
             abandoned: false,
             origin,
             session: NO_TICKET,
+            abort: false,
         });
         self.arrived += 1;
         self.window.arrived += 1;
@@ -1944,6 +1984,7 @@ impl<'a> Simulation<'a> {
                 let first = {
                     let r = self.reqs.get_mut(id).expect("live request");
                     r.thread = thread;
+                    r.resumed = now;
                     let first = r.started == NOT_STARTED;
                     if first {
                         r.started = now;
@@ -1962,6 +2003,15 @@ impl<'a> Simulation<'a> {
                 self.run_steps(now, id);
             }
             WI_POLL => self.session_poll_runs(now, thread, item),
+            WI_TIMEOUT => {
+                if self.server.timeouts.begin_scan() {
+                    let d = self.scn.thread_pool.continuation_cpu.0;
+                    self.submit_managed(now, tag(thread, JOB_TIMEOUT), d);
+                } else {
+                    // Another callback is scanning (`_inProgressLock`): return at once.
+                    self.item_done(now, thread);
+                }
+            }
             WI_SIGNAL => {
                 let r = self.reqs.get_mut(id).expect("live request");
                 r.aux_thread = thread;
@@ -1979,6 +2029,19 @@ impl<'a> Simulation<'a> {
     fn run_steps(&mut self, now: SimTime, id: RequestId) {
         loop {
             let r = *self.reqs.get(id).expect("live request");
+            if r.phase == Phase::Aborted {
+                // Aborted while its ended wait waited for a blocking GC to end.
+                self.bury(id);
+                return;
+            }
+            if r.abort {
+                // The ThreadAbortException reaches the thread as its CPU work ends.
+                self.item_done(now, r.thread);
+                self.leave_front_end(now, id);
+                self.server.timeouts.timed_out(now);
+                self.finish(now, id, Outcome::RequestTimedOut500);
+                return;
+            }
             let c = r.class as usize;
             if let Some(o) = r.call_failure {
                 if self.scn.classes[c].on_call_failure == crate::scenario::OnCallFailure::Fail {
@@ -2195,7 +2258,11 @@ impl<'a> Simulation<'a> {
         let r = *self.reqs.get(id).expect("live request");
         let locks = self.server.sessions.as_mut().expect("session state is on");
         match locks.poll(now, r.session) {
-            Poll::Granted => self.run_steps(now, id),
+            Poll::Granted => {
+                // The async AcquireRequestState completed: executionTimeout counts anew.
+                self.reqs.get_mut(id).expect("live").resumed = now;
+                self.run_steps(now, id)
+            }
             Poll::Locked => {
                 let rr = self.reqs.get_mut(id).expect("live");
                 rr.phase = Phase::SessionWait;
@@ -2203,6 +2270,112 @@ impl<'a> Simulation<'a> {
                 self.item_done(now, r.thread);
             }
         }
+    }
+
+    // ---- executionTimeout ---------------------------------------------------------
+
+    /// Whether the request timeout manager would abort request `r` at `now`: it runs
+    /// synchronously on its thread (a sync or sync-over-async handler, in a step) past its
+    /// timeout, and no abort is on its way to it already.
+    fn overdue(&self, now: SimTime, r: &Request) -> bool {
+        matches!(
+            r.phase,
+            Phase::Cpu | Phase::Waiting | Phase::IoCallback | Phase::Signalling
+        ) && !r.abort
+            && r.thread != NO_THREAD
+            && self.handlers[r.class as usize].kind != MHandlerKind::Async
+            && self.server.timeouts.must_timeout(now, r.resumed)
+    }
+
+    /// The manager's timer ticked. Its callback goes to the thread pool's queue when a
+    /// request is past its timeout (a callback that would find none is left out: it
+    /// would only cost a dispatch every 15 s).
+    fn timeout_tick(&mut self, now: SimTime) {
+        self.server.timeouts.on_timer(
+            now,
+            &mut Fx {
+                cal: &mut self.cal,
+                wrap: Ev::RequestTimeout,
+            },
+        );
+        if self.reqs.iter().any(|(_, r)| self.overdue(now, r)) {
+            self.server.timeouts.callback_queued();
+            self.post(now, tag(0, WI_TIMEOUT));
+        }
+    }
+
+    /// `CancelTimedOutRequests` ran on `thread`: every request past its timeout gets a
+    /// `ThreadAbortException` — at once if it is blocked (a wait, outgoing calls), when its
+    /// CPU work ends otherwise.
+    fn cancel_timed_out_requests(&mut self, now: SimTime, thread: ThreadId) {
+        let mut overdue = std::mem::take(&mut self.server.overdue);
+        overdue.clear();
+        overdue.extend(
+            self.reqs
+                .iter()
+                .filter(|(_, r)| self.overdue(now, r))
+                .map(|(id, _)| id),
+        );
+        if !overdue.is_empty() {
+            let timeout = self.scn.aspnet.execution_timeout;
+            self.limit_reached(
+                now,
+                "aspnet.execution_timeout",
+                format!(
+                    "a request ran synchronously for more than {timeout}: its thread was aborted (HTTP 500 Request timed out)"
+                ),
+            );
+        }
+        for &id in &overdue {
+            if self.reqs.get(id).expect("live").phase == Phase::Waiting {
+                self.abort_blocked(now, id);
+            } else {
+                self.reqs.get_mut(id).expect("live").abort = true;
+            }
+        }
+        self.server.overdue = overdue;
+        self.server.timeouts.end_scan();
+        self.item_done(now, thread);
+    }
+
+    /// Aborts a request whose thread is blocked in a wait or in outgoing calls: the thread
+    /// goes back to the pool, the client gets its 500 now, and the request stays as
+    /// [`Phase::Aborted`] until what it waited for ends (its calls run on; their answers
+    /// are dropped).
+    fn abort_blocked(&mut self, now: SimTime, id: RequestId) {
+        let r = *self.reqs.get(id).expect("live");
+        if self.handlers[r.class as usize].kind == MHandlerKind::SyncOverAsync {
+            self.server.tp.end_blocking(
+                now,
+                r.thread,
+                &mut Fx {
+                    cal: &mut self.cal,
+                    wrap: Ev::Tp,
+                },
+            );
+            self.drain_tp(now);
+        }
+        self.item_done(now, r.thread);
+        self.leave_front_end(now, id);
+        self.server.timeouts.timed_out(now);
+        self.account(now, id, r, Outcome::RequestTimedOut500);
+        let z = self.reqs.get_mut(id).expect("live");
+        z.phase = Phase::Aborted;
+        z.thread = NO_THREAD;
+        z.in_aspnet = false;
+        z.session = NO_TICKET;
+        z.retained = 0;
+        z.generation = NO_GENERATION;
+        z.origin = NO_ORIGIN;
+        z.user = NO_USER;
+        z.calls_left = 0;
+        self.server.zombies += 1;
+    }
+
+    /// An aborted request's wait or last call ended: its slot is freed.
+    fn bury(&mut self, id: RequestId) {
+        self.reqs.remove(id).expect("live");
+        self.server.zombies -= 1;
     }
 
     /// The request starts waiting (a `wait` step or outgoing calls): a sync handler keeps
@@ -2250,6 +2423,10 @@ impl<'a> Simulation<'a> {
 
     fn wait_done(&mut self, now: SimTime, id: RequestId) {
         let r = self.reqs.get_mut(id).expect("live request");
+        if r.phase == Phase::Aborted {
+            self.bury(id);
+            return;
+        }
         let kind = self.handlers[r.class as usize].kind;
         match kind {
             MHandlerKind::Sync => {
@@ -2377,6 +2554,7 @@ impl<'a> Simulation<'a> {
             }
             JOB_HIT => self.finish(now, id, Outcome::Ok),
             JOB_POLL => self.session_polled(now, id),
+            JOB_TIMEOUT => self.cancel_timed_out_requests(now, id),
             JOB_AFD => {
                 self.server.afd.cpu_done(
                     now,
@@ -2454,6 +2632,12 @@ impl<'a> Simulation<'a> {
     #[inline]
     fn finish(&mut self, now: SimTime, id: RequestId, outcome: Outcome) {
         let r = self.reqs.remove(id).expect("live request");
+        self.account(now, id, r, outcome);
+    }
+
+    /// Everything a request's end changes but its slot: its session, its process, its
+    /// connection, its memory, a probe's answer, the statistics, the farm and its user.
+    fn account(&mut self, now: SimTime, id: RequestId, r: Request, outcome: Outcome) {
         if r.session != NO_TICKET {
             if let Some(l) = self.server.sessions.as_mut() {
                 l.release(now, r.session);
@@ -2911,7 +3095,7 @@ impl<'a> Simulation<'a> {
         let scn = self.scn;
         let failed = self.outcomes.failed();
         let completed = self.outcomes.get(Outcome::Ok);
-        let in_flight = self.reqs.len() as u64;
+        let in_flight = self.reqs.len() as u64 - self.server.zombies;
         let requests = RequestTotals {
             arrived: self.arrived,
             completed,
@@ -3245,6 +3429,15 @@ impl<'a> Simulation<'a> {
                     peak_waiting_per_session: l.peak_waiting_per_session,
                     queue_limit_rejections: l.queue_limit_rejections.total(),
                     stale_locks_released: l.stale_locks_released.total(),
+                }
+            }),
+            request_timeout: s.timeouts.enabled().then(|| {
+                let t = &s.timeouts;
+                crate::stats::RequestTimeoutSummary {
+                    execution_timeout_s: round6(t.config().execution_timeout_ns as f64 * 1e-9),
+                    requests_timed_out: t.requests_timed_out.total(),
+                    first_timed_out_s: t.first_timed_out_at.map(|t| round6(t as f64 * 1e-9)),
+                    callbacks: t.callbacks.total(),
                 }
             }),
             file_cache: s.files.as_ref().map(|f| {
@@ -3648,6 +3841,7 @@ impl Simulation<'_> {
         if r.calls_pending == 0 {
             r.calls_left = 0;
             if failure.is_none()
+                && r.phase != Phase::Aborted
                 && let Some(files) = self.server.files.as_mut()
                 && let Some(Step::File { .. }) = self.handlers[class].steps.get(r.step as usize)
             {

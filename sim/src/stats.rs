@@ -405,6 +405,10 @@ pub struct Summary {
     /// ASP.NET session locks, when a class has `enable_session_state`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_state: Option<SessionStateSummary>,
+    /// ASP.NET's `executionTimeout` aborts, when a class runs synchronously (and
+    /// `<compilation debug>` is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<RequestTimeoutSummary>,
     /// IIS's user-mode file cache, when a class has a `file` step (whole run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_cache: Option<FileCacheSummary>,
@@ -548,6 +552,21 @@ pub struct SessionStateSummary {
     pub queue_limit_rejections: u64,
     /// Locks taken from a holder older than `executionTimeout`.
     pub stale_locks_released: u64,
+}
+
+/// What ASP.NET's request timeout manager (`executionTimeout`) did over the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RequestTimeoutSummary {
+    /// `httpRuntime/@executionTimeout`, seconds.
+    pub execution_timeout_s: f64,
+    /// Requests aborted (HTTP 500 "Request timed out"; `ASP.NET Applications\Requests
+    /// Timed Out`).
+    pub requests_timed_out: u64,
+    /// When the first was aborted, seconds.
+    pub first_timed_out_s: Option<f64>,
+    /// Timer ticks (every 15 s) that found a request past its timeout and queued their
+    /// callback to the thread pool.
+    pub callbacks: u64,
 }
 
 /// What a valve (seed 003's in-application control loop) did over the run.
@@ -804,6 +823,16 @@ impl Summary {
                 ss.peak_waiting_per_session,
                 ss.queue_limit_rejections,
                 ss.stale_locks_released
+            ));
+        }
+        if let Some(t) = self.request_timeout.as_ref().filter(|t| t.callbacks > 0) {
+            s.push_str(&format!(
+                "executionTimeout ({} s): {} requests aborted (HTTP 500 Request timed out){}, by {} timer callbacks\n",
+                t.execution_timeout_s,
+                t.requests_timed_out,
+                t.first_timed_out_s
+                    .map_or(String::new(), |f| format!(", the first at {f:.1} s")),
+                t.callbacks
             ));
         }
         if let Some(f) = &self.farm {

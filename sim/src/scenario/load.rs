@@ -1022,12 +1022,7 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
             ),
             "--set load.mode=closed to make the load a number of users, or set load.rate".into(),
         )),
-        ["session_state", k]
-            if !s
-                .classes
-                .iter()
-                .any(|c| c.enable_session_state != super::EnableSessionState::False) =>
-        {
+        ["session_state", k] if !s.uses_session() => {
             Some((
                 format!(
                     "`session_state.{k}` has no effect: no class uses the session (classes[].enable_session_state is false everywhere)"
@@ -1035,17 +1030,23 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
                 "give the classes that use it enable_session_state = true or \"read_only\"".into(),
             ))
         }
-        ["aspnet", "execution_timeout"]
-            if !s
-                .classes
-                .iter()
-                .any(|c| c.enable_session_state != super::EnableSessionState::False) =>
-        {
+        ["aspnet", "execution_timeout"] if !s.uses_session() && !s.request_timeout_aborts() => {
+            let why = if s.has_sync_classes() {
+                "`aspnet.compilation_debug` is true (debug=\"true\": nothing is aborted)"
+            } else {
+                "every class's handler is async (an async request is never aborted)"
+            };
             Some((
-                "`aspnet.execution_timeout` has no effect here: w3sim enforces executionTimeout on requests polling a session lock, and no class uses the session".into(),
-                "give a class enable_session_state = true or \"read_only\"; the abort of a running request is not modelled".into(),
+                format!(
+                    "`aspnet.execution_timeout` has no effect here: it aborts requests running synchronously and breaks session locks, but {why} and no class uses the session"
+                ),
+                "give a class handler = \"sync\" or \"sync_over_async\", set aspnet.compilation_debug = false, or give a class enable_session_state = true".into(),
             ))
         }
+        ["aspnet", "compilation_debug"] if !s.has_sync_classes() => Some((
+            "`aspnet.compilation_debug` has no effect here: it only stops executionTimeout from aborting requests that run synchronously, and every class's handler is async".into(),
+            "give a class handler = \"sync\" or \"sync_over_async\"".into(),
+        )),
         ["iis", k] if is_file_cache_key(k) && !s.has_file_steps() =>
         {
             Some((
@@ -1135,7 +1136,13 @@ fn ignored_because(path: &[Seg]) -> Vec<Vec<Seg>> {
         ["classes", "[]", "rate"] => {
             vec![path[..2].iter().cloned().chain([k("schedule")]).collect()]
         }
-        ["session_state", _] | ["aspnet", "execution_timeout"] => vec![vec![k("classes")]],
+        ["session_state", _] | ["aspnet", "compilation_debug"] => vec![vec![k("classes")]],
+        ["aspnet", "execution_timeout"] => {
+            vec![
+                vec![k("classes")],
+                vec![k("aspnet"), k("compilation_debug")],
+            ]
+        }
         ["iis", "file_attribute_check_threshold"] => vec![
             vec![k("classes")],
             vec![k("iis"), k("do_dir_monitoring_for_unc")],

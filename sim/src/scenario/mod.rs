@@ -675,9 +675,13 @@ pub struct AspNet {
     pub percent_cpu_limit: u32,
     /// `percentCpuLimitMinActiveRequestPerCpu`.
     pub percent_cpu_limit_min_active_request_per_cpu: u32,
-    /// `httpRuntime/executionTimeout` (110 s): enforced on requests polling a session
-    /// lock, and on session locks held longer.
+    /// `httpRuntime/executionTimeout` (110 s): a request running synchronously longer is
+    /// aborted (the request timeout manager, every 15 s); a session lock held longer is
+    /// broken by the next request that tries it.
     pub execution_timeout: Duration,
+    /// `<compilation debug="true">`: executionTimeout aborts nothing (session locks are
+    /// still broken after it).
+    pub compilation_debug: bool,
 }
 
 impl Default for AspNet {
@@ -688,6 +692,7 @@ impl Default for AspNet {
             percent_cpu_limit: 0,
             percent_cpu_limit_min_active_request_per_cpu: 100,
             execution_timeout: Duration(110 * SECOND_NS),
+            compilation_debug: false,
         }
     }
 }
@@ -1521,14 +1526,34 @@ impl Scenario {
                 ..d.clients
             };
         }
-        if self
-            .classes
-            .iter()
-            .all(|c| c.enable_session_state == EnableSessionState::False)
-        {
+        if !self.uses_session() {
             self.session_state = d.session_state;
+        }
+        if !self.has_sync_classes() {
+            self.aspnet.compilation_debug = d.aspnet.compilation_debug;
+        }
+        if !self.uses_session() && !self.request_timeout_aborts() {
             self.aspnet.execution_timeout = d.aspnet.execution_timeout;
         }
+    }
+
+    /// Whether a class takes part in ASP.NET session state.
+    pub fn uses_session(&self) -> bool {
+        self.classes
+            .iter()
+            .any(|c| c.enable_session_state != EnableSessionState::False)
+    }
+
+    /// Whether a class runs synchronously on its thread (a sync or sync-over-async handler),
+    /// so that `executionTimeout` can abort it.
+    pub fn has_sync_classes(&self) -> bool {
+        self.classes.iter().any(|c| c.handler != HandlerKind::Async)
+    }
+
+    /// Whether the request timeout manager can abort a request: a class runs synchronously
+    /// and `<compilation debug>` is off.
+    pub fn request_timeout_aborts(&self) -> bool {
+        !self.aspnet.compilation_debug && self.has_sync_classes()
     }
 
     /// [`Class::mean_own_time_ns`] with this scenario's backends.

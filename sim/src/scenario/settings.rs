@@ -229,8 +229,14 @@ pub const SETTINGS: &[SettingDoc] = &[
     s!(
         "aspnet.execution_timeout",
         "duration (>= 1s)",
-        "<httpRuntime executionTimeout> (debug=\"false\")",
-        "A session lock held longer than this is taken from its holder by the next request that tries it (SessionStateModule.GetSessionStateItem: lockAge >= executionTimeout → ReleaseItemExclusive). A request polling a lock is not timed out (no cancellable step). Default 110 s (DOMAIN §4.5). Left out: the Thread.Abort of a request still running a handler step (RequestTimeoutManager, every 15 s)."
+        "<httpRuntime executionTimeout>",
+        "A request running synchronously (a sync or sync_over_async handler) for more than this since it last resumed (its first thread, or its session lock granted) is aborted by the request timeout manager: a 15 s timer whose callback is a thread-pool work item, so the abort comes 110–125 s in, later when the pool is starved; the thread goes back to the pool and the request ends with HTTP 500 \"Request timed out\" (500_request_timed_out, ASP.NET Applications\\Requests Timed Out). Async requests are never aborted. A session lock held longer than this is taken from its holder by the next request that tries it (SessionStateModule.GetSessionStateItem); a request polling a lock is not timed out. Default 110 s (DOMAIN §4.5; Reference Source RequestTimeoutManager.cs, HttpContext.MustTimeout)."
+    ),
+    s!(
+        "aspnet.compilation_debug",
+        "true | false",
+        "<compilation debug>",
+        "true: executionTimeout aborts no request (HttpContext.MustTimeout returns at once when debugging is enabled); session locks are still broken after it. Default false, as in production."
     ),
     s!(
         "session_state.sessions",
