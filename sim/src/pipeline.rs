@@ -2637,6 +2637,7 @@ impl<'a> Simulation<'a> {
 
     /// Everything a request's end changes but its slot: its session, its process, its
     /// connection, its memory, a probe's answer, the statistics, the farm and its user.
+    #[inline]
     fn account(&mut self, now: SimTime, id: RequestId, r: Request, outcome: Outcome) {
         if r.session != NO_TICKET {
             if let Some(l) = self.server.sessions.as_mut() {
