@@ -75,7 +75,7 @@ pub struct Scenario {
     pub thread_pool: ThreadPool,
     /// .NET garbage collector.
     pub gc: Gc,
-    /// Outgoing connection management (ServicePointManager).
+    /// Outgoing connection management (ServicePointManager or SocketsHttpHandler).
     pub connections: Connections,
     /// Downstream services the handlers call.
     pub backends: Vec<BackendSpec>,

@@ -495,7 +495,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "backends[].connect_time",
         "duration distribution",
         "-",
-        "TCP handshake of a new connection (default 0.5 ms, a LAN round trip)."
+        "TCP handshake of a new connection (default 0.5 ms, a LAN round trip). With SocketsHttpHandler, a handshake longer than connections.connect_timeout is given up."
     ),
     s!(
         "backends[].max_connections",
