@@ -23,7 +23,7 @@
 //! | [`cpu`] | logical processors: strict priorities, processor sharing, context switches | 000, 003 |
 //! | [`gc`] | the .NET GC: generations, workstation/server, blocking/background, pause model | 003 |
 //! | [`backends`] | downstream services: latency, capacity, errors | 003 |
-//! | [`connections`] | the client connection pool per endpoint (ServicePoint): limit, keep-alive, idle close, aborts | 003 |
+//! | [`connections`] | the client connection pool per endpoint (.NET Framework's ServicePoint or .NET 6's SocketsHttpHandler): limit, keep-alive, idle close (exact or by a periodic scan), lifetime, ConnectTimeout, aborts | 003 |
 //! | [`urls`] | a catalogue of URLs with Zipf popularity and stable sizes | 001 |
 //! | [`kernel_cache`] | the HTTP.SYS kernel response cache: frequent-hit admission, TTL, scavenger, flushes | 001 |
 //! | [`file_cache`] | IIS's user-mode static file cache: `ObjectCacheTTL`, `FileAttributeCheckThreshold` (last-modified checks against the share), `MaxCachedFileSize`, `MemCacheSize`, emptied when the worker process exits | 001 |

@@ -123,11 +123,12 @@ fn run(rate: u64, secs: u64, mean_ms: f64, capacity: Option<u32>) -> Outcome {
             while let Some(e) = pool.poll() {
                 progressed = true;
                 match e {
-                    PoolEvent::Connect { call, conn } => {
+                    PoolEvent::Connect { conn, .. } => {
                         if tcp.connect(now, 0).is_ok() {
                             pool.connected(now, conn, &mut PoolFx(&mut cal));
-                        } else {
-                            pool.connect_failed(now, conn, &mut PoolFx(&mut cal));
+                        } else if let Some(call) =
+                            pool.connect_failed(now, conn, &mut PoolFx(&mut cal))
+                        {
                             calls.remove(&call);
                             out.refused += 1;
                         }
@@ -136,8 +137,8 @@ fn run(rate: u64, secs: u64, mean_ms: f64, capacity: Option<u32>) -> Outcome {
                         calls.insert(call, Some(conn));
                         backend.request(now, call, &mut BackendFx(&mut cal));
                     }
-                    PoolEvent::Close { .. } => tcp.close(now, 0, true),
-                    PoolEvent::QueueTimeout { call } => {
+                    PoolEvent::Close { established, .. } => tcp.close(now, 0, established),
+                    PoolEvent::QueueTimeout { call } | PoolEvent::ConnectTimeout { call } => {
                         calls.remove(&call);
                     }
                 }

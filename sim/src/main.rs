@@ -443,6 +443,75 @@ fn per_server_load(scn: &Scenario) -> String {
 }
 
 /// A setting's value as a scenario file writes it (`round_robin`, `["unavailable", "error"]`).
+/// The HTTP client outgoing calls go through, why, and its effective limits per backend.
+fn outgoing_client(scn: &Scenario) -> String {
+    use w3sim::scenario::ConnectionClient;
+    use w3sim::scenario::units::Duration;
+    let client = scn.connection_client();
+    let why = if scn.connections.client.is_some() {
+        "connections.client".to_string()
+    } else {
+        format!(
+            "the default for thread_pool.runtime = {}",
+            setting_name(&scn.thread_pool.runtime)
+        )
+    };
+    let or_infinite =
+        |ns: Option<u64>| ns.map_or("infinite".to_string(), |d| Duration(d).to_string());
+    let limit = |n: u32| {
+        if n == u32::MAX {
+            "unlimited".to_string()
+        } else {
+            n.to_string()
+        }
+    };
+    let mut s = String::new();
+    let c = &scn.connections;
+    match client {
+        ConnectionClient::ServicePoint => s.push_str(&format!(
+            "  outgoing calls: HttpWebRequest / ServicePoint (.NET Framework; {why}): MaxServicePointIdleTime {} (each idle connection closed that long after its last call), ConnectionLeaseTimeout {}, HttpWebRequest.Timeout {}\n",
+            c.max_service_point_idle_time,
+            or_infinite((c.connection_lease_timeout.0 > 0).then_some(c.connection_lease_timeout.0)),
+            c.request_timeout
+        )),
+        ConnectionClient::SocketsHttpHandler => {
+            let p = scn
+                .backends
+                .first()
+                .map(|b| w3sim::pipeline::pool_config(scn, b))
+                .expect("a backend");
+            s.push_str(&format!(
+                "  outgoing calls: HttpClient / SocketsHttpHandler (.NET 6; {why}): PooledConnectionIdleTimeout {} (a cleaning scan every {}: an idle connection closes at the first scan after it), PooledConnectionLifetime {}, ConnectTimeout {}, HttpClient.Timeout {}\n",
+                or_infinite(p.idle_timeout_ns),
+                Duration(p.scavenge_period_ns()),
+                or_infinite(p.lease_timeout_ns),
+                or_infinite(p.connect_timeout_ns),
+                c.request_timeout
+            ));
+        }
+    }
+    let name = match client {
+        ConnectionClient::ServicePoint => "DefaultConnectionLimit",
+        ConnectionClient::SocketsHttpHandler => "MaxConnectionsPerServer",
+    };
+    for b in &scn.backends {
+        let p = w3sim::pipeline::pool_config(scn, b);
+        let source = if b.max_connections > 0 {
+            "backends[].max_connections"
+        } else if client == ConnectionClient::ServicePoint && b.loopback {
+            "loopback"
+        } else {
+            name
+        };
+        s.push_str(&format!(
+            "    {}: {} connections ({source})\n",
+            b.name,
+            limit(p.max_connections)
+        ));
+    }
+    s
+}
+
 fn setting_name<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
@@ -647,6 +716,9 @@ fn explain(scn: &Scenario) -> String {
                 ""
             }
         ));
+    }
+    if !scn.backends.is_empty() {
+        s.push_str(&outgoing_client(scn));
     }
     if !scn.farm.servers.is_empty() {
         let names: Vec<String> = scn.server_names().into_iter().map(|(n, _)| n).collect();

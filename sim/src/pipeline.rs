@@ -36,7 +36,9 @@ use w3sim_models::clients::{
     RateSchedule, UserTimer,
 };
 use w3sim_models::config_cache::{ConfigCache, ConfigCacheConfig, ConfigTimer};
-use w3sim_models::connections::{CallId, ConnId, ConnectionPool, PoolConfig, PoolEvent, PoolTimer};
+use w3sim_models::connections::{
+    CallId, ClientKind, ConnId, ConnectionPool, PoolConfig, PoolEvent, PoolTimer,
+};
 use w3sim_models::cpu::{Cpu, CpuConfig, CpuTimer, JobId, Priority};
 use w3sim_models::deadlines::Deadlines;
 use w3sim_models::file_cache::{FileCache, FileCacheConfig, FileLookup};
@@ -600,6 +602,57 @@ fn handler_of(scn: &Scenario, c: &crate::scenario::Class) -> Handler {
     Handler { kind, steps }
 }
 
+/// The connection pool of calls to backend `b`: ServicePoint or SocketsHttpHandler
+/// (`Scenario::connection_client`), its limit (`backends[].max_connections` wins), its
+/// timeouts.
+pub fn pool_config(scn: &Scenario, b: &crate::scenario::BackendSpec) -> PoolConfig {
+    let c = &scn.connections;
+    let nonzero = |d: u64| (d > 0).then_some(d);
+    let mut p = match scn.connection_client() {
+        crate::scenario::ConnectionClient::ServicePoint => {
+            let limit = if b.max_connections > 0 {
+                b.max_connections
+            } else if b.loopback || c.default_connection_limit == 0 {
+                u32::MAX
+            } else {
+                c.default_connection_limit
+            };
+            let mut p = PoolConfig::new(limit);
+            p.idle_timeout_ns = Some(c.max_service_point_idle_time.0);
+            p.lease_timeout_ns = nonzero(c.connection_lease_timeout.0);
+            p
+        }
+        crate::scenario::ConnectionClient::SocketsHttpHandler => {
+            // No loopback exemption: MaxConnectionsPerServer applies to every endpoint.
+            let limit = if b.max_connections > 0 {
+                b.max_connections
+            } else if c.max_connections_per_server == 0 {
+                u32::MAX
+            } else {
+                c.max_connections_per_server
+            };
+            let mut p = PoolConfig::sockets_http_handler(limit);
+            p.idle_timeout_ns = nonzero(c.pooled_connection_idle_timeout.0);
+            p.lease_timeout_ns = nonzero(c.pooled_connection_lifetime.0);
+            p.connect_timeout_ns = nonzero(c.connect_timeout.0);
+            p
+        }
+    };
+    debug_assert!(matches!(
+        (p.client, scn.connection_client()),
+        (
+            ClientKind::ServicePoint,
+            crate::scenario::ConnectionClient::ServicePoint
+        ) | (
+            ClientKind::SocketsHttpHandler,
+            crate::scenario::ConnectionClient::SocketsHttpHandler
+        )
+    ));
+    p.keep_alive = b.keep_alive;
+    p.queue_timeout_ns = c.request_timeout.0;
+    p
+}
+
 fn thread_pool_config(scn: &Scenario) -> ThreadPoolConfig {
     let cpus = scn.cpu.logical_processors;
     let t = &scn.thread_pool;
@@ -906,26 +959,10 @@ fn outgoing(scn: &Scenario) -> Outgoing {
         tcp_timed_wait_delay_ns: t.tcp_timed_wait_delay.0,
         reuse_time_wait_ports: t.so_reuse_unicastport,
     });
-    let c = &scn.connections;
     let pools = scn
         .backends
         .iter()
-        .map(|b| {
-            let limit = if b.max_connections > 0 {
-                b.max_connections
-            } else if b.loopback || c.default_connection_limit == 0 {
-                u32::MAX
-            } else {
-                c.default_connection_limit
-            };
-            let mut p = PoolConfig::new(limit);
-            p.keep_alive = b.keep_alive;
-            p.idle_timeout_ns = c.max_service_point_idle_time.0;
-            p.lease_timeout_ns =
-                (c.connection_lease_timeout.0 > 0).then_some(c.connection_lease_timeout.0);
-            p.queue_timeout_ns = c.request_timeout.0;
-            ConnectionPool::new(p)
-        })
+        .map(|b| ConnectionPool::new(pool_config(scn, b)))
         .collect();
     let backends = scn
         .backends
@@ -3330,6 +3367,10 @@ impl<'a> Simulation<'a> {
                 })
                 .collect(),
             connections_opened: o.pools.iter().map(|p| p.opened.total()).sum(),
+            connections_closed: o.pools.iter().map(|p| p.closed.total()).sum(),
+            connections_closed_idle: o.pools.iter().map(|p| p.idle_closed.total()).sum(),
+            connections_closed_lifetime: o.pools.iter().map(|p| p.lifetime_closed.total()).sum(),
+            connect_timeouts: o.pools.iter().map(|p| p.connect_timeouts.total()).sum(),
             peak_ports_used: o.stats.peak_ports_used,
             port_range: scn.tcp.dynamic_port_count as u64,
             peak_ports_time_wait: o.tcp.ports_time_wait.peak(),
@@ -3538,7 +3579,9 @@ impl Simulation<'_> {
             },
         );
         self.drain_pool(now, b);
-        if self.server.out.live_waiting(slot) {
+        if self.server.out.live_waiting(slot)
+            && self.server.out.pools[b as usize].calls_beyond_limit()
+        {
             let limit = self.server.out.pools[b as usize].config().max_connections;
             let name = self.scn.backends[b as usize].name.clone();
             self.server
@@ -3559,17 +3602,25 @@ impl Simulation<'_> {
         while let Some(ev) = self.server.out.pools[b as usize].poll() {
             match ev {
                 PoolEvent::Connect { call, conn } => {
-                    let Some((slot, _)) = self.live_call(call) else {
-                        // The call is gone: give the slot back.
-                        self.server.out.pools[b as usize].connect_failed(
-                            now,
-                            conn,
-                            &mut Fx {
-                                cal: &mut self.cal,
-                                wrap: move |t| Ev::Pool(b, t),
-                            },
-                        );
-                        continue;
+                    // ServicePoint opens a connection for one call; SocketsHttpHandler for
+                    // the pool (whichever call waits longest when it is ready).
+                    let owner = match call {
+                        Some(call) => match self.live_call(call) {
+                            Some((slot, _)) => Some(slot),
+                            None => {
+                                // The call is gone: give the slot back.
+                                self.server.out.pools[b as usize].connect_failed(
+                                    now,
+                                    conn,
+                                    &mut Fx {
+                                        cal: &mut self.cal,
+                                        wrap: move |t| Ev::Pool(b, t),
+                                    },
+                                );
+                                continue;
+                            }
+                        },
+                        None => None,
                     };
                     match self.server.out.tcp.connect(now, b as u32) {
                         Ok(()) => {
@@ -3578,16 +3629,18 @@ impl Simulation<'_> {
                                 + self.server.out.tcp.ports_time_wait.get();
                             let st = &mut self.server.out.stats;
                             st.peak_ports_used = st.peak_ports_used.max(used);
-                            let c = self.server.out.calls.get_mut(slot).expect("live call");
-                            c.conn = Some(conn);
-                            c.state = CallState::Connecting;
+                            if let Some(slot) = owner {
+                                let c = self.server.out.calls.get_mut(slot).expect("live call");
+                                c.conn = Some(conn);
+                                c.state = CallState::Connecting;
+                            }
                             let d = self.server.out.connect_time[b as usize]
                                 .sample_ns(&mut self.server.out.connect_rng);
                             self.cal
                                 .schedule(now.saturating_add(d), Ev::Connected(b, conn));
                         }
                         Err(e) => {
-                            self.server.out.pools[b as usize].connect_failed(
+                            let failed = self.server.out.pools[b as usize].connect_failed(
                                 now,
                                 conn,
                                 &mut Fx {
@@ -3615,7 +3668,11 @@ impl Simulation<'_> {
                                     if outcome == Outcome::Wsaenobufs { "WSAENOBUFS (10055)" } else { "WSAEADDRINUSE (10048)" }
                                 ),
                             );
-                            self.call_done(now, slot, Some(outcome));
+                            // The call the failure falls on: the connection's own, or
+                            // (SocketsHttpHandler) the oldest waiting.
+                            if let Some((slot, _)) = failed.and_then(|c| self.live_call(c)) {
+                                self.call_done(now, slot, Some(outcome));
+                            }
                         }
                     }
                 }
@@ -3643,10 +3700,25 @@ impl Simulation<'_> {
                         self.send_to_backend(now, b, call);
                     }
                 }
-                PoolEvent::Close { conn } => {
+                PoolEvent::Close { conn, established } => {
                     if self.server.out.bound[b as usize].remove(&conn) {
                         // This side closes (idle timeout, abort, no keep-alive): TIME_WAIT.
-                        self.server.out.tcp.close(now, b as u32, true);
+                        // A connect given up before its handshake completed (SYN-SENT →
+                        // CLOSED) frees its port at once.
+                        self.server.out.tcp.close(now, b as u32, established);
+                    }
+                }
+                PoolEvent::ConnectTimeout { call } => {
+                    // SocketsHttpHandler.ConnectTimeout: TaskCanceledException ← TimeoutException.
+                    let name = self.scn.backends[b as usize].name.clone();
+                    let timeout = self.scn.connections.connect_timeout;
+                    self.limit_reached(
+                        now,
+                        "connections.connect_timeout",
+                        format!("a connect to {name} did not complete within ConnectTimeout {timeout}: the oldest waiting call fails"),
+                    );
+                    if let Some((slot, _)) = self.live_call(call) {
+                        self.call_done(now, slot, Some(Outcome::OutgoingError));
                     }
                 }
                 PoolEvent::QueueTimeout { call } => {

@@ -627,6 +627,15 @@ pub struct OutgoingSummary {
     pub latency_ms: LatencySummary,
     pub backends: std::collections::BTreeMap<String, BackendCalls>,
     pub connections_opened: u64,
+    /// Connections this side closed (idle timeout, lease / lifetime, abort, no keep-alive,
+    /// a connect given up).
+    pub connections_closed: u64,
+    /// Of those: idle connections closed for their idle timeout.
+    pub connections_closed_idle: u64,
+    /// Of those: connections closed for their lease / lifetime.
+    pub connections_closed_lifetime: u64,
+    /// Connects given up at SocketsHttpHandler's ConnectTimeout.
+    pub connect_timeouts: u64,
     /// Peak of ports in use plus ports in TIME_WAIT, and the range they come from.
     pub peak_ports_used: u64,
     pub port_range: u64,

@@ -307,6 +307,9 @@ fn every_numeric_setting_at_zero_and_at_its_largest_value_runs_or_is_refused() {
                 ];
                 cases.push((scenario, key.clone(), sets));
             }
+            if let Some(sets) = with_its_client(&key, format!("{key}={value}")) {
+                cases.push(("so-2013-async-outgoing.toml", key.clone(), sets));
+            }
         }
     }
     assert!(cases.len() >= 100, "{} cases", cases.len());
@@ -331,6 +334,9 @@ fn every_duration_setting_at_zero_and_at_one_nanosecond_runs_or_is_refused() {
                 let sets = vec!["nic.enabled=true".to_string(), format!("{key}=\"{value}\"")];
                 cases.push((scenario, key.clone(), sets));
             }
+            if let Some(sets) = with_its_client(&key, format!("{key}=\"{value}\"")) {
+                cases.push(("so-2013-async-outgoing.toml", key.clone(), sets));
+            }
         }
     }
     assert!(cases.len() >= 100, "{} cases", cases.len());
@@ -349,6 +355,22 @@ fn every_duration_setting_at_zero_and_at_one_nanosecond_runs_or_is_refused() {
         ));
     }
     all_run_or_are_refused(&cases);
+}
+
+/// A `[connections]` setting `set` on a scenario with outgoing calls and the client that
+/// reads it (the other client refuses it, which the cases above already show), so that its
+/// extremes are simulated, not only refused.
+fn with_its_client(key: &str, set: String) -> Option<Vec<String>> {
+    let k = key.strip_prefix("connections.")?;
+    let client = if w3sim::scenario::ConnectionClient::SOCKETS_HTTP_HANDLER_KEYS
+        .iter()
+        .any(|(x, _)| *x == k)
+    {
+        "sockets_http_handler"
+    } else {
+        "service_point"
+    };
+    Some(vec![format!("connections.client=\"{client}\""), set])
 }
 
 /// More events than any shipped scenario takes in 2 simulated seconds, by far.

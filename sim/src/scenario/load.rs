@@ -1064,6 +1064,47 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
             "`tcp.incoming_requests_per_connection` has no effect without keep-alive (`tcp.incoming_keep_alive = false`): every request has a connection of its own".into(),
             "--set tcp.incoming_keep_alive=true to study kept-alive connections turning over".into(),
         )),
+        ["connections", k] if foreign_connection_key(s, k).is_some() => {
+            let counterpart = foreign_connection_key(s, k)?;
+            let client = s.connection_client();
+            let why = match s.connections.client {
+                Some(_) => format!("connections.client = \"{}\"", client.name()),
+                None => format!(
+                    "the default for thread_pool.runtime = \"{}\"",
+                    match s.thread_pool.runtime {
+                        super::Runtime::Net48 => "net48",
+                        super::Runtime::Net6 => "net6",
+                    }
+                ),
+            };
+            let (mine, other) = match client {
+                super::ConnectionClient::ServicePoint => (
+                    "HttpWebRequest's ServicePoint",
+                    "HttpClient's SocketsHttpHandler (.NET Core / .NET 5+)",
+                ),
+                super::ConnectionClient::SocketsHttpHandler => (
+                    "HttpClient's SocketsHttpHandler",
+                    "the .NET Framework ServicePoint",
+                ),
+            };
+            let other_client = match client {
+                super::ConnectionClient::ServicePoint => "sockets_http_handler",
+                super::ConnectionClient::SocketsHttpHandler => "service_point",
+            };
+            Some((
+                format!(
+                    "`connections.{k}` has no effect: outgoing calls go through {mine} ({why}), and `{k}` is a setting of {other}"
+                ),
+                match counterpart {
+                    Some(c) => format!(
+                        "set connections.{c} instead (its counterpart), or choose the other client: --set connections.client={other_client}"
+                    ),
+                    None => format!(
+                        "the ServicePoint has no connect timeout (only connections.request_timeout, HttpWebRequest.Timeout); for SocketsHttpHandler: --set connections.client={other_client}"
+                    ),
+                },
+            ))
+        }
         ["load_balancer", k] if s.farm.servers.is_empty() => Some((
             format!(
                 "`load_balancer.{k}` has no effect: there is no farm, the requests go to the one server"
@@ -1096,6 +1137,16 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
         }
         _ => None,
     }
+}
+
+/// For a `[connections]` key the scenario's client ignores (a ServicePoint setting under
+/// SocketsHttpHandler or the reverse): `Some(its counterpart, if it has one)`.
+fn foreign_connection_key(s: &Scenario, key: &str) -> Option<Option<&'static str>> {
+    s.connection_client()
+        .foreign_keys()
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, c)| *c)
 }
 
 /// A key path with its list indices as `[]`: `classes[2].rate` → `["classes", "[]", "rate"]`.
@@ -1152,6 +1203,10 @@ fn ignored_because(path: &[Seg]) -> Vec<Vec<Seg>> {
             vec![vec![k("tcp"), k("incoming_keep_alive")]]
         }
         ["load_balancer", _] => vec![vec![k("farm")]],
+        ["connections", _] => vec![
+            vec![k("connections"), k("client")],
+            vec![k("thread_pool"), k("runtime")],
+        ],
         ["clients", _] => vec![vec![k("clients"), k("retries")]],
         _ => Vec::new(),
     }

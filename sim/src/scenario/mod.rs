@@ -75,7 +75,7 @@ pub struct Scenario {
     pub thread_pool: ThreadPool,
     /// .NET garbage collector.
     pub gc: Gc,
-    /// Outgoing connection management (ServicePointManager).
+    /// Outgoing connection management (ServicePointManager or SocketsHttpHandler).
     pub connections: Connections,
     /// Downstream services the handlers call.
     pub backends: Vec<BackendSpec>,
@@ -885,10 +885,78 @@ pub struct CacheReload {
     pub size: Size,
 }
 
-/// `[connections]`: `ServicePointManager` defaults for outgoing HTTP calls (.NET Framework).
+/// Which HTTP client the application's outgoing calls go through (`connections.client`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionClient {
+    /// .NET Framework: `HttpWebRequest` / `HttpClient` over `ServicePoint` (DOMAIN §6.1).
+    ServicePoint,
+    /// .NET Core 2.1+ / .NET 5+: `HttpClient` over `SocketsHttpHandler` (DOMAIN §6.2).
+    SocketsHttpHandler,
+}
+
+impl ConnectionClient {
+    /// The `ServicePoint` settings of `[connections]` and their SocketsHttpHandler
+    /// counterparts (what to set instead); `connect_timeout` has none on the other side.
+    pub const SERVICE_POINT_KEYS: &'static [(&'static str, Option<&'static str>)] = &[
+        (
+            "default_connection_limit",
+            Some("max_connections_per_server"),
+        ),
+        (
+            "max_service_point_idle_time",
+            Some("pooled_connection_idle_timeout"),
+        ),
+        (
+            "connection_lease_timeout",
+            Some("pooled_connection_lifetime"),
+        ),
+    ];
+    /// The `SocketsHttpHandler` settings of `[connections]` and their ServicePoint
+    /// counterparts.
+    pub const SOCKETS_HTTP_HANDLER_KEYS: &'static [(&'static str, Option<&'static str>)] = &[
+        (
+            "max_connections_per_server",
+            Some("default_connection_limit"),
+        ),
+        (
+            "pooled_connection_idle_timeout",
+            Some("max_service_point_idle_time"),
+        ),
+        (
+            "pooled_connection_lifetime",
+            Some("connection_lease_timeout"),
+        ),
+        ("connect_timeout", None),
+    ];
+
+    /// The settings of `[connections]` this client ignores, with the counterpart it reads.
+    pub fn foreign_keys(self) -> &'static [(&'static str, Option<&'static str>)] {
+        match self {
+            ConnectionClient::ServicePoint => Self::SOCKETS_HTTP_HANDLER_KEYS,
+            ConnectionClient::SocketsHttpHandler => Self::SERVICE_POINT_KEYS,
+        }
+    }
+
+    /// Its value in a scenario file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectionClient::ServicePoint => "service_point",
+            ConnectionClient::SocketsHttpHandler => "sockets_http_handler",
+        }
+    }
+}
+
+/// `[connections]`: the outgoing HTTP client's pool settings: .NET Framework's
+/// `ServicePointManager` or .NET Core's `SocketsHttpHandler` (`client`), and the call
+/// timeout both share.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Connections {
+    /// Which client: absent = the runtime's (`thread_pool.runtime` net48 → ServicePoint,
+    /// net6 → SocketsHttpHandler); see [`Scenario::connection_client`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<ConnectionClient>,
     /// `ServicePointManager.DefaultConnectionLimit` / `<connectionManagement maxconnection>`:
     /// connections per backend endpoint. 0 = unlimited (Int32.MaxValue: .NET 4.5+ under
     /// processModel autoConfig, seed 003); 2 outside ASP.NET; 10 under ASP.NET without
@@ -899,18 +967,32 @@ pub struct Connections {
     pub max_service_point_idle_time: Duration,
     /// `ServicePoint.ConnectionLeaseTimeout`; "0s" = -1 (never).
     pub connection_lease_timeout: Duration,
-    /// `HttpWebRequest.Timeout`: the longest a call waits (for a connection, then for the
-    /// response) when its step gives no `timeout`.
+    /// `HttpWebRequest.Timeout` / `HttpClient.Timeout`: the longest a call waits (for a
+    /// connection, then for the response) when its step gives no `timeout`.
     pub request_timeout: Duration,
+    /// `SocketsHttpHandler.MaxConnectionsPerServer`; 0 = int.MaxValue (its default).
+    pub max_connections_per_server: u32,
+    /// `SocketsHttpHandler.PooledConnectionIdleTimeout` (60 s on .NET 6+, 120 s on .NET
+    /// Core 2.1–5); "0s" = infinite.
+    pub pooled_connection_idle_timeout: Duration,
+    /// `SocketsHttpHandler.PooledConnectionLifetime`; "0s" = infinite (its default).
+    pub pooled_connection_lifetime: Duration,
+    /// `SocketsHttpHandler.ConnectTimeout`; "0s" = infinite (its default).
+    pub connect_timeout: Duration,
 }
 
 impl Default for Connections {
     fn default() -> Self {
         Self {
+            client: None,
             default_connection_limit: 0,
             max_service_point_idle_time: Duration(100_000_000_000),
             connection_lease_timeout: Duration(0),
             request_timeout: Duration(100_000_000_000),
+            max_connections_per_server: 0,
+            pooled_connection_idle_timeout: Duration(60_000_000_000),
+            pooled_connection_lifetime: Duration(0),
+            connect_timeout: Duration(0),
         }
     }
 }
@@ -1509,6 +1591,22 @@ impl Scenario {
     /// schedule stays: it is the documented fallback.
     pub fn clear_ignored(&mut self) {
         let d = Scenario::default();
+        // The other client's settings.
+        let client = self.connection_client();
+        let (c, dc) = (&mut self.connections, &d.connections);
+        match client {
+            ConnectionClient::ServicePoint => {
+                c.max_connections_per_server = dc.max_connections_per_server;
+                c.pooled_connection_idle_timeout = dc.pooled_connection_idle_timeout;
+                c.pooled_connection_lifetime = dc.pooled_connection_lifetime;
+                c.connect_timeout = dc.connect_timeout;
+            }
+            ConnectionClient::SocketsHttpHandler => {
+                c.default_connection_limit = dc.default_connection_limit;
+                c.max_service_point_idle_time = dc.max_service_point_idle_time;
+                c.connection_lease_timeout = dc.connection_lease_timeout;
+            }
+        }
         match self.load.mode {
             LoadMode::Closed => self.load.rate = d.load.rate,
             LoadMode::Open => {
@@ -1554,6 +1652,17 @@ impl Scenario {
     /// and `<compilation debug>` is off.
     pub fn request_timeout_aborts(&self) -> bool {
         !self.aspnet.compilation_debug && self.has_sync_classes()
+    }
+
+    /// The HTTP client outgoing calls go through: `connections.client`, else the runtime's
+    /// (.NET Framework 4.x: ServicePoint; .NET 6: SocketsHttpHandler).
+    pub fn connection_client(&self) -> ConnectionClient {
+        self.connections
+            .client
+            .unwrap_or(match self.thread_pool.runtime {
+                Runtime::Net48 => ConnectionClient::ServicePoint,
+                Runtime::Net6 => ConnectionClient::SocketsHttpHandler,
+            })
     }
 
     /// [`Class::mean_own_time_ns`] with this scenario's backends.

@@ -419,28 +419,58 @@ pub const SETTINGS: &[SettingDoc] = &[
         "fail: a failed outgoing call (timeout, error, WSAENOBUFS) fails the request with that outcome. degrade: the request goes on without the call's result; the failure still counts under `outgoing`."
     ),
     s!(
+        "connections.client",
+        "service_point | sockets_http_handler",
+        "HttpWebRequest/ServicePoint (.NET Framework) | HttpClient/SocketsHttpHandler (.NET Core 2.1+, .NET 5+)",
+        "The HTTP client whose connection pool outgoing calls go through. Default: the runtime's, service_point with thread_pool.runtime = net48 and sockets_http_handler with net6 (ASP.NET Core in-process on IIS). Each client reads only its own settings below; setting the other's is refused. `w3sim check` prints the client in effect and its limits."
+    ),
+    s!(
         "connections.default_connection_limit",
         "integer (0 = unlimited)",
         "ServicePointManager.DefaultConnectionLimit, <connectionManagement maxconnection>",
-        "Connections per backend endpoint; calls above it wait in the ServicePoint's queue. 0 = Int32.MaxValue, the .NET 4.5+ autoConfig value (seed 003); 2 outside ASP.NET, 10 under ASP.NET without autoConfig, 12 × CPUs under autoConfig on .NET 2.0–4.0 (DOMAIN §6.1)."
+        "ServicePoint only. Connections per backend endpoint; calls above it wait in the ServicePoint's queue. 0 = Int32.MaxValue, the .NET 4.5+ autoConfig value (seed 003); 2 outside ASP.NET, 10 under ASP.NET without autoConfig, 12 × CPUs under autoConfig on .NET 2.0–4.0 (DOMAIN §6.1)."
     ),
     s!(
         "connections.max_service_point_idle_time",
         "duration",
         "ServicePointManager.MaxServicePointIdleTime",
-        "Idle pooled connections are closed by this side after it, so their ports go to TIME_WAIT. Default 100 s (DOMAIN §6.1)."
+        "ServicePoint only. Idle pooled connections are closed by this side exactly this long after their last call, so their ports go to TIME_WAIT. Default 100 s (DOMAIN §6.1, row 50)."
     ),
     s!(
         "connections.connection_lease_timeout",
         "duration (0s = -1, never)",
         "ServicePoint.ConnectionLeaseTimeout",
-        "A connection older than this is closed after its current call. Default -1 (DOMAIN §6.1)."
+        "ServicePoint only. A connection older than this is closed after its current call, or at once if idle. Default -1 (DOMAIN §6.1, row 51)."
     ),
     s!(
         "connections.request_timeout",
         "duration",
-        "HttpWebRequest.Timeout",
-        "How long a call waits for a connection and its response when its step gives no `timeout`. Default 100 s (DOMAIN §6.1)."
+        "HttpWebRequest.Timeout (ServicePoint); HttpClient.Timeout (SocketsHttpHandler)",
+        "Both clients. How long a call waits for a connection and its response when its step gives no `timeout`. Default 100 s, the same for both (DOMAIN §6.1 row 52, §6.2)."
+    ),
+    s!(
+        "connections.max_connections_per_server",
+        "integer (0 = int.MaxValue, unlimited)",
+        "SocketsHttpHandler.MaxConnectionsPerServer",
+        "SocketsHttpHandler only. Connections per backend endpoint, pending connects included; calls above it queue in the endpoint's pool (FIFO) until a connection is returned. Loopback endpoints are not exempt (unlike the ServicePoint). Default int.MaxValue (HttpHandlerDefaults.cs; DOMAIN row 54). backends[].max_connections still wins."
+    ),
+    s!(
+        "connections.pooled_connection_idle_timeout",
+        "duration (0s = infinite)",
+        "SocketsHttpHandler.PooledConnectionIdleTimeout",
+        "SocketsHttpHandler only. An idle connection idle longer than this is closed by this side (TIME_WAIT) at the pool's next cleaning scan, which runs every PooledConnectionIdleTimeout / 4 (at least 1 s; 30 s if infinite): with 60 s, 60–75 s after its last call. Default 60 s (.NET 6+; 120 s on .NET Core 2.1–5: DOMAIN row 55, dotnet/runtime #52687; HttpHandlerDefaults.cs, HttpConnectionPoolManager.cs)."
+    ),
+    s!(
+        "connections.pooled_connection_lifetime",
+        "duration (0s = infinite)",
+        "SocketsHttpHandler.PooledConnectionLifetime",
+        "SocketsHttpHandler only. A connection older than this is not reused: closed when a call would take it from the pool, when it comes back after a call, or at a cleaning scan while idle; a new one replaces it (connections turn over, each leaving a port in TIME_WAIT). Default infinite (HttpHandlerDefaults.cs; DOMAIN row 56). For .NET's TimeSpan.Zero (no reuse) use backends[].keep_alive = false."
+    ),
+    s!(
+        "connections.connect_timeout",
+        "duration (0s = infinite)",
+        "SocketsHttpHandler.ConnectTimeout",
+        "SocketsHttpHandler only. A connect whose handshake (backends[].connect_time) has not completed after this is given up: the half-open socket closes without TIME_WAIT and the oldest call waiting for a connection fails (outgoing_error) at that moment. Default infinite: HttpHandlerDefaults.DefaultConnectTimeout is Timeout.InfiniteTimeSpan on .NET 6 and after; the 15 s of PR #66607 (DOMAIN row 57 ⚠) was reverted by PR #68649 before .NET 7 shipped."
     ),
     s!(
         "backends",
@@ -471,13 +501,13 @@ pub const SETTINGS: &[SettingDoc] = &[
         "backends[].connect_time",
         "duration distribution",
         "-",
-        "TCP handshake of a new connection (default 0.5 ms, a LAN round trip)."
+        "TCP handshake of a new connection (default 0.5 ms, a LAN round trip). With SocketsHttpHandler, a handshake longer than connections.connect_timeout is given up."
     ),
     s!(
         "backends[].max_connections",
-        "integer (0 = connections.default_connection_limit)",
-        "<connectionManagement><add address=… maxconnection=…>",
-        "Connections to this backend; loopback backends are unlimited unless set."
+        "integer (0 = connections.default_connection_limit or max_connections_per_server)",
+        "<connectionManagement><add address=… maxconnection=…>; a handler's MaxConnectionsPerServer for this endpoint",
+        "Connections to this backend, for either client; with the ServicePoint, loopback backends are unlimited unless set."
     ),
     s!(
         "backends[].keep_alive",
@@ -1065,6 +1095,9 @@ pub fn default_of(path: &str) -> String {
                 }
             },
             "gc.cache_reload" | "load.replay" => "(none)".into(),
+            "connections.client" => {
+                "(the runtime's: service_point on net48, sockets_http_handler on net6)".into()
+            }
             "classes[].steps" => "[] (uses service)".into(),
             "classes[].rate" => "(none: a share of [load])".into(),
             "classes[].schedule" => "[]".into(),
@@ -1117,6 +1150,7 @@ mod tests {
                 "classes[].urls",
                 "classes[].probe",
                 "classes[].enable_session_state",
+                "connections.client",
             ]
             .contains(&d.path)
                 || d.path.starts_with("backends[]");
