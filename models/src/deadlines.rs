@@ -25,6 +25,10 @@ pub struct Deadlines<K> {
     q: VecDeque<(SimTime, K)>,
     /// When the outstanding timer fires, if one is.
     armed: Option<SimTime>,
+    /// Between [`Deadlines::fired`] and [`Deadlines::rearm`]: the owner is handling the
+    /// expiries, and a key it pushes meanwhile (a retry, a sequential call, a new
+    /// connect) must not arm the timer at its own, later deadline while older ones wait.
+    firing: bool,
 }
 
 impl<K> Default for Deadlines<K> {
@@ -32,6 +36,7 @@ impl<K> Default for Deadlines<K> {
         Self {
             q: VecDeque::new(),
             armed: None,
+            firing: false,
         }
     }
 }
@@ -45,7 +50,9 @@ impl<K: Copy> Deadlines<K> {
     /// `live_count` is how many keys are live now; when the queue holds four times as
     /// many entries, the ended ones are dropped first (`live` tells), so memory follows
     /// what is live. Returns the time of the timer the owner must set, if none is
-    /// outstanding (then every entry ahead has ended and this one is the oldest live).
+    /// outstanding (then every entry ahead has ended and this one is the oldest live) and
+    /// the owner is not between [`Deadlines::fired`] and [`Deadlines::rearm`] (its
+    /// `rearm` then arms the oldest live entry).
     pub fn push(
         &mut self,
         deadline: SimTime,
@@ -58,7 +65,7 @@ impl<K: Copy> Deadlines<K> {
             self.q.retain(|&(_, k)| live(k));
         }
         self.q.push_back((deadline, key));
-        if self.armed.is_none() {
+        if self.armed.is_none() && !self.firing {
             self.armed = Some(deadline);
             return Some(deadline);
         }
@@ -68,6 +75,7 @@ impl<K: Copy> Deadlines<K> {
     /// The outstanding timer fired.
     pub fn fired(&mut self) {
         self.armed = None;
+        self.firing = true;
     }
 
     /// The next live key whose deadline is at or before `now` (ended ones on the way are
@@ -88,6 +96,7 @@ impl<K: Copy> Deadlines<K> {
     /// Drops ended entries from the front and returns the time of the timer the owner must
     /// set for the oldest live one, if none is outstanding.
     pub fn rearm(&mut self, mut live: impl FnMut(K) -> bool) -> Option<SimTime> {
+        self.firing = false;
         if self.armed.is_some() {
             return None;
         }
@@ -114,6 +123,27 @@ impl<K: Copy> Deadlines<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_pushed_while_expiries_are_handled_does_not_hide_older_ones() {
+        // Deadlines at 10 and 20; the timer fires at 10, and handling that expiry pushes a
+        // new key due at 40 (a retry, the next call, a new connect). The timer must come
+        // back at 20, not at 40.
+        let mut d: Deadlines<u32> = Deadlines::new();
+        assert_eq!(d.push(10, 1, 1, |_| true), Some(10));
+        assert_eq!(d.push(20, 2, 2, |_| true), None);
+        d.fired();
+        assert_eq!(d.pop_due(10, |_| true), Some(1));
+        assert_eq!(d.push(40, 3, 2, |_| true), None, "no timer at 40 yet");
+        assert_eq!(d.pop_due(10, |_| true), None);
+        assert_eq!(d.rearm(|_| true), Some(20));
+        // Outside a firing, a push into an empty, unarmed queue arms as before.
+        d.fired();
+        assert_eq!(d.pop_due(20, |_| true), Some(2));
+        assert_eq!(d.pop_due(40, |_| true), Some(3));
+        assert_eq!(d.rearm(|_| true), None);
+        assert_eq!(d.push(50, 4, 1, |_| true), Some(50));
+    }
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
