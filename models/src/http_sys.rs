@@ -21,6 +21,14 @@
 //! `failure/@loadBalancerCapabilities = TcpLevel`, under which the engine closes the
 //! connection instead of answering 503 QueueFull or AppOffline.
 //!
+//! **Also**: the site's connection limit ([`SiteConnections`]), `sites/site/limits/@maxConnections`
+//! (DOMAIN §3.2, default 4294967295 = unlimited): a request that needs a connection while
+//! the site already has that many is answered by HTTP.SYS with **503**, HTTPERR reason
+//! `ConnLimit`, before the kernel cache and the pool's queue. A request needs a connection
+//! of its own unless one of the clients' kept-alive connections is idle (HTTP/1.1: one
+//! request at a time per connection): so the site has max(kept-alive, in flight)
+//! connections, and a request is refused once `maxConnections` requests are in flight.
+//!
 //! **Leaves out**: `Timer_AppPool` expiry of requests that wait longer than
 //! `connectionTimeout` (120 s) in this queue (the worker process takes requests as they
 //! come while it runs, so only a start of the pool longer than 120 s would meet it).
@@ -45,6 +53,78 @@ pub struct AppPoolQueueConfig {
 pub enum Rejection {
     /// 503, HTTPERR `QueueFull`.
     QueueFull,
+    /// 503, HTTPERR `ConnLimit`: the site's `maxConnections`.
+    ConnLimit,
+}
+
+/// `limits/@maxConnections`: 4294967295, no limit.
+pub const UNLIMITED_CONNECTIONS: u32 = u32::MAX;
+
+/// The site's client connections and its `maxConnections` (`Web Service\Current
+/// Connections`).
+#[derive(Debug)]
+pub struct SiteConnections {
+    max_connections: u32,
+    /// Clients' kept-alive connections (at most `max_connections`): idle ones carry the
+    /// next requests without a connection of their own.
+    kept_alive: u64,
+    /// Requests HTTP.SYS is serving (from their arrival to their response).
+    in_flight: u64,
+    /// `Web Service\Current Connections`: max(kept-alive, in flight).
+    pub current_connections: Gauge,
+    /// Requests refused with 503 ConnLimit.
+    pub rejected: Counter,
+}
+
+impl SiteConnections {
+    /// `kept_alive` clients keep a connection open (those past `max_connections` are
+    /// refused and not counted).
+    pub fn new(max_connections: u32, kept_alive: u64) -> Self {
+        let kept_alive = kept_alive.min(max_connections as u64);
+        let mut current_connections = Gauge::new();
+        current_connections.set(0, kept_alive);
+        Self {
+            max_connections,
+            kept_alive,
+            in_flight: 0,
+            current_connections,
+            rejected: Counter::default(),
+        }
+    }
+
+    pub fn max_connections(&self) -> u32 {
+        self.max_connections
+    }
+
+    /// A request reaches HTTP.SYS: it takes an idle kept-alive connection or a new one, or
+    /// is refused with 503 ConnLimit when the site has `maxConnections` in use.
+    #[inline]
+    pub fn request(&mut self, now: SimTime) -> Result<(), Rejection> {
+        if self.in_flight >= self.max_connections as u64 {
+            self.rejected.inc();
+            return Err(Rejection::ConnLimit);
+        }
+        self.in_flight += 1;
+        if self.in_flight > self.kept_alive {
+            self.current_connections.set(now, self.in_flight);
+        }
+        Ok(())
+    }
+
+    /// A request admitted by [`Self::request`] has its response: its connection goes idle
+    /// (kept alive) or closes.
+    #[inline]
+    pub fn response(&mut self, now: SimTime) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.in_flight >= self.kept_alive {
+            self.current_connections.set(now, self.in_flight);
+        }
+    }
+
+    /// Requests HTTP.SYS is serving.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
 }
 
 /// The queue's state and its perfmon counters (`HTTP Service Request Queues(<pool>)\…`).
@@ -175,6 +255,31 @@ mod tests {
         assert_eq!(q.dequeue(6), Some(4));
         assert_eq!(q.dequeue(7), None);
         assert_eq!(q.current_queue_size.peak(), 2);
+    }
+
+    #[test]
+    fn the_site_refuses_a_request_once_max_connections_are_in_use() {
+        let mut c = SiteConnections::new(3, 2);
+        assert_eq!(c.current_connections.get(), 2, "two kept-alive connections");
+        c.request(1).unwrap();
+        c.request(2).unwrap();
+        assert_eq!(
+            c.current_connections.get(),
+            2,
+            "both ride kept-alive connections"
+        );
+        c.request(3).unwrap();
+        assert_eq!(c.current_connections.get(), 3, "a connection of its own");
+        assert_eq!(c.request(4), Err(Rejection::ConnLimit));
+        assert_eq!(c.rejected.total(), 1);
+        c.response(5);
+        assert_eq!(c.current_connections.get(), 2);
+        c.response(6);
+        assert_eq!(c.current_connections.get(), 2, "kept alive, now idle");
+        assert!(c.request(7).is_ok());
+        // More kept-alive clients than the limit: only the limit's worth are accepted.
+        let c = SiteConnections::new(3, 10);
+        assert_eq!(c.current_connections.get(), 3);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! | module | models | seed |
 //! |---|---|---|
 //! | [`clients`] | open-loop arrival processes (Poisson / constant / rate schedule / bursts), closed-loop users with think time, client timeouts and retries with backoff and jitter | all |
-//! | [`http_sys`] | HTTP.SYS per-app-pool request queue (`queueLength`, 503 QueueFull) | 003 |
+//! | [`http_sys`] | HTTP.SYS per-app-pool request queue (`queueLength`, 503 QueueFull) and the site's connection limit (`maxConnections`, 503 ConnLimit) | 003 |
 //! | [`iis`] | the IIS worker process: `appConcurrentRequestLimit` (503.2) | 003 |
 //! | [`aspnet`] | ASP.NET integrated-mode throttling: `requestQueueLimit`, `maxConcurrentRequestsPerCPU`, native queue | 003 |
 //! | [`thread_pool`] | the CLR thread pool: gate thread, hill climbing, IOCP pool | 003 |

@@ -47,11 +47,14 @@ pub enum Outcome {
     /// timeout manager aborted its thread, HTTP 500 "Request timed out" (`HttpException`
     /// 3001, `ASP.NET Applications\Requests Timed Out`).
     RequestTimedOut500,
+    /// The site had `limits/@maxConnections` connections in use: HTTP.SYS answers 503,
+    /// HTTPERR `ConnLimit`.
+    ConnLimit503,
 }
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 14] = [
+    pub const ALL: [Outcome; 15] = [
         Outcome::Ok,
         Outcome::QueueFull503,
         Outcome::ConcurrentRequestLimit503_2,
@@ -66,6 +69,7 @@ impl Outcome {
         Outcome::AppOfflineReset,
         Outcome::SessionQueueLimit500,
         Outcome::RequestTimedOut500,
+        Outcome::ConnLimit503,
     ];
 
     /// The stable name used in outputs.
@@ -85,6 +89,7 @@ impl Outcome {
             Outcome::AppOfflineReset => "connection_reset_app_offline",
             Outcome::SessionQueueLimit500 => "500_session_queue_limit",
             Outcome::RequestTimedOut500 => "500_request_timed_out",
+            Outcome::ConnLimit503 => "503_conn_limit",
         }
     }
 

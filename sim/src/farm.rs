@@ -151,6 +151,7 @@ pub fn is_503(o: Outcome) -> bool {
             | Outcome::ConcurrentRequestLimit503_2
             | Outcome::ServerTooBusy503
             | Outcome::AppOffline503
+            | Outcome::ConnLimit503
     )
 }
 

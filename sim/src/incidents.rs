@@ -242,6 +242,7 @@ fn incident_kinds_of_limit(limit: &str) -> &'static [&'static str] {
             "outcome:connection_reset_queue_full",
         ],
         "aspnet.request_queue_limit" => &["aspnet_queue_full", "outcome:503_server_too_busy"],
+        "http_sys.max_connections" => &["outcome:503_conn_limit"],
         "iis.app_concurrent_request_limit" => &[
             "iis_concurrent_request_limit",
             "outcome:503_2_concurrent_request_limit",

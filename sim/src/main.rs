@@ -890,6 +890,12 @@ fn explain(scn: &Scenario) -> String {
         scn.thread_pool.max_threads(scn.cpu.logical_processors),
         scn.cpu.logical_processors
     ));
+    if scn.http_sys.max_connections != w3sim_models::http_sys::UNLIMITED_CONNECTIONS {
+        s.push_str(&format!(
+            "  site maxConnections {}: a request that finds that many in flight gets 503 ConnLimit from HTTP.SYS\n",
+            scn.http_sys.max_connections
+        ));
+    }
     s
 }
 

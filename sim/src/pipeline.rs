@@ -44,7 +44,9 @@ use w3sim_models::deadlines::Deadlines;
 use w3sim_models::file_cache::{FileCache, FileCacheConfig, FileLookup};
 use w3sim_models::gc::{Collection, Gc, GcConfig, GcFlavor as MGcFlavor, GcTimer};
 use w3sim_models::handler::{Drawn, Handler, HandlerKind as MHandlerKind, Step};
-use w3sim_models::http_sys::{AppPoolQueue, AppPoolQueueConfig};
+use w3sim_models::http_sys::{
+    AppPoolQueue, AppPoolQueueConfig, SiteConnections, UNLIMITED_CONNECTIONS,
+};
 use w3sim_models::iis::{Iis, IisConfig};
 use w3sim_models::kernel_cache::{CacheTimer, KernelCache, KernelCacheConfig, Lookup};
 use w3sim_models::nic::{Nic, NicConfig, NicEvent, NicTimer};
@@ -195,6 +197,8 @@ struct Request {
     /// The request timeout manager aborted its thread while it ran CPU work: the abort
     /// takes effect when that work ends.
     abort: bool,
+    /// It holds one of the site's connections (`maxConnections`) until its response.
+    site_conn: bool,
 }
 
 const NO_USER: u32 = u32::MAX;
@@ -328,6 +332,7 @@ pub const COLUMNS: &[&str] = &[
     "Processor Information\\DPCs Queued/sec",
     "Processor Information\\% DPC Time",
     "w3sim\\Requests Waiting For Session Lock",
+    "Web Service\\Current Connections",
     "w3sim\\Requests In Flight",
     "w3sim\\Response Time p50 (ms)",
     "w3sim\\Response Time p95 (ms)",
@@ -430,6 +435,8 @@ struct OutgoingCounts {
 }
 
 struct Server {
+    /// The site's client connections (`limits/@maxConnections`).
+    site: SiteConnections,
     http: AppPoolQueue,
     iis: Iis,
     aspnet: AspNet,
@@ -1041,6 +1048,14 @@ impl<'a> Simulation<'a> {
             },
         };
         let server = Server {
+            site: SiteConnections::new(
+                scn.http_sys.max_connections,
+                if scn.tcp.incoming_keep_alive {
+                    scn.tcp.incoming_keep_alive_connections.into()
+                } else {
+                    0
+                },
+            ),
             http: AppPoolQueue::new(AppPoolQueueConfig {
                 queue_length: scn.http_sys.queue_length,
                 queue_counts_in_flight: scn.http_sys.queue_counts_in_flight,
@@ -1672,6 +1687,7 @@ impl<'a> Simulation<'a> {
             origin,
             session: NO_TICKET,
             abort: false,
+            site_conn: false,
         });
         self.arrived += 1;
         self.window.arrived += 1;
@@ -1718,7 +1734,22 @@ impl<'a> Simulation<'a> {
 
     /// The request reaches HTTP.SYS: its kernel cache, the application pool, the queue.
     fn front_door(&mut self, now: SimTime, id: RequestId) {
-        let class = self.reqs.get(id).expect("live").class;
+        // The site's connection limit comes first: HTTP.SYS answers 503 ConnLimit itself.
+        if self.server.site.request(now).is_err() {
+            let max = self.scn.http_sys.max_connections;
+            self.limit_reached(
+                now,
+                "http_sys.max_connections",
+                format!(
+                    "the site had its {max} connections (maxConnections) in use: 503 ConnLimit"
+                ),
+            );
+            self.finish(now, id, Outcome::ConnLimit503);
+            return;
+        }
+        let r = self.reqs.get_mut(id).expect("live");
+        r.site_conn = true;
+        let class = r.class;
         // HTTP.SYS's kernel response cache answers before the request reaches the pool.
         if let Some((cat, mean)) = &self.server.urls[class as usize] {
             let url = cat.sample(&mut self.server.url_rng);
@@ -2676,6 +2707,9 @@ impl<'a> Simulation<'a> {
     /// connection, its memory, a probe's answer, the statistics, the farm and its user.
     #[inline]
     fn account(&mut self, now: SimTime, id: RequestId, r: Request, outcome: Outcome) {
+        if r.site_conn {
+            self.server.site.response(now);
+        }
         if r.session != NO_TICKET {
             if let Some(l) = self.server.sessions.as_mut() {
                 l.release(now, r.session);
@@ -3098,6 +3132,7 @@ impl<'a> Simulation<'a> {
             per_s(s.nic.dpcs_queued.since_mark()),
             dpc_pct,
             s.sessions.as_ref().map_or(0, |l| l.waiting.get()) as f64,
+            s.site.current_connections.get() as f64,
             self.in_system.get() as f64,
             round6(p50),
             round6(p95),
@@ -3191,6 +3226,13 @@ impl<'a> Simulation<'a> {
             self.violations.push(format!(
                 "HTTP.SYS queue held {} requests, above queueLength {}",
                 self.peak_counted, scn.http_sys.queue_length
+            ));
+        }
+        if s.site.current_connections.peak() > scn.http_sys.max_connections as u64 {
+            self.violations.push(format!(
+                "the site had {} connections, above maxConnections {}",
+                s.site.current_connections.peak(),
+                scn.http_sys.max_connections
             ));
         }
         if s.iis.active_requests.peak() > scn.iis.app_concurrent_request_limit as u64 {
@@ -3302,6 +3344,14 @@ impl<'a> Simulation<'a> {
         gauges.insert(
             "w3sim.Requests In Flight".to_string(),
             g(&self.in_system, None),
+        );
+        let max_conns = scn.http_sys.max_connections;
+        gauges.insert(
+            "http_sys.Current Connections".to_string(),
+            g(
+                &s.site.current_connections,
+                (max_conns != UNLIMITED_CONNECTIONS).then_some(max_conns as u64),
+            ),
         );
         if let Some(l) = &s.sessions {
             gauges.insert(

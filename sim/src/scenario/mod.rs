@@ -575,6 +575,8 @@ pub struct HttpSys {
     /// Count requests already handed to the worker process against `queue_length`
     /// (KB 816995, default) instead of kernel-queued requests only (the docs). DOMAIN §3.1 ⚠.
     pub queue_counts_in_flight: bool,
+    /// The site's `limits/@maxConnections` (4294967295 = no limit): 503 ConnLimit above it.
+    pub max_connections: u32,
 }
 
 impl Default for HttpSys {
@@ -582,6 +584,7 @@ impl Default for HttpSys {
         Self {
             queue_length: 1000,
             queue_counts_in_flight: true,
+            max_connections: u32::MAX,
         }
     }
 }
@@ -2073,6 +2076,12 @@ impl Scenario {
                     "must be at least 1s (executionTimeout is whole seconds), got {}",
                     self.aspnet.execution_timeout
                 ),
+            );
+        }
+        if self.http_sys.max_connections == 0 {
+            bad(
+                "http_sys.max_connections".into(),
+                "must be at least 1 (4294967295, the default, is no limit)".into(),
             );
         }
         let q = self.http_sys.queue_length;

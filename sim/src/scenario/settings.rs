@@ -197,6 +197,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "true (default): every outstanding request of the pool counts against queueLength until it is completely served (KB 816995). false: only requests still queued in the kernel (the IIS docs). Sources disagree (DOMAIN §3.1 ⚠); the default is KB 816995's because it reproduces seed 003: raising queueLength from 1000 to 10,000 had no effect, since ASP.NET's and IIS's limits of 5000 then answer the 503s. With false, a worker process that dequeues at once never lets the kernel queue fill."
     ),
     s!(
+        "http_sys.max_connections",
+        "integer 1–4294967295 (4294967295 = no limit)",
+        "sites/site/limits/@maxConnections",
+        "Client connections the site accepts: a request that needs one while this many are in use is answered by HTTP.SYS with 503 ConnLimit (before the kernel cache and the pool's queue). A request rides an idle kept-alive connection (tcp.incoming_keep_alive_connections, at most this many) or takes one of its own, so the site has max(kept-alive, requests in flight) connections (Web Service\\Current Connections). Default 4294967295: no limit (DOMAIN §3.2)."
+    ),
+    s!(
         "iis.app_concurrent_request_limit",
         "integer",
         "system.webServer/serverRuntime/@appConcurrentRequestLimit",
