@@ -43,11 +43,18 @@
 //! * `cold_start_ns` 5 s: ⚠ no documented value; a parameter (an empty ASP.NET app is well
 //!   under a second, a large one with JIT and warm-up tens of seconds).
 //! * `shutdown_time_limit_ns` 90 s: `processModel/@shutdownTimeLimit` (processModel.md).
+//! * `startup_time_limit_ns` 90 s: `processModel/@startupTimeLimit` (processModel.md).
 //! * `rapid_fail_max_crashes` 5, `rapid_fail_interval_ns` 5 min: `failure/@rapidFailProtection`
 //!   (failure.md). 0 crashes = protection off.
 //! * `start_mode_always_running` false: `startMode` OnDemand (applicationPools/add).
 //!
-//! **Leaves out**: `startupTimeLimit` (a cold start is assumed to succeed), pings and hung
+//! * **`startupTimeLimit`** (90 s): a process whose cold start is longer is killed at the
+//!   limit ([`ExitReason::StartupTimeLimit`]); the failure counts towards rapid-fail
+//!   protection like a crash (DOMAIN §3.4), and WAS starts another for the requests still
+//!   waiting — which fails the same way, so a warm-up longer than the limit never serves,
+//!   and five such failures within the interval stop the pool (503 AppOffline).
+//!
+//! **Leaves out**: pings and hung
 //! processes, memory/request-count recycles, web gardens (`maxProcesses` > 1),
 //! `idleTimeoutAction` Suspend, the CPU cost of a start (the engine may charge it between
 //! `ProcessStarting` and `ProcessReady`), WAS's own restart delays, and which process a
@@ -75,6 +82,9 @@ pub struct AppPoolConfig {
     pub cold_start_ns: u64,
     /// `processModel/@shutdownTimeLimit`: drain limit before a recycled process is killed.
     pub shutdown_time_limit_ns: u64,
+    /// `processModel/@startupTimeLimit`: a process not ready this long after it started is
+    /// killed, and the failure counts towards rapid-fail protection.
+    pub startup_time_limit_ns: u64,
     /// `failure/@rapidFailProtectionMaxCrashes`; 0 = rapid-fail protection off.
     pub rapid_fail_max_crashes: u32,
     /// `failure/@rapidFailProtectionInterval`.
@@ -94,6 +104,7 @@ impl Default for AppPoolConfig {
             overlapped_recycle: true,
             cold_start_ns: 5 * SECONDS,
             shutdown_time_limit_ns: 90 * SECONDS,
+            startup_time_limit_ns: 90 * SECONDS,
             rapid_fail_max_crashes: 5,
             rapid_fail_interval_ns: 5 * 60 * SECONDS,
             start_mode_always_running: false,
@@ -144,6 +155,9 @@ pub enum ExitReason {
     ShutdownTimeLimit,
     /// Rapid-fail protection stopped the pool while this process was alive.
     PoolStopped,
+    /// The process was not ready within `startupTimeLimit` and was killed (a failure for
+    /// rapid-fail protection).
+    StartupTimeLimit,
 }
 
 impl ExitReason {
@@ -197,6 +211,8 @@ pub enum AppPoolTimer {
     Crash { index: u32 },
     /// Process `generation` reached `shutdownTimeLimit` while draining.
     DrainLimit { generation: u32 },
+    /// Process `generation` reached `startupTimeLimit`, perhaps still starting.
+    StartupLimit { generation: u32 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,8 +261,12 @@ pub struct AppPool {
     /// `APP_POOL_WAS\Total Application Pool Recycles`: periodic + scheduled (⚠ whether WAS
     /// also counts idle shutdowns and crash restarts is not confirmed).
     pub total_app_pool_recycles: Counter,
-    /// `APP_POOL_WAS\Total Worker Process Failures` (crashes).
+    /// `APP_POOL_WAS\Total Worker Process Failures` (crashes and starts past
+    /// `startupTimeLimit`).
     pub total_worker_process_failures: Counter,
+    /// `APP_POOL_WAS\Total Worker Process Startup Failures`: processes killed at
+    /// `startupTimeLimit`.
+    pub startup_failures: Counter,
     /// `APP_POOL_WAS\Current Worker Processes` (starting, serving and draining).
     pub current_worker_processes: Gauge,
     /// Requests refused with 503 AppOffline.
@@ -277,6 +297,7 @@ impl AppPool {
             recycles_crash: Counter::default(),
             total_app_pool_recycles: Counter::default(),
             total_worker_process_failures: Counter::default(),
+            startup_failures: Counter::default(),
             current_worker_processes: Gauge::new(),
             offline: Counter::default(),
             forced_shutdowns: Counter::default(),
@@ -388,6 +409,13 @@ impl AppPool {
             now.saturating_add(cold_start_ns),
             AppPoolTimer::Ready { generation },
         );
+        if cold_start_ns > self.cfg.startup_time_limit_ns {
+            // Ready at cold_start_ns exactly at the limit counts as in time.
+            fx.at(
+                now.saturating_add(self.cfg.startup_time_limit_ns),
+                AppPoolTimer::StartupLimit { generation },
+            );
+        }
         if let Some(p) = self.cfg.periodic_restart_ns.filter(|&p| p > 0) {
             fx.at(now.saturating_add(p), AppPoolTimer::Periodic { generation });
         }
@@ -637,6 +665,21 @@ impl AppPool {
                 }
             }
             AppPoolTimer::Crash { .. } => self.crash(now, fx),
+            AppPoolTimer::StartupLimit { generation } => {
+                if let Some(i) = self.find(generation)
+                    && self.procs[i].phase == Phase::Starting
+                {
+                    self.startup_failures.inc();
+                    self.fail(now, i, ExitReason::StartupTimeLimit, fx);
+                    // An overlapped recycle whose new process never came up: the old one
+                    // goes on serving and may be recycled again.
+                    if let Some(o) = self.accepting()
+                        && !self.procs.iter().any(|p| p.phase == Phase::Starting)
+                    {
+                        self.procs[o].recycle = None;
+                    }
+                }
+            }
         }
     }
 
@@ -648,6 +691,18 @@ impl AppPool {
             return;
         };
         self.recycles_crash.inc();
+        self.fail(now, i, ExitReason::Crash, fx);
+    }
+
+    /// Process `i` failed (`reason`: a crash, or a start past `startupTimeLimit`): it exits,
+    /// and rapid-fail protection counts the failure; enough of them stop the pool.
+    fn fail(
+        &mut self,
+        now: SimTime,
+        i: usize,
+        reason: ExitReason,
+        fx: &mut impl Effects<AppPoolTimer>,
+    ) {
         self.total_worker_process_failures.inc();
         let limit = self.cfg.rapid_fail_max_crashes;
         if limit > 0 {
@@ -666,8 +721,8 @@ impl AppPool {
             }
         }
         if self.rapid_fail_stopped {
-            // The crashed process, then every other one; waiting requests get 503.
-            self.exit(now, i, ExitReason::Crash, fx);
+            // The failed process, then every other one; waiting requests get 503.
+            self.exit(now, i, reason, fx);
             while !self.procs.is_empty() {
                 self.exit(now, 0, ExitReason::PoolStopped, fx);
             }
@@ -676,7 +731,7 @@ impl AppPool {
             self.waiting.set(now, 0);
             self.events.push_back(AppPoolEvent::Offline);
         } else {
-            self.exit(now, i, ExitReason::Crash, fx);
+            self.exit(now, i, reason, fx);
         }
     }
 }

@@ -29,9 +29,15 @@
 //! request at a time per connection): so the site has max(kept-alive, in flight)
 //! connections, and a request is refused once `maxConnections` requests are in flight.
 //!
-//! **Leaves out**: `Timer_AppPool` expiry of requests that wait longer than
-//! `connectionTimeout` (120 s) in this queue (the worker process takes requests as they
-//! come while it runs, so only a start of the pool longer than 120 s would meet it).
+//! **`Timer_AppPool`**: a request that has waited in this queue longer than the site's
+//! `limits/@connectionTimeout` (120 s) is expired by HTTP.SYS, its connection closed with no
+//! response (HTTPERR `Timer_AppPool`). The worker process takes requests as they come while
+//! it runs, so only requests waiting for a process to start meet it (a cold start or an
+//! outage longer than 120 s). [`AppPoolQueue::arm_expiry`] keeps one timer for the oldest
+//! queued request.
+//!
+//! **Leaves out**: the other uses of `connectionTimeout` (`Timer_ConnectionIdle` for idle
+//! kept-alive connections, `Timer_EntityBody`).
 
 use std::collections::VecDeque;
 
@@ -145,7 +151,15 @@ pub struct AppPoolQueue {
     pub rejected: Counter,
     /// Requests answered from the kernel response cache (`CacheHitRate` per second).
     pub cache_hits: Counter,
+    /// An expiry timer ([`QueueTimer`]) is pending.
+    expiry_armed: bool,
+    /// Requests expired after `connectionTimeout` in the queue (HTTPERR `Timer_AppPool`).
+    pub expired: Counter,
 }
+
+/// The queue's expiry timer (`Timer_AppPool`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueTimer;
 
 impl AppPoolQueue {
     pub fn new(cfg: AppPoolQueueConfig) -> Self {
@@ -159,7 +173,45 @@ impl AppPoolQueue {
             arrivals: Counter::default(),
             rejected: Counter::default(),
             cache_hits: Counter::default(),
+            expiry_armed: false,
+            expired: Counter::default(),
         }
+    }
+
+    /// Asks for a timer when the oldest queued request reaches `timeout_ns` in the queue,
+    /// unless one is pending (call when a request is left waiting for a process).
+    pub fn arm_expiry(
+        &mut self,
+        timeout_ns: u64,
+        fx: &mut impl crate::effects::Effects<QueueTimer>,
+    ) {
+        if self.expiry_armed {
+            return;
+        }
+        if let Some(&(_, since)) = self.queue.front() {
+            self.expiry_armed = true;
+            fx.at(since.saturating_add(timeout_ns), QueueTimer);
+        }
+    }
+
+    /// The expiry timer fired: the caller takes [`Self::expire`] until `None`, then arms
+    /// again if requests still wait.
+    pub fn on_timer(&mut self) {
+        self.expiry_armed = false;
+    }
+
+    /// Removes the oldest queued request if it has waited `timeout_ns` or more: HTTP.SYS
+    /// expires its connection (`Timer_AppPool`).
+    pub fn expire(&mut self, now: SimTime, timeout_ns: u64) -> Option<RequestId> {
+        let &(req, since) = self.queue.front()?;
+        if since.saturating_add(timeout_ns) > now {
+            return None;
+        }
+        self.queue.pop_front();
+        self.current_queue_size.set(now, self.queue.len() as u64);
+        self.outstanding.dec(now);
+        self.expired.inc();
+        Some(req)
     }
 
     pub fn config(&self) -> &AppPoolQueueConfig {
@@ -280,6 +332,31 @@ mod tests {
         // More kept-alive clients than the limit: only the limit's worth are accepted.
         let c = SiteConnections::new(3, 10);
         assert_eq!(c.current_connections.get(), 3);
+    }
+
+    #[test]
+    fn requests_waiting_past_connection_timeout_expire_oldest_first() {
+        let mut q = AppPoolQueue::new(AppPoolQueueConfig {
+            queue_length: 10,
+            queue_counts_in_flight: true,
+        });
+        let mut fx = crate::effects::Recorder::default();
+        q.enqueue(1, 7).unwrap();
+        q.arm_expiry(120, &mut fx);
+        q.enqueue(50, 8).unwrap();
+        q.arm_expiry(120, &mut fx);
+        assert_eq!(
+            fx.timers,
+            vec![(121, QueueTimer)],
+            "one timer, for the oldest"
+        );
+        q.on_timer();
+        assert_eq!(q.expire(120, 120), None, "not yet");
+        assert_eq!(q.expire(121, 120), Some(7));
+        assert_eq!(q.expire(121, 120), None);
+        q.arm_expiry(120, &mut fx);
+        assert_eq!(fx.timers.last(), Some(&(170, QueueTimer)));
+        assert_eq!((q.expired.total(), q.outstanding.get(), q.len()), (1, 1, 1));
     }
 
     #[test]

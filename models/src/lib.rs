@@ -15,7 +15,7 @@
 //! | module | models | seed |
 //! |---|---|---|
 //! | [`clients`] | open-loop arrival processes (Poisson / constant / rate schedule / bursts), closed-loop users with think time, client timeouts and retries with backoff and jitter | all |
-//! | [`http_sys`] | HTTP.SYS per-app-pool request queue (`queueLength`, 503 QueueFull) and the site's connection limit (`maxConnections`, 503 ConnLimit) | 003 |
+//! | [`http_sys`] | HTTP.SYS per-app-pool request queue (`queueLength`, 503 QueueFull) and the site's connection limit (`maxConnections`, 503 ConnLimit), `Timer_AppPool` after `connectionTimeout` | 003 |
 //! | [`iis`] | the IIS worker process: `appConcurrentRequestLimit` (503.2) | 003 |
 //! | [`aspnet`] | ASP.NET integrated-mode throttling: `requestQueueLimit`, `maxConcurrentRequestsPerCPU`, native queue | 003 |
 //! | [`thread_pool`] | the CLR thread pool: gate thread, hill climbing, IOCP pool | 003 |
@@ -28,7 +28,7 @@
 //! | [`kernel_cache`] | the HTTP.SYS kernel response cache: frequent-hit admission, TTL, scavenger, flushes | 001 |
 //! | [`file_cache`] | IIS's user-mode static file cache: `ObjectCacheTTL`, `FileAttributeCheckThreshold` (last-modified checks against the share), `MaxCachedFileSize`, `MemCacheSize`, emptied when the worker process exits | 001 |
 //! | [`config_cache`] | IIS's configuration-cache lock held across NAS I/O by file-change notifications | 001 |
-//! | [`app_pool`] | the application pool's worker-process lifecycle: idle timeout, recycles, cold start, rapid-fail protection | 001 |
+//! | [`app_pool`] | the application pool's worker-process lifecycle: idle timeout, recycles, cold start, `startupTimeLimit`, rapid-fail protection | 001 |
 //! | [`nic`] | the network adapter's receive side: RSS queues, rx descriptor rings, DPCs, Packets Received Discarded and RTO retransmission | — |
 //! | [`afd`] | AFD loopback work items on the delayed work queue: 16 (+Additional) priority-12 kernel workers, a filter driver's exclusive lock, the loopback fast path and WFP | 000, 002 |
 //! | [`request_timeout`] | ASP.NET's `executionTimeout`: the request timeout manager's 15 s timer (a thread-pool callback) aborting requests running synchronously past it, HTTP 500 "Request timed out" | — |

@@ -50,11 +50,15 @@ pub enum Outcome {
     /// The site had `limits/@maxConnections` connections in use: HTTP.SYS answers 503,
     /// HTTPERR `ConnLimit`.
     ConnLimit503,
+    /// It waited in the pool's HTTP.SYS queue longer than the site's `connectionTimeout`
+    /// (no worker process took it): HTTP.SYS expires the connection, HTTPERR
+    /// `Timer_AppPool`; the client gets no response.
+    TimerAppPool,
 }
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 15] = [
+    pub const ALL: [Outcome; 16] = [
         Outcome::Ok,
         Outcome::QueueFull503,
         Outcome::ConcurrentRequestLimit503_2,
@@ -70,6 +74,7 @@ impl Outcome {
         Outcome::SessionQueueLimit500,
         Outcome::RequestTimedOut500,
         Outcome::ConnLimit503,
+        Outcome::TimerAppPool,
     ];
 
     /// The stable name used in outputs.
@@ -90,6 +95,7 @@ impl Outcome {
             Outcome::SessionQueueLimit500 => "500_session_queue_limit",
             Outcome::RequestTimedOut500 => "500_request_timed_out",
             Outcome::ConnLimit503 => "503_conn_limit",
+            Outcome::TimerAppPool => "connection_expired_timer_app_pool",
         }
     }
 

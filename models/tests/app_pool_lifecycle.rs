@@ -396,3 +396,50 @@ fn four_crashes_or_five_spread_over_more_than_five_minutes_do_not() {
         assert_eq!(e.pool.starts.total(), n + 1);
     }
 }
+
+#[test]
+fn a_cold_start_longer_than_startup_time_limit_is_killed_and_counts_towards_rapid_fail() {
+    // A 100 s warm-up against the 90 s startupTimeLimit: every process is killed at 90 s
+    // and the next one started at once for the requests still waiting; none ever serves.
+    // The crash (at 0:30, of the process still starting) and the startup failures count
+    // alike: with a 10-minute interval the fifth failure (2:00, 3:30, 5:00, 6:30 after the
+    // crash) stops the pool.
+    let cfg = AppPoolConfig {
+        cold_start_ns: 100 * SECONDS,
+        crashes_ns: vec![30 * SECONDS],
+        rapid_fail_interval_ns: 10 * MIN,
+        idle_timeout_ns: None,
+        periodic_restart_ns: None,
+        ..Default::default()
+    };
+    let mut e = Engine::new(cfg.clone(), SECONDS / 2);
+    e.arrivals(0, 20 * MIN, SECONDS);
+    e.run_until(20 * MIN);
+    let startup: Vec<u64> = e
+        .exits()
+        .iter()
+        .filter(|x| x.2 == ExitReason::StartupTimeLimit)
+        .map(|x| x.0)
+        .collect();
+    assert_eq!(
+        startup,
+        vec![120 * SECONDS, 210 * SECONDS, 300 * SECONDS, 390 * SECONDS]
+    );
+    assert_eq!(e.pool.startup_failures.total(), 4);
+    assert_eq!(e.pool.total_worker_process_failures.total(), 5);
+    assert_eq!(e.pool.state(), PoolState::RapidFailStopped);
+    assert!(e.readies().is_empty(), "no process ever took a request");
+
+    // A limit above the warm-up: the process started after the crash is ready at 2:10.
+    let mut e = Engine::new(
+        AppPoolConfig {
+            startup_time_limit_ns: 120 * SECONDS,
+            ..cfg
+        },
+        SECONDS / 2,
+    );
+    e.arrivals(0, 5 * MIN, SECONDS);
+    e.run_until(5 * MIN);
+    assert_eq!(e.pool.startup_failures.total(), 0);
+    assert_eq!(e.readies()[0].0, 130 * SECONDS);
+}

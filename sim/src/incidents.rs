@@ -243,6 +243,7 @@ fn incident_kinds_of_limit(limit: &str) -> &'static [&'static str] {
         ],
         "aspnet.request_queue_limit" => &["aspnet_queue_full", "outcome:503_server_too_busy"],
         "http_sys.max_connections" => &["outcome:503_conn_limit"],
+        "http_sys.connection_timeout" => &["outcome:connection_expired_timer_app_pool"],
         "iis.app_concurrent_request_limit" => &[
             "iis_concurrent_request_limit",
             "outcome:503_2_concurrent_request_limit",

@@ -882,6 +882,12 @@ fn explain(scn: &Scenario) -> String {
         },
         scn.app_pool.cold_start
     ));
+    if scn.app_pool.cold_start.0 > scn.app_pool.startup_time_limit.0 {
+        s.push_str(&format!(
+            "  warning: the cold start ({}) is longer than startupTimeLimit ({}): every worker process this run starts is killed before it is ready (a rapid-fail failure each), and requests waiting for it expire after connectionTimeout ({})\n",
+            scn.app_pool.cold_start, scn.app_pool.startup_time_limit, scn.http_sys.connection_timeout
+        ));
+    }
     s.push_str(&format!(
         "  HTTP.SYS queueLength {} ({}), thread pool min {} / max {} worker threads on {} logical processors\n",
         scn.http_sys.queue_length,

@@ -45,7 +45,7 @@ use w3sim_models::file_cache::{FileCache, FileCacheConfig, FileLookup};
 use w3sim_models::gc::{Collection, Gc, GcConfig, GcFlavor as MGcFlavor, GcTimer};
 use w3sim_models::handler::{Drawn, Handler, HandlerKind as MHandlerKind, Step};
 use w3sim_models::http_sys::{
-    AppPoolQueue, AppPoolQueueConfig, SiteConnections, UNLIMITED_CONNECTIONS,
+    AppPoolQueue, AppPoolQueueConfig, QueueTimer, SiteConnections, UNLIMITED_CONNECTIONS,
 };
 use w3sim_models::iis::{Iis, IisConfig};
 use w3sim_models::kernel_cache::{CacheTimer, KernelCache, KernelCacheConfig, Lookup};
@@ -127,6 +127,9 @@ pub enum Ev {
     Session(PollTimer),
     /// ASP.NET's request timeout manager's 15 s timer (`executionTimeout`).
     RequestTimeout(TimeoutTimer),
+    /// The oldest request waiting for a worker process in HTTP.SYS may have reached
+    /// `connectionTimeout` (`Timer_AppPool`).
+    HttpSys(QueueTimer),
 }
 
 /// What a request is doing, for GC suspension and thread bookkeeping.
@@ -946,6 +949,7 @@ fn app_pool_config(scn: &Scenario) -> AppPoolConfig {
         overlapped_recycle: !a.disallow_overlapping_rotation,
         cold_start_ns: a.cold_start.0,
         shutdown_time_limit_ns: a.shutdown_time_limit.0,
+        startup_time_limit_ns: a.startup_time_limit.0,
         rapid_fail_max_crashes: if a.rapid_fail_protection {
             a.rapid_fail_protection_max_crashes
         } else {
@@ -1526,6 +1530,7 @@ impl<'a> Simulation<'a> {
                 Ev::ProbeDeadline(n) => self.probe_deadline(now, n),
                 Ev::Session(timer) => self.session_tick(now, timer),
                 Ev::RequestTimeout(_) => self.timeout_tick(now),
+                Ev::HttpSys(_) => self.expire_waiting(now),
                 Ev::Nic(timer) => {
                     self.server.nic.on_timer(
                         now,
@@ -1824,10 +1829,47 @@ impl<'a> Simulation<'a> {
                 if counted > self.peak_counted {
                     self.peak_counted = counted;
                 }
+                if admit == Admit::Wait {
+                    // No process to take it: it ages in the kernel queue.
+                    self.server.http.arm_expiry(
+                        self.scn.http_sys.connection_timeout.0,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: Ev::HttpSys,
+                        },
+                    );
+                }
                 self.iis_dequeue(now);
             }
         }
         self.drain_app_pool(now);
+    }
+
+    /// `Timer_AppPool`: requests that waited `connectionTimeout` in HTTP.SYS for a worker
+    /// process lose their connection; the timer comes back for the next oldest.
+    fn expire_waiting(&mut self, now: SimTime) {
+        self.server.http.on_timer();
+        let timeout = self.scn.http_sys.connection_timeout;
+        while let Some(id) = self.server.http.expire(now, timeout.0) {
+            self.server.pool_life.wait_cancelled(now);
+            self.limit_reached(
+                now,
+                "http_sys.connection_timeout",
+                format!(
+                    "a request waited {timeout} in HTTP.SYS for a worker process: its connection expired (Timer_AppPool)"
+                ),
+            );
+            self.finish(now, id, Outcome::TimerAppPool);
+        }
+        if self.server.pool_life.waiting_requests() > 0 {
+            self.server.http.arm_expiry(
+                timeout.0,
+                &mut Fx {
+                    cal: &mut self.cal,
+                    wrap: Ev::HttpSys,
+                },
+            );
+        }
     }
 
     /// Carries out what AFD asked for: worker CPU at priority 12, delivered hops.
@@ -3461,6 +3503,8 @@ impl<'a> Simulation<'a> {
             recycles_scheduled: p.recycles_scheduled.total(),
             crashes: p.recycles_crash.total(),
             rapid_fail_trips: p.rapid_fail_trips.total(),
+            startup_failures: p.startup_failures.total(),
+            timer_app_pool: s.http.expired.total(),
             offline_503: p.offline.total(),
             abandoned_requests: s.abandoned,
         };

@@ -593,6 +593,10 @@ pub struct AppPoolSummary {
     pub recycles_scheduled: u64,
     pub crashes: u64,
     pub rapid_fail_trips: u64,
+    /// Processes killed at `startupTimeLimit` (counted as failures by rapid-fail protection).
+    pub startup_failures: u64,
+    /// Requests expired after `connectionTimeout` waiting for a process (`Timer_AppPool`).
+    pub timer_app_pool: u64,
     pub offline_503: u64,
     pub abandoned_requests: u64,
 }

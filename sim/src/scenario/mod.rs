@@ -577,6 +577,9 @@ pub struct HttpSys {
     pub queue_counts_in_flight: bool,
     /// The site's `limits/@maxConnections` (4294967295 = no limit): 503 ConnLimit above it.
     pub max_connections: u32,
+    /// The site's `limits/@connectionTimeout` (120 s): a request waiting longer in the pool's
+    /// queue is expired (HTTPERR `Timer_AppPool`).
+    pub connection_timeout: Duration,
 }
 
 impl Default for HttpSys {
@@ -585,6 +588,7 @@ impl Default for HttpSys {
             queue_length: 1000,
             queue_counts_in_flight: true,
             max_connections: u32::MAX,
+            connection_timeout: Duration(120 * SECOND_NS),
         }
     }
 }
@@ -1189,6 +1193,8 @@ pub struct AppPool {
     pub cold_start_cpu: Duration,
     /// `processModel/@shutdownTimeLimit`.
     pub shutdown_time_limit: Duration,
+    /// `processModel/@startupTimeLimit`.
+    pub startup_time_limit: Duration,
     /// `failure/@rapidFailProtection`.
     pub rapid_fail_protection: bool,
     /// `failure/@rapidFailProtectionMaxCrashes`.
@@ -1213,6 +1219,7 @@ impl Default for AppPool {
             cold_start: Duration(5_000_000_000),
             cold_start_cpu: Duration(3_000_000_000),
             shutdown_time_limit: Duration(90_000_000_000),
+            startup_time_limit: Duration(90_000_000_000),
             rapid_fail_protection: true,
             rapid_fail_protection_max_crashes: 5,
             rapid_fail_protection_interval: Duration(300_000_000_000),
@@ -2077,6 +2084,23 @@ impl Scenario {
                     self.aspnet.execution_timeout
                 ),
             );
+        }
+        for (key, d) in [
+            (
+                "http_sys.connection_timeout",
+                self.http_sys.connection_timeout,
+            ),
+            (
+                "app_pool.startup_time_limit",
+                self.app_pool.startup_time_limit,
+            ),
+        ] {
+            if d.0 < SECOND_NS {
+                bad(
+                    key.into(),
+                    format!("must be at least 1s (IIS takes whole seconds), got {d}"),
+                );
+            }
         }
         if self.http_sys.max_connections == 0 {
             bad(

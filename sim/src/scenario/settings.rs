@@ -203,6 +203,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "Client connections the site accepts: a request that needs one while this many are in use is answered by HTTP.SYS with 503 ConnLimit (before the kernel cache and the pool's queue). A request rides an idle kept-alive connection (tcp.incoming_keep_alive_connections, at most this many) or takes one of its own, so the site has max(kept-alive, requests in flight) connections (Web Service\\Current Connections). Default 4294967295: no limit (DOMAIN §3.2)."
     ),
     s!(
+        "http_sys.connection_timeout",
+        "duration (>= 1s)",
+        "sites/site/limits/@connectionTimeout",
+        "A request that waits longer than this in the pool's HTTP.SYS queue — no worker process took it: a cold start, a pool starting again and again — is expired by HTTP.SYS, its connection closed with no response (HTTPERR Timer_AppPool; outcome connection_expired_timer_app_pool). Its other uses (idle kept-alive connections, request bodies) are not modelled. Default 120 s (DOMAIN §3.2)."
+    ),
+    s!(
         "iis.app_concurrent_request_limit",
         "integer",
         "system.webServer/serverRuntime/@appConcurrentRequestLimit",
@@ -700,6 +706,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "duration",
         "processModel/@shutdownTimeLimit",
         "Drain limit of a recycled process before it is killed. Default 90 s."
+    ),
+    s!(
+        "app_pool.startup_time_limit",
+        "duration (>= 1s)",
+        "processModel/@startupTimeLimit",
+        "A worker process not ready this long after it started (app_pool.cold_start longer than this) is killed by WAS; the failure counts towards rapid-fail protection like a crash, and another process starts for the requests still waiting, to fail the same way. Default 90 s (DOMAIN §3.4)."
     ),
     s!(
         "app_pool.rapid_fail_protection",
