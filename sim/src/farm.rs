@@ -974,6 +974,11 @@ impl Front<'_> {
             .map(|s| s.summary.cpu_utilization_pct)
             .sum::<f64>()
             / n.max(1) as f64;
+        // Every server's pool, summed: a crash or a startup failure anywhere shows at the top.
+        let mut app_pool = crate::stats::AppPoolSummary::default();
+        for s in &farm.servers {
+            app_pool.add(&s.summary.app_pool);
+        }
         Summary {
             w3sim_version: env!("CARGO_PKG_VERSION"),
             scenario: scn.name.clone(),
@@ -996,6 +1001,7 @@ impl Front<'_> {
             simulated_seconds: round6(as_secs(end)),
             peak_request_slots: peak_slots,
             incidents,
+            app_pool,
             farm: Some(farm),
             ..Default::default()
         }

@@ -31,6 +31,8 @@ pub const DEFAULT_DYNAMIC_PORT_COUNT: u32 = 16384;
 pub struct Limits {
     /// HTTP.SYS `queueLength`.
     pub queue_length: f64,
+    /// The site's `maxConnections` (4294967295: none).
+    pub max_connections: f64,
     /// ASP.NET `requestQueueLimit`.
     pub request_queue_limit: f64,
     /// IIS `appConcurrentRequestLimit`.
@@ -53,6 +55,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             queue_length: 1000.0,
+            max_connections: u32::MAX as f64,
             request_queue_limit: 5000.0,
             app_concurrent_request_limit: 5000.0,
             aspnet_concurrency: 5000.0 * 16.0,
@@ -75,6 +78,7 @@ impl Limits {
     pub fn from_scenario_with_ports(scn: &Scenario, dynamic_port_count: u32) -> Self {
         Limits {
             queue_length: scn.http_sys.queue_length as f64,
+            max_connections: scn.http_sys.max_connections as f64,
             request_queue_limit: scn.aspnet.request_queue_limit as f64,
             app_concurrent_request_limit: scn.iis.app_concurrent_request_limit as f64,
             aspnet_concurrency: scn.aspnet.max_concurrent_requests_per_cpu as f64
@@ -98,6 +102,9 @@ impl Limits {
         };
         if let Some(v) = num("http_sys", "queue_length") {
             l.queue_length = v;
+        }
+        if let Some(v) = num("http_sys", "max_connections") {
+            l.max_connections = v;
         }
         if let Some(v) = num("aspnet", "request_queue_limit") {
             l.request_queue_limit = v;
@@ -169,6 +176,7 @@ mod col {
     pub const QUEUE_SIZE: &str = "HTTP Service Request Queues\\CurrentQueueSize";
     pub const OUTSTANDING: &str = "w3sim\\HTTP.SYS Outstanding Requests";
     pub const ACTIVE: &str = "W3SVC_W3WP\\Active Requests";
+    pub const CONNECTIONS: &str = "Web Service\\Current Connections";
     pub const CURRENT: &str = "ASP.NET\\Requests Current";
     pub const NATIVE: &str = "ASP.NET\\Requests In Native Queue";
     pub const THREADS: &str = "System.Runtime\\ThreadPool Thread Count";
@@ -198,6 +206,9 @@ pub fn outcome_name(column: &str) -> Option<&str> {
 pub fn outcome_label(name: &str) -> String {
     match name {
         "503_queue_full" => "503 QueueFull".into(),
+        "503_conn_limit" => "503 ConnLimit".into(),
+        "500_request_timed_out" => "500 Request timed out".into(),
+        "connection_expired_timer_app_pool" => "connection expired (Timer_AppPool)".into(),
         "503_2_concurrent_request_limit" => "503.2 (appConcurrentRequestLimit)".into(),
         "503_server_too_busy" => "503 Server Too Busy".into(),
         "wsaenobufs" => "WSAENOBUFS".into(),
@@ -224,6 +235,7 @@ fn depth(kind: &str) -> u32 {
         "aspnet_queue_full" => 6,
         "iis_concurrent_request_limit" => 7,
         "http_sys_queue_full" => 8,
+        "site_connection_limit" => 8,
         _ => 9,
     }
 }
@@ -242,7 +254,7 @@ fn incident_kinds_of_limit(limit: &str) -> &'static [&'static str] {
             "outcome:connection_reset_queue_full",
         ],
         "aspnet.request_queue_limit" => &["aspnet_queue_full", "outcome:503_server_too_busy"],
-        "http_sys.max_connections" => &["outcome:503_conn_limit"],
+        "http_sys.max_connections" => &["site_connection_limit", "outcome:503_conn_limit"],
         "http_sys.connection_timeout" => &["outcome:connection_expired_timer_app_pool"],
         "iis.app_concurrent_request_limit" => &[
             "iis_concurrent_request_limit",
@@ -262,6 +274,7 @@ fn incident_kinds_of_limit(limit: &str) -> &'static [&'static str] {
 fn limit_of_outcome(outcome: &str) -> Option<&'static str> {
     match outcome {
         "503_queue_full" | "connection_reset_queue_full" => Some("http_sys_queue_full"),
+        "503_conn_limit" => Some("site_connection_limit"),
         "503_server_too_busy" => Some("aspnet_queue_full"),
         "503_2_concurrent_request_limit" => Some("iis_concurrent_request_limit"),
         "wsaenobufs" | "wsaeaddrinuse" => Some("ports_exhausted"),
@@ -569,6 +582,23 @@ impl<'a> Detector<'a> {
                 message: format!(
                     "IIS appConcurrentRequestLimit reached: {act:.0} active requests of {:.0}",
                     l.app_concurrent_request_limit
+                ),
+                soft: false,
+                aux: 0.0,
+            });
+        }
+        if let Some(c) = self.get(row, col::CONNECTIONS)
+            && l.max_connections < u32::MAX as f64
+        {
+            let r = out(self, "503_conn_limit");
+            checks.push(Check {
+                kind: "site_connection_limit".into(),
+                holds: c >= l.max_connections || r > 0.0,
+                value: c,
+                limit: Some(l.max_connections),
+                message: format!(
+                    "the site's maxConnections reached: {c:.0} connections of {:.0}",
+                    l.max_connections
                 ),
                 soft: false,
                 aux: 0.0,
@@ -1170,6 +1200,7 @@ pub fn kind_label(kind: &str) -> String {
     match kind {
         "thread_pool_starvation" => "thread-pool starvation".into(),
         "http_sys_queue_full" => "HTTP.SYS queue full".into(),
+        "site_connection_limit" => "site maxConnections".into(),
         "aspnet_queue_full" => "ASP.NET requestQueueLimit".into(),
         "iis_concurrent_request_limit" => "IIS appConcurrentRequestLimit".into(),
         "aspnet_concurrency_limit" => "ASP.NET concurrency limit".into(),

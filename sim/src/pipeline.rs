@@ -502,6 +502,10 @@ struct Server {
     zombies: u64,
     /// Requests a timeout callback aborts (kept to allocate nothing per callback).
     overdue: Vec<RequestId>,
+    /// The timeout callback's CPU job while it runs (suspended by a blocking GC).
+    timeout_job: Option<JobId>,
+    /// [`Simulation::drain_tp`] is running (it is not re-entered).
+    draining_tp: bool,
 }
 
 /// A simulation in progress.
@@ -1179,6 +1183,8 @@ impl<'a> Simulation<'a> {
             }),
             zombies: 0,
             overdue: Vec::new(),
+            timeout_job: None,
+            draining_tp: false,
         };
         let handlers = scn.classes.iter().map(|c| handler_of(scn, c)).collect();
         let class_rngs = scn
@@ -1948,10 +1954,20 @@ impl<'a> Simulation<'a> {
                         f.cache.flush(now);
                     }
                     if reason.abandons_requests() {
+                        let mut dropped = 0;
                         for (_, r) in self.reqs.iter_mut() {
                             if r.generation == generation {
                                 r.abandoned = true;
+                                // The client's connection is gone now, not when the
+                                // request would have ended.
+                                if r.site_conn {
+                                    r.site_conn = false;
+                                    dropped += 1;
+                                }
                             }
+                        }
+                        for _ in 0..dropped {
+                            self.server.site.response(now);
                         }
                     }
                 }
@@ -1964,6 +1980,7 @@ impl<'a> Simulation<'a> {
                     // Requests waiting in HTTP.SYS for a process get 503 AppOffline.
                     while let Some(id) = self.server.http.dequeue(now) {
                         self.server.http.finished(now);
+                        self.server.pool_life.offline.inc();
                         self.finish(now, id, self.refusal(Outcome::AppOffline503));
                     }
                 }
@@ -2072,6 +2089,13 @@ impl<'a> Simulation<'a> {
 
     /// Starts what the thread pool dispatched.
     fn drain_tp(&mut self, now: SimTime) {
+        // A work item that ends at once gives its thread back, which may dispatch the next
+        // one: the outermost call takes it, rather than a recursion as deep as the queue
+        // (thousands of stale session-poll callbacks overflowed the stack).
+        if self.server.draining_tp {
+            return;
+        }
+        self.server.draining_tp = true;
         while let Some(ev) = self.server.tp.poll() {
             match ev {
                 TpEvent::Run { thread, item } => self.on_run(now, thread, item),
@@ -2085,6 +2109,7 @@ impl<'a> Simulation<'a> {
                 }
             }
         }
+        self.server.draining_tp = false;
     }
 
     fn on_run(&mut self, now: SimTime, thread: ThreadId, item: WorkItem) {
@@ -2116,6 +2141,7 @@ impl<'a> Simulation<'a> {
             WI_TIMEOUT => {
                 if self.server.timeouts.begin_scan() {
                     let d = self.scn.thread_pool.continuation_cpu.0;
+                    self.server.timeout_job = Some(tag(thread, JOB_TIMEOUT));
                     self.submit_managed(now, tag(thread, JOB_TIMEOUT), d);
                 } else {
                     // Another callback is scanning (`_inProgressLock`): return at once.
@@ -2148,7 +2174,9 @@ impl<'a> Simulation<'a> {
                 // The ThreadAbortException reaches the thread as its CPU work ends.
                 self.item_done(now, r.thread);
                 self.leave_front_end(now, id);
-                self.server.timeouts.timed_out(now);
+                if !r.abandoned {
+                    self.server.timeouts.timed_out(now);
+                }
                 self.finish(now, id, Outcome::RequestTimedOut500);
                 return;
             }
@@ -2392,6 +2420,8 @@ impl<'a> Simulation<'a> {
             r.phase,
             Phase::Cpu | Phase::Waiting | Phase::IoCallback | Phase::Signalling
         ) && !r.abort
+            // Its process crashed: the manager died with it (the client already lost it).
+            && !r.abandoned
             && r.thread != NO_THREAD
             && self.handlers[r.class as usize].kind != MHandlerKind::Async
             && self.server.timeouts.must_timeout(now, r.resumed)
@@ -2408,7 +2438,11 @@ impl<'a> Simulation<'a> {
                 wrap: Ev::RequestTimeout,
             },
         );
-        if self.reqs.iter().any(|(_, r)| self.overdue(now, r)) {
+        // The callback waits in the pool's queue and scans when it runs: it is queued if a
+        // request will be past its timeout by the next tick (one that could find nothing
+        // before then is left out: it would only cost a dispatch every 15 s).
+        let horizon = now.saturating_add(w3sim_models::request_timeout::TIMER_PERIOD_NS);
+        if self.reqs.iter().any(|(_, r)| self.overdue(horizon, r)) {
             self.server.timeouts.callback_queued();
             self.post(now, tag(0, WI_TIMEOUT));
         }
@@ -2437,7 +2471,15 @@ impl<'a> Simulation<'a> {
             );
         }
         for &id in &overdue {
-            if self.reqs.get(id).expect("live").phase == Phase::Waiting {
+            // Aborting one gives its thread back, and the work that thread then runs may
+            // end or move another on the list: look again.
+            let Some(r) = self.reqs.get(id) else {
+                continue;
+            };
+            if !self.overdue(now, r) {
+                continue;
+            }
+            if r.phase == Phase::Waiting {
                 self.abort_blocked(now, id);
             } else {
                 self.reqs.get_mut(id).expect("live").abort = true;
@@ -2664,7 +2706,10 @@ impl<'a> Simulation<'a> {
             }
             JOB_HIT => self.finish(now, id, Outcome::Ok),
             JOB_POLL => self.session_polled(now, id),
-            JOB_TIMEOUT => self.cancel_timed_out_requests(now, id),
+            JOB_TIMEOUT => {
+                self.server.timeout_job = None;
+                self.cancel_timed_out_requests(now, id)
+            }
             JOB_AFD => {
                 self.server.afd.cpu_done(
                     now,
@@ -2757,7 +2802,8 @@ impl<'a> Simulation<'a> {
                 l.release(now, r.session);
             }
         }
-        let outcome = if r.abandoned && outcome == Outcome::Ok {
+        let outcome = if r.abandoned && matches!(outcome, Outcome::Ok | Outcome::RequestTimedOut500)
+        {
             self.server.abandoned += 1;
             Outcome::ConnectionAbandoned
         } else {
@@ -2896,14 +2942,15 @@ impl<'a> Simulation<'a> {
         };
         // Every managed CPU job of a request in flight stops until the GC ends.
         let mut jobs = std::mem::take(&mut self.server.suspended_jobs);
-        for (id, r) in self.reqs.iter() {
-            let job = match r.phase {
-                Phase::Cpu => tag(id, JOB_STEP),
-                Phase::IoCallback if r.aux_thread != NO_THREAD => tag(id, JOB_IO),
-                Phase::Signalling => tag(id, JOB_SIGNAL),
-                Phase::SessionPoll => tag(id, JOB_POLL),
-                _ => continue,
-            };
+        let managed = self.reqs.iter().filter_map(|(id, r)| match r.phase {
+            Phase::Cpu => Some(tag(id, JOB_STEP)),
+            Phase::IoCallback if r.aux_thread != NO_THREAD => Some(tag(id, JOB_IO)),
+            Phase::Signalling => Some(tag(id, JOB_SIGNAL)),
+            Phase::SessionPoll => Some(tag(id, JOB_POLL)),
+            _ => None,
+        });
+        // The request timeout manager's callback is managed code too.
+        for job in managed.chain(self.server.timeout_job) {
             if cpu.suspend(
                 now,
                 job,

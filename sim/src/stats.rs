@@ -601,6 +601,22 @@ pub struct AppPoolSummary {
     pub abandoned_requests: u64,
 }
 
+impl AppPoolSummary {
+    /// Adds another pool's counts (a farm's servers, each with its own pool).
+    pub fn add(&mut self, o: &AppPoolSummary) {
+        self.starts += o.starts;
+        self.recycles_idle_timeout += o.recycles_idle_timeout;
+        self.recycles_periodic += o.recycles_periodic;
+        self.recycles_scheduled += o.recycles_scheduled;
+        self.crashes += o.crashes;
+        self.rapid_fail_trips += o.rapid_fail_trips;
+        self.startup_failures += o.startup_failures;
+        self.timer_app_pool += o.timer_app_pool;
+        self.offline_503 += o.offline_503;
+        self.abandoned_requests += o.abandoned_requests;
+    }
+}
+
 /// A marked moment of the run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RunEvent {

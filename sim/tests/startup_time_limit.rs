@@ -123,3 +123,28 @@ fn zero_limits_are_refused() {
         assert!(err.contains(set.split('=').next().unwrap()), "{err}");
     }
 }
+
+#[test]
+fn every_503_app_offline_is_counted_by_the_pool_and_a_farm_sums_its_pools() {
+    // Requests still waiting when rapid-fail protection stops the pool get 503 AppOffline
+    // too: the pool's counter includes them.
+    let s = run(&load(EXP, &["app_pool.rapid_fail_protection_interval=10m"]));
+    assert_eq!(outcome(&s, "503_app_offline"), s.app_pool.offline_503);
+    // A farm's top-level app_pool is the sum of its servers' pools.
+    let farm = experiment("farm-weights.toml");
+    let s = run(&load(
+        farm.to_str().unwrap(),
+        &["app_pool.crash_at=[\"30s\"]"],
+    ));
+    let servers = &s.farm.as_ref().unwrap().servers;
+    let crashes: u64 = servers.iter().map(|x| x.summary.app_pool.crashes).sum();
+    assert_eq!(crashes, servers.len() as u64);
+    assert_eq!(s.app_pool.crashes, crashes);
+    assert_eq!(
+        s.app_pool.starts,
+        servers
+            .iter()
+            .map(|x| x.summary.app_pool.starts)
+            .sum::<u64>()
+    );
+}

@@ -2076,15 +2076,6 @@ impl Scenario {
                 ),
             );
         }
-        if self.aspnet.execution_timeout.0 < SECOND_NS {
-            bad(
-                "aspnet.execution_timeout".into(),
-                format!(
-                    "must be at least 1s (executionTimeout is whole seconds), got {}",
-                    self.aspnet.execution_timeout
-                ),
-            );
-        }
         for (key, d) in [
             (
                 "http_sys.connection_timeout",
@@ -2094,11 +2085,14 @@ impl Scenario {
                 "app_pool.startup_time_limit",
                 self.app_pool.startup_time_limit,
             ),
+            ("aspnet.execution_timeout", self.aspnet.execution_timeout),
         ] {
-            if d.0 < SECOND_NS {
+            if d.0 < SECOND_NS || d.0 % SECOND_NS != 0 {
                 bad(
                     key.into(),
-                    format!("must be at least 1s (IIS takes whole seconds), got {d}"),
+                    format!(
+                        "must be a whole number of seconds, at least 1s (IIS and ASP.NET take whole seconds), got {d}"
+                    ),
                 );
             }
         }
