@@ -37,8 +37,9 @@
 //!
 //! **Leaves out**: out-of-process stores (StateServer, SQL Server: their round trips and
 //! lock table), session expiry and `Session_End`, cookieless sessions, the
-//! `_rqInCallback` race (the engine runs one callback per request at a time), and
-//! `executionTimeout`'s `Thread.Abort` of a *running* request. A request without a
+//! `_rqInCallback` race (the engine runs one callback per request at a time). The
+//! `Thread.Abort` of a request *running* past `executionTimeout` is
+//! [`crate::request_timeout`]'s (the lock is released when the aborted request ends). A request without a
 //! session cookie (a health monitor's) creates a new session and never waits: the engine
 //! does not ask for a lock for it.
 
