@@ -29,8 +29,12 @@
 //! re-read here in the Reference Source). It bounds how long a hung dependency without a
 //! timeout of its own can hold worker threads: the threads come back 110–125 s later.
 //!
-//! **Leaves out**: the phase of the 15 s grid (it starts at t = 0, not when the worker
-//! process's `HttpRuntime` started, and is not restarted by a recycle); an abort of a thread
+//! The timer is created with the application's `HttpRuntime`: the engine calls
+//! [`RequestTimeoutManager::restart`] when a worker process becomes ready, so the 15 s grid
+//! follows the process serving the requests.
+//!
+//! **Leaves out**: a second timer for the old process of an overlapped recycle (its requests
+//! are checked on the new process's grid); an abort of a thread
 //! running CPU work is delivered when that step ends, not at once (the CLR delivers it at
 //! the next managed instruction: steps are short); the error page's own CPU.
 
@@ -50,9 +54,11 @@ pub struct RequestTimeoutConfig {
     pub debugging_enabled: bool,
 }
 
-/// The manager's periodic timer.
+/// The manager's periodic timer; a timer of an earlier process's runtime (`epoch`) is stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TimeoutTimer;
+pub struct TimeoutTimer {
+    pub epoch: u32,
+}
 
 /// The request timeout manager's state and counters.
 #[derive(Debug)]
@@ -60,6 +66,8 @@ pub struct RequestTimeoutManager {
     cfg: RequestTimeoutConfig,
     /// `_inProgressLock`: a callback is scanning.
     in_progress: bool,
+    /// Timers of the current runtime (each restart starts a new grid).
+    epoch: u32,
     /// `ASP.NET Applications\Requests Timed Out`.
     pub requests_timed_out: Counter,
     /// Callbacks queued to the thread pool (ticks that found a request to abort).
@@ -73,6 +81,7 @@ impl RequestTimeoutManager {
         Self {
             cfg,
             in_progress: false,
+            epoch: 0,
             requests_timed_out: Counter::default(),
             callbacks: Counter::default(),
             first_timed_out_at: None,
@@ -92,14 +101,32 @@ impl RequestTimeoutManager {
     /// no tick could abort anything, so none is asked for.
     pub fn start(&mut self, now: SimTime, fx: &mut impl Effects<TimeoutTimer>) {
         if self.enabled() {
-            fx.at(now.saturating_add(TIMER_PERIOD_NS), TimeoutTimer);
+            let epoch = self.epoch;
+            fx.at(now.saturating_add(TIMER_PERIOD_NS), TimeoutTimer { epoch });
         }
     }
 
-    /// The timer ticked: arms the next tick. The engine then looks for a request past its
+    /// A new worker process's `HttpRuntime` creates its own timer: the grid starts again
+    /// at `now` (the previous one's ticks become stale).
+    pub fn restart(&mut self, now: SimTime, fx: &mut impl Effects<TimeoutTimer>) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.start(now, fx);
+    }
+
+    /// The timer ticked: arms the next tick and returns `true`, unless it is a stale tick
+    /// of an earlier runtime (`false`). The engine then looks for a request past its
     /// timeout and, if it finds one, queues a callback ([`Self::callback_queued`]).
-    pub fn on_timer(&mut self, now: SimTime, fx: &mut impl Effects<TimeoutTimer>) {
-        fx.at(now.saturating_add(TIMER_PERIOD_NS), TimeoutTimer);
+    pub fn on_timer(
+        &mut self,
+        now: SimTime,
+        t: TimeoutTimer,
+        fx: &mut impl Effects<TimeoutTimer>,
+    ) -> bool {
+        if t.epoch != self.epoch {
+            return false;
+        }
+        fx.at(now.saturating_add(TIMER_PERIOD_NS), t);
+        true
     }
 
     /// A callback went to the thread pool's queue.
@@ -152,9 +179,16 @@ mod tests {
         let mut m = manager(false);
         let mut fx = Recorder::default();
         m.start(0, &mut fx);
-        assert_eq!(fx.pop_earliest(), Some((15 * SECONDS, TimeoutTimer)));
-        m.on_timer(15 * SECONDS, &mut fx);
-        assert_eq!(fx.pop_earliest(), Some((30 * SECONDS, TimeoutTimer)));
+        let t0 = TimeoutTimer { epoch: 0 };
+        assert_eq!(fx.pop_earliest(), Some((15 * SECONDS, t0)));
+        assert!(m.on_timer(15 * SECONDS, t0, &mut fx));
+        assert_eq!(fx.pop_earliest(), Some((30 * SECONDS, t0)));
+        // A new process at 37 s: its grid is 52, 67, …; the old ticks are stale.
+        m.restart(37 * SECONDS, &mut fx);
+        let t1 = TimeoutTimer { epoch: 1 };
+        assert_eq!(fx.pop_earliest(), Some((52 * SECONDS, t1)));
+        assert!(!m.on_timer(45 * SECONDS, t0, &mut fx));
+        assert!(fx.timers.is_empty());
         let mut d = manager(true);
         d.start(0, &mut fx);
         assert!(fx.timers.is_empty());

@@ -1383,13 +1383,8 @@ impl<'a> Simulation<'a> {
                 },
             );
         }
-        self.server.timeouts.start(
-            0,
-            &mut Fx {
-                cal: &mut self.cal,
-                wrap: Ev::RequestTimeout,
-            },
-        );
+        // The request timeout manager's timer starts with each worker process
+        // (`ProcessReady`), the warm one at t = 0 included.
         self.cal
             .schedule(self.scn.sample_interval.0.min(end), Ev::Sample);
         Ok(())
@@ -1535,7 +1530,7 @@ impl<'a> Simulation<'a> {
                 }
                 Ev::ProbeDeadline(n) => self.probe_deadline(now, n),
                 Ev::Session(timer) => self.session_tick(now, timer),
-                Ev::RequestTimeout(_) => self.timeout_tick(now),
+                Ev::RequestTimeout(t) => self.timeout_tick(now, t),
                 Ev::HttpSys(_) => self.expire_waiting(now),
                 Ev::Nic(timer) => {
                     self.server.nic.on_timer(
@@ -1939,7 +1934,17 @@ impl<'a> Simulation<'a> {
                         self.submit(now, job, Priority::NORMAL, d);
                     }
                 }
-                AppPoolEvent::ProcessReady { .. } => self.iis_dequeue(now),
+                AppPoolEvent::ProcessReady { .. } => {
+                    // Its HttpRuntime creates the request timeout manager's timer.
+                    self.server.timeouts.restart(
+                        now,
+                        &mut Fx {
+                            cal: &mut self.cal,
+                            wrap: Ev::RequestTimeout,
+                        },
+                    );
+                    self.iis_dequeue(now);
+                }
                 AppPoolEvent::ProcessExiting { generation, reason } => {
                     self.server.events.push((
                         now,
@@ -2430,14 +2435,17 @@ impl<'a> Simulation<'a> {
     /// The manager's timer ticked. Its callback goes to the thread pool's queue when a
     /// request is past its timeout (a callback that would find none is left out: it
     /// would only cost a dispatch every 15 s).
-    fn timeout_tick(&mut self, now: SimTime) {
-        self.server.timeouts.on_timer(
+    fn timeout_tick(&mut self, now: SimTime, t: TimeoutTimer) {
+        if !self.server.timeouts.on_timer(
             now,
+            t,
             &mut Fx {
                 cal: &mut self.cal,
                 wrap: Ev::RequestTimeout,
             },
-        );
+        ) {
+            return;
+        }
         // The callback waits in the pool's queue and scans when it runs: it is queued if a
         // request will be past its timeout by the next tick (one that could find nothing
         // before then is left out: it would only cost a dispatch every 15 s).

@@ -378,3 +378,22 @@ steps = [ { cpu = "1ms" }, { wait = "const(1h)" } ]
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("whole number of seconds"), "{err}");
 }
+
+#[test]
+fn the_timer_starts_with_the_worker_process() {
+    // No process at the start: the first request (1 s) starts one, ready 7.5 s later at
+    // 8.5 s. Its HttpRuntime's timer ticks at 23.5, 38.5 s…; the requests, resumed at 8.5 s,
+    // are 30 s old at 38.5 s, and the callback (a moment later) aborts them. A grid from
+    // t = 0 would tick at 30 and 45 s and abort them at 45 s.
+    let text = hung("sync", WAIT);
+    let s = run(&load_text(
+        &text,
+        &[
+            "app_pool.running_at_start=false",
+            "app_pool.cold_start=7500ms",
+            "aspnet.execution_timeout=30s",
+        ],
+    ));
+    let first = s.request_timeout.unwrap().first_timed_out_s.unwrap();
+    assert!((38.5..38.51).contains(&first), "{first}");
+}
