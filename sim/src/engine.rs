@@ -4,9 +4,6 @@
 //! Nothing here knows what a request or a component is; the pipeline
 //! ([`crate::pipeline`]) defines the event type and drives the models.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
-
 use rand::SeedableRng;
 use w3sim_models::effects::Effects;
 use w3sim_models::time::SimTime;
@@ -43,34 +40,38 @@ pub fn stream(master: u64, name: &str) -> Stream {
     Stream::seed_from_u64(stream_seed(master, name))
 }
 
-struct Entry<E> {
+/// A calendar entry's key: the time, then `seq << 32 | slot` (the sequence number
+/// breaks ties in scheduling order; the slot says where the event is kept). Sixteen
+/// bytes, so four children of a node share one cache line.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Key {
     time: SimTime,
-    seq: u64,
-    ev: E,
+    tag: u64,
 }
 
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, o: &Self) -> bool {
-        self.time == o.time && self.seq == o.seq
+impl Key {
+    #[inline(always)]
+    fn rank(self) -> u128 {
+        ((self.time as u128) << 64) | self.tag as u128
     }
-}
-impl<E> Eq for Entry<E> {}
-impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl<E> Ord for Entry<E> {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest (time, seq) first.
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.time.cmp(&self.time).then_with(|| o.seq.cmp(&self.seq))
+
+    #[inline(always)]
+    fn slot(self) -> usize {
+        (self.tag & 0xFFFF_FFFF) as usize
     }
 }
 
 /// The event calendar. Events at equal times come out in the order they were
 /// scheduled (FIFO), which makes every run deterministic.
+///
+/// A 4-ary min-heap of 16-byte keys on (time, sequence number); the events themselves
+/// wait in slots beside it, so sifting moves keys only. Sequence numbers have 32 bits:
+/// when they run out (every 4.3 billion events) the waiting events are renumbered in
+/// their order, which changes no order.
 pub struct Calendar<E> {
-    heap: BinaryHeap<Entry<E>>,
+    keys: Vec<Key>,
+    slots: Vec<E>,
+    free: Vec<u32>,
     seq: u64,
     now: SimTime,
     delivered: u64,
@@ -84,21 +85,32 @@ pub struct Calendar<E> {
 /// events per request the queues admit (at most 65,535 + 32,767), and one for the rest.
 pub const STUCK_EVENTS: u64 = 1 << 26;
 
-impl<E> Default for Calendar<E> {
+/// Sequence numbers start again (renumbered) when they reach this.
+const SEQ_LIMIT: u64 = 1 << 32;
+
+impl<E: Copy> Default for Calendar<E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E> Calendar<E> {
+impl<E: Copy> Calendar<E> {
     pub fn new() -> Self {
         Self {
-            heap: BinaryHeap::with_capacity(1024),
+            keys: Vec::with_capacity(1024),
+            slots: Vec::with_capacity(1024),
+            free: Vec::with_capacity(1024),
             seq: 0,
             now: 0,
             delivered: 0,
             at_now: 0,
         }
+    }
+
+    /// A calendar whose sequence numbers start at `seq` (tests of the renumbering).
+    #[cfg(test)]
+    fn starting_at_seq(seq: u64) -> Self {
+        Self { seq, ..Self::new() }
     }
 
     /// Current simulated time (time of the last event delivered).
@@ -111,32 +123,117 @@ impl<E> Calendar<E> {
     #[inline]
     pub fn schedule(&mut self, at: SimTime, ev: E) {
         let time = at.max(self.now);
-        self.heap.push(Entry {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = ev;
+                s
+            }
+            None => {
+                assert!(
+                    self.slots.len() < u32::MAX as usize,
+                    "more than 4 billion events waiting in one calendar"
+                );
+                self.slots.push(ev);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        if self.seq == SEQ_LIMIT {
+            self.renumber();
+        }
+        let key = Key {
             time,
-            seq: self.seq,
-            ev,
-        });
+            tag: (self.seq << 32) | slot as u64,
+        };
         self.seq += 1;
+        self.sift_up(key);
+    }
+
+    #[inline]
+    fn sift_up(&mut self, key: Key) {
+        let mut i = self.keys.len();
+        self.keys.push(key);
+        let r = key.rank();
+        while i > 0 {
+            let parent = (i - 1) / 4;
+            let p = self.keys[parent];
+            if p.rank() <= r {
+                break;
+            }
+            self.keys[i] = p;
+            i = parent;
+        }
+        self.keys[i] = key;
+    }
+
+    /// Gives the waiting events new sequence numbers 0, 1, … in their order.
+    #[cold]
+    fn renumber(&mut self) {
+        self.keys.sort_unstable_by_key(|k| k.rank());
+        for (i, k) in self.keys.iter_mut().enumerate() {
+            k.tag = ((i as u64) << 32) | (k.tag & 0xFFFF_FFFF);
+        }
+        // A sorted array is a heap.
+        self.seq = self.keys.len() as u64;
     }
 
     /// Time of the next event, if any.
     #[inline]
     pub fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|e| e.time)
+        self.keys.first().map(|k| k.time)
     }
 
     /// Removes the next event and advances the clock to it.
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        let e = self.heap.pop()?;
-        self.at_now = if e.time == self.now {
+        let top = *self.keys.first()?;
+        let last = self.keys.pop().expect("not empty");
+        let n = self.keys.len();
+        if n > 0 {
+            // Sift `last` down from the root.
+            let r = last.rank();
+            let mut i = 0;
+            loop {
+                let c = 4 * i + 1;
+                let (m, mr) = if c + 3 < n {
+                    // Four children: the smallest in two rounds of pairs.
+                    let k = &self.keys[c..c + 4];
+                    let (r0, r1, r2, r3) = (k[0].rank(), k[1].rank(), k[2].rank(), k[3].rank());
+                    let (a, ia) = if r1 < r0 { (r1, 1) } else { (r0, 0) };
+                    let (b, ib) = if r3 < r2 { (r3, 3) } else { (r2, 2) };
+                    if b < a { (c + ib, b) } else { (c + ia, a) }
+                } else if c < n {
+                    let mut m = c;
+                    let mut mr = self.keys[c].rank();
+                    for j in c + 1..n {
+                        let jr = self.keys[j].rank();
+                        if jr < mr {
+                            m = j;
+                            mr = jr;
+                        }
+                    }
+                    (m, mr)
+                } else {
+                    break;
+                };
+                if mr >= r {
+                    break;
+                }
+                self.keys[i] = self.keys[m];
+                i = m;
+            }
+            self.keys[i] = last;
+        }
+        let slot = top.slot();
+        let ev = self.slots[slot];
+        self.free.push(slot as u32);
+        self.at_now = if top.time == self.now {
             self.at_now + 1
         } else {
             0
         };
-        self.now = e.time;
+        self.now = top.time;
         self.delivered += 1;
-        Some((e.time, e.ev))
+        Some((top.time, ev))
     }
 
     /// The clock has not moved for [`STUCK_EVENTS`] events: what the run should report
@@ -159,11 +256,11 @@ impl<E> Calendar<E> {
 
     /// Events waiting.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.keys.is_empty()
     }
 }
 
@@ -174,7 +271,7 @@ pub struct Fx<'a, E, F> {
     pub wrap: F,
 }
 
-impl<E, T, F: Fn(T) -> E> Effects<T> for Fx<'_, E, F> {
+impl<E: Copy, T, F: Fn(T) -> E> Effects<T> for Fx<'_, E, F> {
     #[inline]
     fn at(&mut self, at: SimTime, timer: T) {
         let ev = (self.wrap)(timer);
@@ -276,6 +373,56 @@ mod tests {
         c.schedule(5, 'd');
         let order: Vec<char> = std::iter::from_fn(|| c.pop().map(|(_, e)| e)).collect();
         assert_eq!(order, vec!['b', 'd', 'a', 'c']);
+    }
+
+    #[test]
+    fn sequence_numbers_renumbered_when_they_run_out_keep_the_order() {
+        let mut c = Calendar::starting_at_seq(SEQ_LIMIT - 5);
+        for i in 0..20u32 {
+            c.schedule(100 + (i % 3) as u64, i);
+        }
+        c.pop();
+        for i in 20..30u32 {
+            c.schedule(100 + (i % 3) as u64, i);
+        }
+        let mut want: Vec<u32> = (1..30).collect();
+        // (time, scheduling order); event 0 (time 100) went first.
+        want.sort_by_key(|&i| (i % 3, i));
+        let got: Vec<u32> = std::iter::from_fn(|| c.pop().map(|(_, e)| e)).collect();
+        assert_eq!(got, want);
+        assert!(c.seq < 100, "renumbered: {}", c.seq);
+    }
+
+    proptest::proptest! {
+        /// Whatever the mix of schedules and pops, events come out by (time, scheduling
+        /// order), as from a sorted map; the clock never goes back.
+        #[test]
+        fn the_calendar_is_a_sorted_map_of_time_then_order(
+            ops in proptest::collection::vec((0u64..50, 0u8..3), 1..400),
+            start_seq in proptest::prop_oneof![0u64..10, SEQ_LIMIT - 40..SEQ_LIMIT],
+        ) {
+            let mut c = Calendar::starting_at_seq(start_seq);
+            let mut model = std::collections::BTreeMap::new();
+            let mut order = 0u64;
+            let mut now = 0u64;
+            for (i, &(dt, op)) in ops.iter().enumerate() {
+                if op == 0 {
+                    let got = c.pop();
+                    let want = model.pop_first().map(|((t, _), e): ((u64, u64), usize)| (t, e));
+                    proptest::prop_assert_eq!(got, want);
+                    if let Some((t, _)) = got {
+                        proptest::prop_assert!(t >= now);
+                        now = t;
+                    }
+                } else {
+                    c.schedule(now + dt, i);
+                    model.insert((now + dt, order), i);
+                    order += 1;
+                }
+                proptest::prop_assert_eq!(c.len(), model.len());
+                proptest::prop_assert_eq!(c.peek_time(), model.first_key_value().map(|(k, _)| k.0));
+            }
+        }
     }
 
     #[test]

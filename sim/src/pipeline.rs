@@ -762,7 +762,7 @@ impl Sources {
     }
 
     /// Arms every source's first arrival and every user's first think time.
-    pub(crate) fn start<E>(
+    pub(crate) fn start<E: Copy>(
         &mut self,
         cal: &mut Calendar<E>,
         open: fn(u16, OpenTimer) -> E,
@@ -786,7 +786,7 @@ impl Sources {
     /// Open-loop source `src`'s timer fired: the requests that arrive now (draw each
     /// one's class with [`Sources::class_of`]).
     #[inline]
-    pub(crate) fn open_timer<E>(
+    pub(crate) fn open_timer<E: Copy>(
         &mut self,
         now: SimTime,
         src: u16,
@@ -824,7 +824,7 @@ impl Sources {
 
     /// User `user`'s request ended (answered or failed): it thinks, then sends the next.
     #[inline]
-    pub(crate) fn user_done<E>(
+    pub(crate) fn user_done<E: Copy>(
         &mut self,
         now: SimTime,
         user: u32,
