@@ -467,6 +467,9 @@ pub fn run_farm(
             det.limit_hit(l.at_s, &l.limit);
         }
         s.incidents = det.finish_incidents();
+        for l in &mut s.limits {
+            l.episodes_s = det.episodes_of(&l.limit);
+        }
         for v in sim.take_violations() {
             violations.push(format!("{name}: {v}"));
         }
@@ -865,6 +868,7 @@ impl Front<'_> {
                     at_s: l.at_s,
                     limit: l.limit.clone(),
                     detail: format!("{name}: {}", l.detail),
+                    episodes_s: l.episodes_s.clone(),
                 })
             })
             .collect();

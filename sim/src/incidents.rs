@@ -246,6 +246,18 @@ const FAILOVER: &str = "event:failover";
 /// The limit whose refusals carry this outcome.
 /// The incidents a limit of `summary.json`'s `limits` shows up as: the condition and the
 /// outcome it answers with (an exact first time for both).
+/// The limits [`incident_kinds_of_limit`] knows.
+const LIMIT_NAMES: &[&str] = &[
+    "http_sys.queue_length",
+    "aspnet.request_queue_limit",
+    "http_sys.max_connections",
+    "http_sys.connection_timeout",
+    "iis.app_concurrent_request_limit",
+    "aspnet.max_concurrent_requests_per_cpu",
+    "aspnet.execution_timeout",
+    "tcp.dynamic_port_count",
+];
+
 fn incident_kinds_of_limit(limit: &str) -> &'static [&'static str] {
     match limit {
         "http_sys.queue_length" => &[
@@ -296,6 +308,9 @@ struct Cond {
     open: Option<usize>,
     /// Extra state (thread count at onset for starvation).
     start_aux: f64,
+    /// The limit reached in the interval before the first of those samples, and when:
+    /// the incident begins then.
+    pending_hit: Option<(f64, &'static str)>,
 }
 
 /// Hard conditions (a limit reached) take one sample; soft ones `persist`.
@@ -326,6 +341,10 @@ pub struct Detector<'a> {
     last_threads: f64,
     /// A blocking-GC episode in progress: start, suspended ms so far.
     gc_episode: Option<(f64, f64)>,
+    /// Limits reached in the interval the next row ends (first time in it).
+    row_hits: Vec<(f64, &'static str)>,
+    /// The limits' times that dated an incident's start (one per incident at most).
+    dated: Vec<(f64, &'static str)>,
     /// The shortest time between two rows (the sample interval).
     interval_s: f64,
     /// Exact times limits were first reached (`summary.json`'s `limits`): (time, name).
@@ -355,6 +374,8 @@ impl<'a> Detector<'a> {
             prev_t: 0.0,
             last_threads: 0.0,
             gc_episode: None,
+            row_hits: Vec::new(),
+            dated: Vec::new(),
             interval_s: f64::INFINITY,
             limit_hits: Vec::new(),
         }
@@ -387,31 +408,49 @@ impl<'a> Detector<'a> {
     }
 
     /// The exact time a limit was first reached (`summary.json`'s `limits[]`: `at_s`,
-    /// `limit`). The incident the time series shows for it begins at the sample after that
-    /// time; [`Detector::finish_incidents`] moves the first such incident (and the first of
-    /// the outcome that limit answers with) back to the exact time.
+    /// `limit`). Incidents are read from the time series, but each that begins with a
+    /// limit reached in the interval before its first row (the simulation tells the
+    /// detector, [`SampleSink::limit_reached`]) is dated at that time, every episode;
+    /// [`Detector::finish_incidents`] also moves the first incident of each kind a
+    /// limit explains to the limit's first time (a farm's servers, runs read back).
     pub fn limit_hit(&mut self, time_s: f64, limit: &str) {
         self.limit_hits.push((time_s, limit.to_string()));
     }
 
-    /// Moves the first incident of each kind a recorded limit hit explains to the hit's
-    /// exact time, when that time lies within the sample interval before the incident.
+    /// Moves the incident of each kind a recorded limit hit explains that the time series
+    /// shows first after the hit to the hit's exact time, when that time lies within the
+    /// sample interval before it (the first hit dates the first incident, each later
+    /// episode's time its own).
     fn refine_with_limit_hits(&mut self) {
         for (at, name) in &self.limit_hits {
             for kind in incident_kinds_of_limit(name) {
-                let first = self
+                let next = self
                     .incidents
                     .iter_mut()
-                    .filter(|x| x.kind == *kind)
+                    .filter(|x| x.kind == *kind && x.time_s >= *at)
                     .min_by(|a, b| a.time_s.total_cmp(&b.time_s));
-                if let Some(x) = first
-                    && *at <= x.time_s
+                if let Some(x) = next
                     && *at > x.time_s - self.interval_s - 1e-9
                 {
                     x.time_s = *at;
                 }
             }
         }
+    }
+
+    /// The times at which `limit` began the incidents it explains (the first hit and each
+    /// later episode the time series shows), for `summary.json`'s `limits[].episodes_s`.
+    pub fn episodes_of(&self, limit: &str) -> Vec<f64> {
+        let mut v: Vec<f64> = self
+            .dated
+            .iter()
+            .filter(|(_, l)| *l == limit)
+            .map(|&(t, _)| t)
+            .collect();
+        // One hit can date several kinds (the queue full and its 503s).
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v
     }
 
     fn push(&mut self, i: Incident) -> Option<usize> {
@@ -649,6 +688,7 @@ impl<'a> Detector<'a> {
         for c in checks {
             self.step(t, c);
         }
+        self.row_hits.clear();
     }
 
     fn step(&mut self, t: f64, c: Check) {
@@ -676,7 +716,16 @@ impl<'a> Detector<'a> {
             }
         } else if c.holds {
             if st.on_run == 0 {
-                st.pending = Some((t, c.value, c.message.clone()));
+                // A limit this kind shows reached in the interval this row ends: the
+                // episode began then, not at the sample.
+                st.pending_hit = self
+                    .row_hits
+                    .iter()
+                    .filter(|(_, l)| incident_kinds_of_limit(l).contains(&c.kind.as_str()))
+                    .copied()
+                    .min_by(|a, b| a.0.total_cmp(&b.0));
+                let at = st.pending_hit.map_or(t, |h| h.0);
+                st.pending = Some((at, c.value, c.message.clone()));
                 st.start_aux = c.aux;
             }
             st.on_run += 1;
@@ -696,11 +745,14 @@ impl<'a> Detector<'a> {
                 st.on_run = 0;
                 if st.open.is_none() {
                     st = Cond::default();
+                } else if let Some(h) = st.pending_hit.take() {
+                    self.dated.push(h);
                 }
             }
         } else {
             st.on_run = 0;
             st.pending = None;
+            st.pending_hit = None;
         }
         self.conds.insert(c.kind, st);
     }
@@ -835,6 +887,11 @@ impl SampleSink for Detector<'_> {
             None => Ok(()),
         }
     }
+    fn limit_reached(&mut self, at_s: f64, limit: &str) {
+        if let Some(l) = LIMIT_NAMES.iter().find(|&&l| l == limit) {
+            self.row_hits.push((at_s, l));
+        }
+    }
     fn row(&mut self, values: &[f64]) -> io::Result<()> {
         self.observe(values);
         match self.inner.as_mut() {
@@ -947,8 +1004,9 @@ pub fn detect_run_dir(dir: &Path) -> Result<Vec<Incident>, String> {
     Ok(v)
 }
 
-/// The exact first times of the limits a run reached, from its `summary.json` (none when
-/// the file is absent, e.g. a time series copied alone).
+/// The exact times of the limits a run reached, from its `summary.json`: the first of
+/// each and the start of every later episode (none when the file is absent, e.g. a time
+/// series copied alone).
 fn limit_hits(dir: &Path) -> Result<Vec<(f64, String)>, String> {
     let path = dir.join("summary.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
@@ -961,11 +1019,17 @@ fn limit_hits(dir: &Path) -> Result<Vec<(f64, String)>, String> {
         .map(|a| {
             a.iter()
                 .filter_map(|l| {
-                    Some((
-                        l.get("at_s")?.as_f64()?,
-                        l.get("limit")?.as_str()?.to_string(),
-                    ))
+                    let name = l.get("limit")?.as_str()?;
+                    let episodes = l.get("episodes_s").and_then(|e| e.as_array());
+                    let times = std::iter::once(l.get("at_s")?.as_f64()?).chain(
+                        episodes
+                            .into_iter()
+                            .flatten()
+                            .filter_map(serde_json::Value::as_f64),
+                    );
+                    Some(times.map(|t| (t, name.to_string())).collect::<Vec<_>>())
                 })
+                .flatten()
                 .collect()
         })
         .unwrap_or_default())
@@ -1212,5 +1276,17 @@ pub fn kind_label(kind: &str) -> String {
             Some(o) => outcome_label(o),
             None => k.trim_start_matches("event:").replace('_', " "),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_limit_named_maps_to_the_incidents_it_explains() {
+        for l in LIMIT_NAMES {
+            assert!(!incident_kinds_of_limit(l).is_empty(), "{l}");
+        }
     }
 }

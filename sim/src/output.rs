@@ -13,6 +13,9 @@ pub trait SampleSink {
     fn columns(&mut self, names: &[&str]) -> io::Result<()>;
     /// One row per sample interval, in column order.
     fn row(&mut self, values: &[f64]) -> io::Result<()>;
+    /// Before a row: `limit` (a setting's name, as in `summary.json`'s `limits`) was
+    /// reached in the interval that row ends, first at `at_s`.
+    fn limit_reached(&mut self, _at_s: f64, _limit: &str) {}
     /// Called once after the last row.
     fn finish(&mut self) -> io::Result<()> {
         Ok(())

@@ -492,6 +492,8 @@ struct Server {
     abandoned: u64,
     /// First time each limit was reached: (time, limit, what happened).
     limits: Vec<(SimTime, &'static str, String)>,
+    /// Limits reached since the last sample, each at its first time in the interval.
+    interval_hits: Vec<(SimTime, &'static str)>,
     /// ASP.NET session locks (only when a class uses the session).
     sessions: Option<SessionLocks>,
     session_rng: Stream,
@@ -1159,6 +1161,7 @@ impl<'a> Simulation<'a> {
             events: Vec::new(),
             abandoned: 0,
             limits: Vec::new(),
+            interval_hits: Vec::new(),
             sessions: scn
                 .classes
                 .iter()
@@ -1743,13 +1746,9 @@ impl<'a> Simulation<'a> {
         // The site's connection limit comes first: HTTP.SYS answers 503 ConnLimit itself.
         if self.server.site.request(now).is_err() {
             let max = self.scn.http_sys.max_connections;
-            self.limit_reached(
-                now,
-                "http_sys.max_connections",
-                format!(
-                    "the site had its {max} connections (maxConnections) in use: 503 ConnLimit"
-                ),
-            );
+            self.limit_reached(now, "http_sys.max_connections", |_: &Self| {
+                format!("the site had its {max} connections (maxConnections) in use: 503 ConnLimit")
+            });
             self.finish(now, id, Outcome::ConnLimit503);
             return;
         }
@@ -1782,14 +1781,12 @@ impl<'a> Simulation<'a> {
         );
         match admit {
             Admit::Offline => {
-                self.limit_reached(
-                    now,
-                    "app_pool.rapid_fail_protection",
+                self.limit_reached(now, "app_pool.rapid_fail_protection", |s: &Self| {
                     format!(
                         "the pool was stopped by rapid-fail protection: {}",
-                        self.refusal_words(Outcome::AppOffline503)
-                    ),
-                );
+                        s.refusal_words(Outcome::AppOffline503)
+                    )
+                });
                 self.finish(now, id, self.refusal(Outcome::AppOffline503));
                 return;
             }
@@ -1815,14 +1812,12 @@ impl<'a> Simulation<'a> {
                     _ => self.server.pool_life.wait_cancelled(now),
                 }
                 let q = self.scn.http_sys.queue_length;
-                self.limit_reached(
-                    now,
-                    "http_sys.queue_length",
+                self.limit_reached(now, "http_sys.queue_length", |s: &Self| {
                     format!(
                         "HTTP.SYS holds {q} requests of the pool: {}",
-                        self.refusal_words(Outcome::QueueFull503)
-                    ),
-                );
+                        s.refusal_words(Outcome::QueueFull503)
+                    )
+                });
                 self.finish(now, id, self.refusal(Outcome::QueueFull503))
             }
             Ok(()) => {
@@ -1856,7 +1851,7 @@ impl<'a> Simulation<'a> {
             self.limit_reached(
                 now,
                 "http_sys.connection_timeout",
-                format!(
+                |_: &Self| format!(
                     "a request waited {timeout} in HTTP.SYS for a worker process: its connection expired (Timer_AppPool)"
                 ),
             );
@@ -2031,11 +2026,9 @@ impl<'a> Simulation<'a> {
             if self.server.iis.enter(now).is_err() {
                 self.server.http.finished(now);
                 let l = self.scn.iis.app_concurrent_request_limit;
-                self.limit_reached(
-                    now,
-                    "iis.app_concurrent_request_limit",
-                    format!("{l} requests in IIS: 503.2"),
-                );
+                self.limit_reached(now, "iis.app_concurrent_request_limit", |_: &Self| {
+                    format!("{l} requests in IIS: 503.2")
+                });
                 self.finish(now, id, Outcome::ConcurrentRequestLimit503_2);
                 return;
             }
@@ -2045,11 +2038,9 @@ impl<'a> Simulation<'a> {
                     self.server.iis.leave(now);
                     self.server.http.finished(now);
                     let l = self.scn.aspnet.request_queue_limit;
-                    self.limit_reached(
-                        now,
-                        "aspnet.request_queue_limit",
-                        format!("{l} requests in ASP.NET: 503 Server Too Busy"),
-                    );
+                    self.limit_reached(now, "aspnet.request_queue_limit", |_: &Self| {
+                        format!("{l} requests in ASP.NET: 503 Server Too Busy")
+                    });
                     self.finish(now, id, Outcome::ServerTooBusy503);
                 }
                 Admission::NativeQueue => {
@@ -2058,7 +2049,7 @@ impl<'a> Simulation<'a> {
                     self.limit_reached(
                         now,
                         "aspnet.max_concurrent_requests_per_cpu",
-                        format!(
+                        |_: &Self| format!(
                             "{cap} requests active in ASP.NET: the rest wait in the native queue"
                         ),
                     );
@@ -2339,7 +2330,7 @@ impl<'a> Simulation<'a> {
                 self.limit_reached(
                     now,
                     "session_state.request_queue_limit_per_session",
-                    format!(
+                    |_: &Self| format!(
                         "{limit} requests already polled session {session}: the next failed with HTTP 500"
                     ),
                 );
@@ -2473,7 +2464,7 @@ impl<'a> Simulation<'a> {
             self.limit_reached(
                 now,
                 "aspnet.execution_timeout",
-                format!(
+                |_: &Self| format!(
                     "a request ran synchronously for more than {timeout}: its thread was aborted (HTTP 500 Request timed out)"
                 ),
             );
@@ -3257,6 +3248,9 @@ impl<'a> Simulation<'a> {
         }
         self.interval.latency.reset();
         self.interval.outcomes = OutcomeCounts::default();
+        for (t, l) in self.server.interval_hits.drain(..) {
+            sink.limit_reached(round6(as_secs(t)), l);
+        }
         sink.row(&row)?;
         Ok(())
     }
@@ -3532,6 +3526,7 @@ impl<'a> Simulation<'a> {
                 at_s: round6(as_secs(*t)),
                 limit: l.to_string(),
                 detail: d.clone(),
+                episodes_s: Vec::new(),
             })
             .collect();
         let c = &s.cache;
@@ -3677,10 +3672,23 @@ impl Simulation<'_> {
         (c.generation == (call >> 32) as u32).then_some((slot, c))
     }
 
-    /// Records the first time a limit is reached.
-    fn limit_reached(&mut self, now: SimTime, limit: &'static str, detail: String) {
-        if !self.server.limits.iter().any(|(_, l, _)| *l == limit) {
-            self.server.limits.push((now, limit, detail));
+    /// A limit was reached: the first time is kept with what happened (`detail`, only
+    /// formatted then) for `summary.json`'s `limits`; the first time in each sample
+    /// interval goes with that interval's row to the incident detector, which dates the
+    /// incident that row starts (a later episode) at it instead of at the sample.
+    #[inline]
+    fn limit_reached(
+        &mut self,
+        now: SimTime,
+        limit: &'static str,
+        detail: impl FnOnce(&Self) -> String,
+    ) {
+        if !self.server.interval_hits.iter().any(|(_, l)| *l == limit) {
+            self.server.interval_hits.push((now, limit));
+            if !self.server.limits.iter().any(|(_, l, _)| *l == limit) {
+                let d = detail(self);
+                self.server.limits.push((now, limit, d));
+            }
         }
     }
 
@@ -3738,11 +3746,9 @@ impl Simulation<'_> {
                 .stats
                 .first_conn_wait_s
                 .get_or_insert(as_secs(now));
-            self.limit_reached(
-                now,
-                "connections.max_connections",
-                format!("calls to {name} wait for one of its {limit} connections"),
-            );
+            self.limit_reached(now, "connections.max_connections", |_: &Self| {
+                format!("calls to {name} wait for one of its {limit} connections")
+            });
         }
     }
 
@@ -3812,7 +3818,7 @@ impl Simulation<'_> {
                             self.limit_reached(
                                 now,
                                 "tcp.dynamic_port_count",
-                                format!(
+                                |_: &Self| format!(
                                     "all {ports} ephemeral ports in use or in TIME_WAIT: connect fails with {}",
                                     if outcome == Outcome::Wsaenobufs { "WSAENOBUFS (10055)" } else { "WSAEADDRINUSE (10048)" }
                                 ),
@@ -3864,7 +3870,7 @@ impl Simulation<'_> {
                     self.limit_reached(
                         now,
                         "connections.connect_timeout",
-                        format!("a connect to {name} did not complete within ConnectTimeout {timeout}: the oldest waiting call fails"),
+                        |_: &Self| format!("a connect to {name} did not complete within ConnectTimeout {timeout}: the oldest waiting call fails"),
                     );
                     if let Some((slot, _)) = self.live_call(call) {
                         self.call_done(now, slot, Some(Outcome::OutgoingError));
@@ -4121,6 +4127,9 @@ pub fn run_with_faults(
         detector.limit_hit(l.at_s, &l.limit);
     }
     summary.incidents = detector.finish_incidents();
+    for l in &mut summary.limits {
+        l.episodes_s = detector.episodes_of(&l.limit);
+    }
     if sim.violations.is_empty() {
         Ok(summary)
     } else {

@@ -632,6 +632,11 @@ pub struct LimitHit {
     /// The setting whose limit was reached, by its scenario path (`http_sys.queue_length`).
     pub limit: String,
     pub detail: String,
+    /// When each incident this limit explains began (the time series shows an incident
+    /// at the sample after; `explain` dates it here): the first at `at_s`, then every
+    /// later episode. Absent when the time series showed none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub episodes_s: Vec<f64>,
 }
 
 /// Outgoing calls by result, connections and ports.

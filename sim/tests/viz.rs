@@ -1018,9 +1018,9 @@ fn the_report_of_a_capacity_search_shows_its_lower_edge() {
 }
 
 /// farm-weights with equal weights: the small servers go first, and the big one's removals
-/// follow theirs. The first is linked to the big server's own 503s (their first one is known to
-/// the instant: summary.json's limits); a later one, whose 503s show only at the next sample, to
-/// the small server's removal before it, whose share it took.
+/// follow theirs. Each is linked to the big server's own 503s, known to the instant every
+/// episode (summary.json's limits: `at_s`, `episodes_s`), and the full queue behind them to
+/// the small server's removal before it, whose share the big one took.
 #[test]
 fn a_removal_without_a_cause_of_its_own_is_linked_to_the_removal_before_it() {
     let v = run(&load("farm-weights.toml", &["farm.servers[0].weight=1"])).incidents;
@@ -1029,15 +1029,23 @@ fn a_removal_without_a_cause_of_its_own_is_linked_to_the_removal_before_it() {
         .filter(|&i| v[i].kind == "event:lb_removed" && v[i].message.contains(": big:"))
         .collect();
     assert!(bigs.len() >= 2, "{text}");
-    let first = v[bigs[0]].caused_by.expect("a cause");
+    for &b in &bigs {
+        let c = v[b].caused_by.expect("a cause");
+        assert!(
+            v[c].kind == "outcome:503_queue_full"
+                && v[c].message.starts_with("big:")
+                && v[c].time_s == v[b].time_s,
+            "{text}"
+        );
+        let q = v[c].caused_by.expect("the full queue");
+        assert_eq!(v[q].kind, "http_sys_queue_full", "{text}");
+    }
     assert!(
-        v[first].kind == "outcome:503_queue_full" && v[first].message.starts_with("big:"),
-        "{text}"
-    );
-    assert!(
-        bigs[1..].iter().any(|&b| v[b]
-            .caused_by
-            .is_some_and(|c| v[c].kind == "event:lb_removed" && v[c].message.contains("small"))),
+        bigs.iter().any(|&b| {
+            let q = v[v[b].caused_by.unwrap()].caused_by.unwrap();
+            v[q].caused_by
+                .is_some_and(|c| v[c].kind == "event:lb_removed" && v[c].message.contains("small"))
+        }),
         "{text}"
     );
     assert!(text.contains("← lb removed: small"));
