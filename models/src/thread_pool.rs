@@ -1,10 +1,12 @@
-//! The CLR worker thread pool (and its IO-completion pool) that runs request handlers.
+//! The CLR worker thread pool (and its IO-completion pool or pollers) that runs request
+//! handlers.
 //!
 //! **Models** the thread-injection machinery of the CLR ThreadPool as it is in the runtime
 //! source: the native `ThreadpoolMgr` of .NET Framework 4.x / CoreCLR ≤ 3.1
-//! (`src/coreclr/vm/win32threadpool.cpp`, `hillclimbing.cpp`; [`Runtime::Net48`]) and the
+//! (`src/coreclr/vm/win32threadpool.cpp`, `hillclimbing.cpp`; [`Runtime::Net48`]), the
 //! managed `PortableThreadPool` of .NET 6 with cooperative-blocking compensation
-//! ([`Runtime::Net6`]). DOMAIN §5.2–§5.8.
+//! ([`Runtime::Net6`]), and .NET 7+ on Windows, the same worker pool with IO completion
+//! poller threads instead of an IOCP pool ([`Runtime::Net8`]). DOMAIN §5.1–§5.8.
 //!
 //! **Seed**: 003 ("when there is a need for more threads … these threads get allocated very
 //! slowly, 1-2 threads per second"). This module is the reason: beyond the goal the pool adds
@@ -58,7 +60,53 @@
 //!   completion and leaves no free thread creates another (at once below the IO minimum, above
 //!   it only at < 80 % CPU and > 500 ms since the last creation; never during a GC); the gate
 //!   creates one per tick if all are busy and a completion waits; an idle IOCP thread exits
-//!   after 15 s unless it is the last free one.
+//!   after 15 s unless it is the last free one. Net48 and Net6 (on Windows .NET 6 still
+//!   uses the native IOCP pool, DOMAIN §5.1).
+//! * **IO completion pollers** (Net8: .NET 7 and later on Windows; DOMAIN §5.1, §5.9). Read
+//!   in dotnet/runtime `src/libraries/System.Private.CoreLib/src/System/Threading/`
+//!   `PortableThreadPool.IO.Windows.cs` (the stored versions at commits 7c964e1f — one port,
+//!   `GetIOCompletionPollerCount` — and 005d4975 — `DetermineIOCompletionPortCount`,
+//!   `DetermineIOCompletionPollerCount`, `IOCompletionPoller.Poll`) and `ThreadPoolWorkQueue.cs`
+//!   (commit affe6943: `ThreadPoolTypedWorkItemQueue<T, TCallback>`, `EnqueueAtHighPriority`,
+//!   `Dequeue`, `Dispatch`, `DispatchQuantumMs`). There is no IOCP thread pool: the
+//!   `_legacy_min/maxIOCompletionThreads` of `SetMinThreads`/`SetMaxThreads` only keep the
+//!   API's values, so `min_io_threads`/`max_io_threads` have no effect, no IOCP thread is
+//!   ever created and [`ThreadPool::io_thread_count`] stays 0.
+//!   - **How many**: `(ProcessorCount − 1) / ProcessorsPerIOPollerThread + 1` pollers
+//!     (`System.Threading.ThreadPool.ProcessorsPerIOPollerThread`, default 12:
+//!     [`ThreadPoolConfig::processors_per_io_poller`]); with `IOCompletionPortCount` > 1
+//!     ([`ThreadPoolConfig::io_completion_ports`], default 1, at most 1024) at least one per
+//!     port and rounded up to a multiple of the ports ([`ThreadPoolConfig::io_poller_count`]).
+//!     They are created together with the first completion (`EnsureIOCompletionPollers`,
+//!     from the first handle registered) and never exit ([`ThreadPool::io_pollers`]).
+//!   - **Hand-off**: a poller takes completions off its port (`GetQueuedCompletionStatusEx`,
+//!     up to 1024 at a time), `BatchEnqueue`s them into its queue and `CompleteBatchEnqueue`
+//!     queues **one high-priority work item** for the queue if none is scheduled
+//!     (`ThreadPool.UnsafeQueueHighPriorityWorkItemInternal`; stage `NotScheduled` →
+//!     `Scheduled`). The pollers run no user code and use no CPU here.
+//!   - **The batch item** on a worker (`Execute`): takes one completion; if more remain it
+//!     queues another batch item at once (so that another worker can help), else the stage
+//!     goes back to `NotScheduled` (a completion arriving meanwhile queues a new item, which
+//!     may then find the queue empty and end at once). It then runs the callbacks one after
+//!     another — each [`TpEvent::RunIo`] on the worker: the engine charges
+//!     `io_completion_cpu` to that worker as it charges an IOCP thread on Net6 — until the
+//!     queue is empty or half the dispatch quantum (`DispatchQuantumMs / 2` = 15 ms,
+//!     [`ThreadPoolConfig::io_batch_quantum_ns`]) has passed since it started. The item
+//!     adds its callbacks to the completion count (`ThreadInt64PersistentCounter.Add`), so
+//!     hill climbing sees them; `last dequeue`, retirement above the goal and the next
+//!     dequeue are those of any work item.
+//!   - **Priority**: `Dequeue` serves the high-priority queue before the global one, so a
+//!     batch item goes ahead of every queued request, but it still needs a free worker:
+//!     when the worker pool is starved the callbacks wait — on Net6 an IOCP thread runs
+//!     them at once. Queued batch items count in the queue length (`GlobalCount` includes
+//!     `highPriorityWorkItems`) and so in the gate thread's starvation rule.
+//!   - **Inline completions** (`DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1`,
+//!     `UnsafeInlineIOCompletionCallbacks`, off by default:
+//!     [`ThreadPoolConfig::inline_io_completions`]): one poller per processor, each running
+//!     the callbacks itself (`PollAndInlineCallbacks`); a completion waits for a free poller
+//!     of its port, and the pool never grows them.
+//!   - What the callback's continuation does afterwards is the engine's: as on Net6, it
+//!     posts the rest of an async handler to the global queue (see "Leaves out").
 //! * **Tiered compilation** (.NET Core 3.x only, [`ThreadPoolConfig::tiered_compilation`], off
 //!   by default; [`TieredCompilation`]; `tieredcompilation.cpp`, `threadpoolrequest.cpp`,
 //!   release/3.1): during warm-up the runtime queues work items of its own. The tiering delay
@@ -114,12 +162,35 @@
 //! ## Leaves out
 //! The per-AppDomain 30 ms quantum; work-stealing local queues (one global FIFO); the memory
 //! guard of blocking compensation; waiting for a GC before dequeuing (the engine's GC model
-//! suspends threads); IOCP thread retirement with pending I/O; the .NET 7+ managed IO pollers;
+//! suspends threads); IOCP thread retirement with pending I/O;
 //! the runtime work item that ran before the captures started (`completed` starts at 1);
 //! what triggers each tiering item (which methods, their call counts: the schedule is the
 //! measured one); the CPU the tiering items use (they hold a thread, not a core); the .NET 5+
 //! dedicated tiering background thread (`TC_BackgroundWorkerTimeoutMs`), which is not a
 //! pool work item.
+//!
+//! Of the Net8 pollers it leaves out (⚠ where not verified):
+//! * local queues, so a continuation the callback posts from the worker goes to the global
+//!   queue as on Net6. In the runtime a post from a worker thread prefers that thread's
+//!   local queue, the batch item stops at once when its local queue has work (`CanSteal`)
+//!   and `Dequeue` serves the local queue first: the continuation would run next on the
+//!   same worker (the same one-global-queue simplification as for every other item here);
+//! * ⚠ `DequeueWithPriorityAlternation` (in the `ThreadPoolWorkQueue.cs` read): a thread
+//!   starting a `Dispatch` takes a normal item before the high-priority ones while
+//!   `_dispatchNormalPriorityWorkFirst` is set; the stored source only ever clears that
+//!   flag, so high-priority items always go first here. Not checked against a .NET 8
+//!   release tag;
+//! * ⚠ .NET 7's first form of `Execute` (commit 7c964e1f era: it queued another batch item
+//!   whenever it had taken one, even from an emptied queue); the later form is modelled;
+//! * ⚠ one queue per port rather than per poller: with pollers that never fall behind, the
+//!   port's LIFO release hands consecutive completions to the same poller; completions are
+//!   spread over several ports round robin per completion (the runtime picks a port per
+//!   handle when it is registered);
+//! * the pollers' own CPU (`GetQueuedCompletionStatusEx`, `BatchEnqueue`) and their
+//!   AboveNormal priority (when pollers × 4 < processors); the batch item's own count in the
+//!   dispatch loop (only its callbacks are counted); `DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT`
+//!   (an exact poller count: `processors_per_io_poller` reaches any count); .NET 8's optional
+//!   Windows thread pool (`UseWindowsThreadPool`, default only for NativeAOT).
 
 use std::collections::VecDeque;
 
@@ -139,8 +210,21 @@ pub type WorkItem = u64;
 pub enum Runtime {
     /// Native `ThreadpoolMgr`: .NET Framework 4.x and CoreCLR ≤ 3.1.
     Net48,
-    /// Managed `PortableThreadPool` (.NET 6+) with cooperative-blocking compensation.
+    /// Managed `PortableThreadPool` (.NET 6) with cooperative-blocking compensation; IO
+    /// completions still go to the native IOCP pool on Windows.
     Net6,
+    /// .NET 7 and later on Windows: [`Runtime::Net6`]'s worker pool, but no IOCP pool: a
+    /// few IO completion poller threads hand completions to the worker pool as
+    /// high-priority batch work items (see the module doc, "IO completion pollers").
+    Net8,
+}
+
+impl Runtime {
+    /// The managed `PortableThreadPool` (.NET 6 and later): its thread counts, hill
+    /// climbing's conditions and cooperative-blocking compensation.
+    pub fn portable(self) -> bool {
+        matches!(self, Runtime::Net6 | Runtime::Net8)
+    }
 }
 
 /// How the gate thread waits between its 500 ms activities.
@@ -268,6 +352,19 @@ pub struct ThreadPoolConfig {
     /// The runtime's own tiered-compilation work items (.NET Core 3.x); `None` (the default)
     /// for .NET Framework, which has no tiered compilation.
     pub tiered_compilation: Option<TieredCompilation>,
+    /// Net8: `System.Threading.ThreadPool.ProcessorsPerIOPollerThread` (12): one IO
+    /// completion poller per this many processors, rounded up.
+    pub processors_per_io_poller: u32,
+    /// Net8: `System.Threading.ThreadPool.IOCompletionPortCount` (1; `MaxIOPortCount` 1024).
+    /// With more than one port the pollers are spread evenly over them.
+    pub io_completion_ports: u32,
+    /// Net8: `DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1` (`UnsafeInlineIOCompletionCallbacks`,
+    /// off): the pollers (then one per processor) run each callback themselves instead of
+    /// handing it to the worker pool.
+    pub inline_io_completions: bool,
+    /// Net8: a batch work item stops taking completions once this long has passed since it
+    /// started (`ThreadPoolWorkQueue.DispatchQuantumMs / 2` = 15 ms).
+    pub io_batch_quantum_ns: u64,
 }
 
 /// .NET Core 3.x tiered compilation as it shows on the thread pool (`tieredcompilation.cpp`,
@@ -372,7 +469,32 @@ impl ThreadPoolConfig {
             blocking_delay_step_ns: 25 * MILLIS,
             blocking_max_delay_ns: 250 * MILLIS,
             tiered_compilation: None,
+            processors_per_io_poller: 12,
+            io_completion_ports: 1,
+            inline_io_completions: false,
+            io_batch_quantum_ns: 15 * MILLIS,
         }
+    }
+
+    /// Net8: the number of IO completion poller threads (`DetermineIOCompletionPollerCount`):
+    /// `(N − 1) / ProcessorsPerIOPollerThread + 1`, or N with inline completions; with more
+    /// than one port at least one per port and a multiple of the port count.
+    pub fn io_poller_count(&self) -> u32 {
+        let n = self.logical_processors.max(1);
+        let mut pollers = if self.inline_io_completions {
+            n
+        } else {
+            (n - 1) / self.processors_per_io_poller.max(1) + 1
+        };
+        let ports = self.io_completion_ports.clamp(1, 1024);
+        if ports > 1 {
+            if pollers <= ports {
+                pollers = ports;
+            } else if pollers % ports != 0 {
+                pollers += ports - pollers % ports;
+            }
+        }
+        pollers
     }
 }
 
@@ -418,7 +540,9 @@ pub enum TpTimer {
 pub enum TpEvent {
     /// Worker `thread` starts `item` (it is that thread's until `item_done`).
     Run { thread: ThreadId, item: WorkItem },
-    /// IOCP `thread` runs the completion callback `item` (until `io_item_done`).
+    /// `thread` runs the IO completion callback `item` (until `io_item_done`): an IOCP
+    /// thread (Net48, Net6), or on Net8 a worker running a batch work item (or a poller
+    /// with inline completions).
     RunIo { thread: ThreadId, item: WorkItem },
 }
 
@@ -463,6 +587,32 @@ struct Worker {
     state: WState,
     epoch: u32,
     blocked: bool,
+    /// Net8: the IO batch work item this worker is running.
+    batch: Option<Batch>,
+}
+
+/// Net8: a worker running a poller queue's batch work item
+/// (`ThreadPoolTypedWorkItemQueue.Execute`).
+#[derive(Clone, Copy, Debug)]
+struct Batch {
+    port: u32,
+    /// When the item started (`Environment.TickCount`).
+    start: SimTime,
+    /// Callbacks run so far.
+    ran: u32,
+}
+
+/// Net8: one IO completion port with its pollers' queue of completions.
+#[derive(Debug, Default)]
+struct IoPort {
+    /// Completions the pollers took off the port, waiting for a thread to run their callback.
+    queue: VecDeque<WorkItem>,
+    /// `QueueProcessingStage` ≠ `NotScheduled`: a batch work item is queued (or one that
+    /// is running will look again), so a new completion queues none.
+    scheduled: bool,
+    /// Inline completions: pollers of this port waiting on it, the last to wait first
+    /// (a completion port releases its waiting threads LIFO).
+    idle_pollers: Vec<ThreadId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -485,6 +635,8 @@ enum Slot {
     Free,
     Worker(Worker),
     Io(IoThread),
+    /// Net8 with inline completions: a poller thread of `port`, running a callback or not.
+    Poller { port: u32, working: bool },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -810,6 +962,13 @@ pub struct ThreadPool<R> {
     io_idle_sweep_at: Option<SimTime>,
     io_queue: VecDeque<WorkItem>,
     last_io_creation: Option<SimTime>,
+    // IO completion pollers (Net8)
+    /// The completion ports and their pollers' queues (created with the pollers).
+    ports: Vec<IoPort>,
+    /// High-priority work items (`EnqueueAtHighPriority`): the batch items of these ports.
+    high_queue: VecDeque<u32>,
+    /// The port the next completion goes to (round robin).
+    next_port: u32,
     /// Source of thread generation numbers (monotone over all threads, so a stale timer of
     /// an exited thread never matches a thread that reuses its id).
     next_epoch: u32,
@@ -842,8 +1001,13 @@ pub struct ThreadPool<R> {
     pub io_thread_count: Gauge,
     /// IOCP completions waiting for a free IOCP thread.
     pub io_queue_length: Gauge,
-    /// IOCP callbacks finished.
+    /// IO completion callbacks finished (on IOCP threads; Net8: on workers or pollers).
     pub io_completions: Counter,
+    /// Net8: IO completion poller threads (created with the first completion; never exit).
+    pub io_pollers: Gauge,
+    /// Net8: completions the pollers took off the port that wait for a thread to run their
+    /// callback (a worker, or a poller with inline completions).
+    pub poller_queue_length: Gauge,
 }
 
 impl<R: Rng> ThreadPool<R> {
@@ -855,6 +1019,8 @@ impl<R: Rng> ThreadPool<R> {
         cfg.max_io_threads = cfg.max_io_threads.max(1);
         cfg.min_io_threads = cfg.min_io_threads.clamp(1, cfg.max_io_threads);
         cfg.tick_count_resolution_ns = cfg.tick_count_resolution_ns.max(1);
+        cfg.processors_per_io_poller = cfg.processors_per_io_poller.max(1);
+        cfg.io_completion_ports = cfg.io_completion_ports.clamp(1, 1024);
         let hc = HillClimbing::new(cfg.hill_climbing.clone(), &mut rng);
         let min = cfg.min_worker_threads;
         let goal = cfg.initial_goal.clamp(min, cfg.max_worker_threads);
@@ -904,6 +1070,9 @@ impl<R: Rng> ThreadPool<R> {
             io_idle_sweep_at: None,
             io_queue: VecDeque::new(),
             last_io_creation: None,
+            ports: Vec::new(),
+            high_queue: VecDeque::new(),
+            next_port: 0,
             next_epoch: 0,
             events: VecDeque::new(),
             thread_count: Gauge::new(),
@@ -921,6 +1090,8 @@ impl<R: Rng> ThreadPool<R> {
             io_thread_count: Gauge::new(),
             io_queue_length: Gauge::new(),
             io_completions: Counter::default(),
+            io_pollers: Gauge::new(),
+            poller_queue_length: Gauge::new(),
             cfg,
             rng,
         }
@@ -986,7 +1157,21 @@ impl<R: Rng> ThreadPool<R> {
             w.blocked = false;
             self.num_blocked = self.num_blocked.saturating_sub(1);
         }
-        self.completions.inc();
+        self.work_item_finished(now, thread, 1, probe, fx);
+    }
+
+    /// Worker `thread` finished a work item that counts as `completed` completions (a Net8
+    /// batch item counts its callbacks): hill climbing may sample, then the thread stops
+    /// (above the goal) or dequeues the next.
+    fn work_item_finished(
+        &mut self,
+        now: SimTime,
+        thread: ThreadId,
+        completed: u64,
+        probe: Probe,
+        fx: &mut impl Effects<TpTimer>,
+    ) {
+        self.completions.add(completed);
         self.last_dequeue = now;
         if self.cfg.hill_climbing_enabled && self.should_adjust(now) {
             self.adjust_max_workers(now, probe, fx);
@@ -997,7 +1182,7 @@ impl<R: Rng> ThreadPool<R> {
                 self.retire(now, thread, fx);
                 return;
             }
-            Runtime::Net6 if self.processing > self.goal => {
+            Runtime::Net6 | Runtime::Net8 if self.processing > self.goal => {
                 self.retirements.inc();
                 self.processing -= 1;
                 self.processing_work.set(now, self.processing as u64);
@@ -1016,7 +1201,7 @@ impl<R: Rng> ThreadPool<R> {
         thread: ThreadId,
         fx: &mut impl Effects<TpTimer>,
     ) {
-        if self.cfg.runtime != Runtime::Net6 || !self.cfg.cooperative_blocking {
+        if !self.cfg.runtime.portable() || !self.cfg.cooperative_blocking {
             return;
         }
         let Some(w) = self.worker_mut(thread) else {
@@ -1040,7 +1225,7 @@ impl<R: Rng> ThreadPool<R> {
 
     /// Cooperative blocking on `thread` ended.
     pub fn end_blocking(&mut self, now: SimTime, thread: ThreadId, fx: &mut impl Effects<TpTimer>) {
-        if self.cfg.runtime != Runtime::Net6 || !self.cfg.cooperative_blocking {
+        if !self.cfg.runtime.portable() || !self.cfg.cooperative_blocking {
             return;
         }
         let Some(w) = self.worker_mut(thread) else {
@@ -1070,7 +1255,7 @@ impl<R: Rng> ThreadPool<R> {
                 self.maybe_add_working_worker(now, fx);
             }
         }
-        if self.cfg.runtime == Runtime::Net6
+        if self.cfg.runtime.portable()
             && self.num_blocked > 0
             && self.goal < self.blocking_target()
             && self.pending_blocking == PendingBlocking::None
@@ -1196,6 +1381,10 @@ impl<R: Rng> ThreadPool<R> {
         probe: Probe,
         fx: &mut impl Effects<TpTimer>,
     ) {
+        if self.cfg.runtime == Runtime::Net8 {
+            self.poller_enqueue(now, item, fx);
+            return;
+        }
         if let Some(p) = self.io_idle.pop_back() {
             self.io_run(now, p.thread, item, probe, fx);
             return;
@@ -1218,8 +1407,20 @@ impl<R: Rng> ThreadPool<R> {
         probe: Probe,
         fx: &mut impl Effects<TpTimer>,
     ) {
-        let Some(Slot::Io(io)) = self.slots.get(thread as usize).copied() else {
-            return;
+        let io = match self.slots.get(thread as usize).copied() {
+            Some(Slot::Io(io)) => io,
+            Some(Slot::Worker(w)) if w.state == WState::Working && w.batch.is_some() => {
+                self.batch_callback_done(now, thread, probe, fx);
+                return;
+            }
+            Some(Slot::Poller {
+                port,
+                working: true,
+            }) => {
+                self.inline_callback_done(now, thread, port);
+                return;
+            }
+            _ => return,
         };
         if io.state != IoState::Working {
             return;
@@ -1278,7 +1479,7 @@ impl<R: Rng> ThreadPool<R> {
 
     /// Queued work: managed items plus the runtime's unmanaged ones.
     fn pending(&self) -> usize {
-        self.queue.len() + self.runtime_queue as usize
+        self.queue.len() + self.runtime_queue as usize + self.high_queue.len()
     }
 
     /// The runtime item started last finished: queue the next one after its gap.
@@ -1337,7 +1538,7 @@ impl<R: Rng> ThreadPool<R> {
     fn outstanding_limit(&self) -> u32 {
         match self.cfg.runtime {
             Runtime::Net48 => self.cfg.logical_processors,
-            Runtime::Net6 => 1,
+            Runtime::Net6 | Runtime::Net8 => 1,
         }
     }
 
@@ -1385,6 +1586,7 @@ impl<R: Rng> ThreadPool<R> {
                 state: WState::Starting,
                 epoch,
                 blocked: false,
+                batch: None,
             }));
             self.existing += 1;
             self.starting += 1;
@@ -1428,6 +1630,13 @@ impl<R: Rng> ThreadPool<R> {
     }
 
     fn dequeue_or_idle(&mut self, now: SimTime, thread: ThreadId, fx: &mut impl Effects<TpTimer>) {
+        if let Some(port) = self.high_queue.pop_front() {
+            // Net8: high-priority work items (the pollers' batch items) before the global
+            // queue (`ThreadPoolWorkQueue.Dequeue`).
+            self.queue_length.set(now, self.pending() as u64);
+            self.start_batch(now, thread, port, fx);
+            return;
+        }
         if self.runtime_queue > 0 {
             // The unmanaged queue first (round robin with the managed one, which was served
             // last); the pool runs the item itself.
@@ -1561,7 +1770,7 @@ impl<R: Rng> ThreadPool<R> {
         self.idle_exits.inc();
         let floor = match self.cfg.runtime {
             Runtime::Net48 => self.min,
-            Runtime::Net6 => self
+            Runtime::Net6 | Runtime::Net8 => self
                 .goal
                 .min(self.blocking_target())
                 .max(self.min.min(self.goal)),
@@ -1668,7 +1877,7 @@ impl<R: Rng> ThreadPool<R> {
         {
             let counted = match self.cfg.runtime {
                 Runtime::Net48 => self.existing,
-                Runtime::Net6 => self.processing,
+                Runtime::Net6 | Runtime::Net8 => self.processing,
             };
             if counted < self.cfg.max_worker_threads && counted >= self.goal {
                 self.goal = counted + 1;
@@ -1682,6 +1891,7 @@ impl<R: Rng> ThreadPool<R> {
         let requested = matches!(self.gate, GateState::Running { requested: true });
         self.gate = GateState::Running { requested: false };
         let io_need = self.io_active > 0 && self.io_active <= self.io_working;
+        // (Net8: queued batch items count in `pending()`.)
         if !requested
             && self.pending() == 0
             && !io_need
@@ -1714,7 +1924,7 @@ impl<R: Rng> ThreadPool<R> {
         }
         match self.cfg.runtime {
             Runtime::Net48 => self.existing <= self.goal,
-            Runtime::Net6 => {
+            Runtime::Net6 | Runtime::Net8 => {
                 self.processing <= self.goal && self.pending_blocking == PendingBlocking::None
             }
         }
@@ -1953,6 +2163,179 @@ impl<R: Rng> ThreadPool<R> {
     }
 }
 
+impl<R: Rng> ThreadPool<R> {
+    // ---- IO completion pollers (Net8) ---------------------------------------------------
+
+    /// Net8: IO completion poller threads that exist (0 before the first completion).
+    pub fn io_poller_count(&self) -> u32 {
+        self.io_pollers.get() as u32
+    }
+
+    /// Net8: completions waiting in the pollers' queues for a thread.
+    pub fn poller_queue_len(&self) -> usize {
+        self.ports.iter().map(|p| p.queue.len()).sum()
+    }
+
+    /// `EnsureIOCompletionPollers`: the ports and all their pollers at the first completion.
+    fn ensure_pollers(&mut self, now: SimTime) {
+        if !self.ports.is_empty() {
+            return;
+        }
+        let ports = self.cfg.io_completion_ports.max(1);
+        let pollers = self.cfg.io_poller_count();
+        self.ports = (0..ports).map(|_| IoPort::default()).collect();
+        if self.cfg.inline_io_completions {
+            // Poller i listens on port i % ports (`_ioPorts[i % IOCompletionPortCount]`).
+            for i in 0..pollers {
+                let port = i % ports;
+                let id = self.alloc_slot(Slot::Poller {
+                    port,
+                    working: false,
+                });
+                self.ports[port as usize].idle_pollers.push(id);
+            }
+        }
+        self.io_pollers.set(now, pollers as u64);
+    }
+
+    /// A completion reaches a port: a poller takes it (`GetQueuedCompletionStatusEx`) and
+    /// queues it for its callback (`BatchEnqueue`, `CompleteBatchEnqueue`).
+    fn poller_enqueue(&mut self, now: SimTime, item: WorkItem, fx: &mut impl Effects<TpTimer>) {
+        self.ensure_pollers(now);
+        let n = self.ports.len() as u32;
+        let port = self.next_port % n;
+        self.next_port = (self.next_port + 1) % n;
+        let p = &mut self.ports[port as usize];
+        if self.cfg.inline_io_completions {
+            // `PollAndInlineCallbacks`: a waiting poller runs the callback itself.
+            if let Some(t) = p.idle_pollers.pop() {
+                self.slots[t as usize] = Slot::Poller {
+                    port,
+                    working: true,
+                };
+                self.events.push_back(TpEvent::RunIo { thread: t, item });
+            } else {
+                p.queue.push_back(item);
+                self.poller_queue_length
+                    .set(now, self.poller_queue_len() as u64);
+            }
+            return;
+        }
+        p.queue.push_back(item);
+        let schedule = !p.scheduled;
+        p.scheduled = true;
+        self.poller_queue_length
+            .set(now, self.poller_queue_len() as u64);
+        if schedule {
+            // `UnsafeQueueHighPriorityWorkItemInternal(this)`.
+            self.high_queue.push_back(port);
+            self.queue_length.set(now, self.pending() as u64);
+            self.ensure_gate_running(now, fx);
+            self.request_worker(now, fx);
+        }
+    }
+
+    /// Worker `thread` dequeued `port`'s batch item (`ThreadPoolTypedWorkItemQueue.Execute`).
+    fn start_batch(
+        &mut self,
+        now: SimTime,
+        thread: ThreadId,
+        port: u32,
+        fx: &mut impl Effects<TpTimer>,
+    ) {
+        let p = &mut self.ports[port as usize];
+        let Some(item) = p.queue.pop_front() else {
+            // Another batch item took them all: this one ends at once (stage NotScheduled).
+            p.scheduled = false;
+            if let Some(w) = self.worker_mut(thread) {
+                w.state = WState::Working;
+            }
+            self.work_item_finished(now, thread, 1, Probe::default(), fx);
+            return;
+        };
+        if p.queue.is_empty() {
+            p.scheduled = false;
+        } else {
+            // `UpdateQueueProcessingStage(isQueueEmpty: false)`: another batch item, so that
+            // another worker can help.
+            self.high_queue.push_back(port);
+        }
+        self.poller_queue_length
+            .set(now, self.poller_queue_len() as u64);
+        self.queue_length.set(now, self.pending() as u64);
+        if let Some(w) = self.worker_mut(thread) {
+            w.state = WState::Working;
+            w.batch = Some(Batch {
+                port,
+                start: now,
+                ran: 0,
+            });
+        }
+        self.events.push_back(TpEvent::RunIo { thread, item });
+        self.request_worker(now, fx);
+    }
+
+    /// A worker's batch item finished one callback: it takes the next completion of its
+    /// queue unless half the dispatch quantum has passed, else the item ends.
+    fn batch_callback_done(
+        &mut self,
+        now: SimTime,
+        thread: ThreadId,
+        probe: Probe,
+        fx: &mut impl Effects<TpTimer>,
+    ) {
+        self.io_completions.inc();
+        let Some(mut b) = self.worker_mut(thread).and_then(|w| w.batch) else {
+            return;
+        };
+        b.ran += 1;
+        let elapsed_ms = self.ticks_ms(now).saturating_sub(self.ticks_ms(b.start));
+        let in_time = elapsed_ms < self.cfg.io_batch_quantum_ns / MILLIS;
+        let next = if in_time {
+            self.ports[b.port as usize].queue.pop_front()
+        } else {
+            None
+        };
+        match next {
+            Some(item) => {
+                self.poller_queue_length
+                    .set(now, self.poller_queue_len() as u64);
+                if let Some(w) = self.worker_mut(thread) {
+                    w.batch = Some(b);
+                }
+                self.events.push_back(TpEvent::RunIo { thread, item });
+            }
+            None => {
+                if let Some(w) = self.worker_mut(thread) {
+                    w.batch = None;
+                }
+                // The item adds its callbacks to the completion count.
+                self.work_item_finished(now, thread, b.ran as u64, probe, fx);
+            }
+        }
+    }
+
+    /// Inline completions: poller `thread` finished a callback and takes the next one.
+    fn inline_callback_done(&mut self, now: SimTime, thread: ThreadId, port: u32) {
+        self.io_completions.inc();
+        let p = &mut self.ports[port as usize];
+        match p.queue.pop_front() {
+            Some(item) => {
+                self.poller_queue_length
+                    .set(now, self.poller_queue_len() as u64);
+                self.events.push_back(TpEvent::RunIo { thread, item });
+            }
+            None => {
+                p.idle_pollers.push(thread);
+                self.slots[thread as usize] = Slot::Poller {
+                    port,
+                    working: false,
+                };
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1969,6 +2352,10 @@ mod tests {
         done: Vec<(SimTime, ThreadId, bool)>,
         probe: Probe,
         now: SimTime,
+        /// Every item started: (time, thread, an IO callback, item).
+        started: Vec<(SimTime, ThreadId, bool, WorkItem)>,
+        /// Run time of an IO callback (`None`: the duration function's).
+        io_ns: Option<u64>,
     }
 
     impl Sim {
@@ -1979,6 +2366,8 @@ mod tests {
                 done: Vec::new(),
                 probe: Probe::default(),
                 now: 0,
+                started: Vec::new(),
+                io_ns: None,
             };
             s.pool.start(0, &mut s.fx);
             s
@@ -1986,13 +2375,15 @@ mod tests {
         fn drain(&mut self, dur: &mut impl FnMut(&Pool, SimTime) -> u64) {
             while let Some(ev) = self.pool.poll() {
                 match ev {
-                    TpEvent::Run { thread, .. } => {
+                    TpEvent::Run { thread, item } => {
                         let d = dur(&self.pool, self.now);
                         self.done.push((self.now + d, thread, false));
+                        self.started.push((self.now, thread, false, item));
                     }
-                    TpEvent::RunIo { thread, .. } => {
-                        let d = dur(&self.pool, self.now);
+                    TpEvent::RunIo { thread, item } => {
+                        let d = self.io_ns.unwrap_or_else(|| dur(&self.pool, self.now));
                         self.done.push((self.now + d, thread, true));
+                        self.started.push((self.now, thread, true, item));
                     }
                 }
             }
@@ -2127,7 +2518,7 @@ mod tests {
 
     #[test]
     fn gc_in_progress_counts_as_high_cpu_on_net48_only() {
-        for (rt, want) in [(Runtime::Net48, 4), (Runtime::Net6, 5)] {
+        for (rt, want) in [(Runtime::Net48, 4), (Runtime::Net6, 5), (Runtime::Net8, 5)] {
             let mut c = cfg(4);
             c.runtime = rt;
             let mut s = Sim::new(c, 4);
@@ -2156,7 +2547,7 @@ mod tests {
 
     #[test]
     fn blocking_compensation_only_on_net6() {
-        for rt in [Runtime::Net48, Runtime::Net6] {
+        for rt in [Runtime::Net48, Runtime::Net6, Runtime::Net8] {
             let mut c = cfg(2);
             c.runtime = rt;
             c.starvation_detection = false;
@@ -2174,7 +2565,7 @@ mod tests {
             s.run_until(2 * SECONDS, &mut d);
             match rt {
                 Runtime::Net48 => assert_eq!(s.pool.thread_count(), 2),
-                Runtime::Net6 => {
+                Runtime::Net6 | Runtime::Net8 => {
                     // min 2 + 2 blocked → goal 4 at once (first N without delay); the new
                     // threads block too in a real app, here they just run.
                     assert_eq!(s.pool.goal(), 4);
@@ -2223,7 +2614,7 @@ mod tests {
 
     #[test]
     fn net48_retires_above_goal_at_once_net6_keeps_threads_until_idle_timeout() {
-        for rt in [Runtime::Net48, Runtime::Net6] {
+        for rt in [Runtime::Net48, Runtime::Net6, Runtime::Net8] {
             let mut c = cfg(2);
             c.runtime = rt;
             let mut s = Sim::new(c, 8);
@@ -2237,7 +2628,7 @@ mod tests {
             s.run_until(SECONDS + 150 * MILLIS, &mut d);
             match rt {
                 Runtime::Net48 => assert_eq!(s.pool.thread_count(), 3, "retired at once"),
-                Runtime::Net6 => {
+                Runtime::Net6 | Runtime::Net8 => {
                     assert_eq!(s.pool.thread_count(), 10, "stopped but still counted");
                     assert_eq!(s.pool.processing(), 3);
                 }
@@ -2408,5 +2799,161 @@ mod tests {
         // Five items in all, then no more.
         s.run_until(30 * SECONDS, &mut |_, _| 10 * SECONDS);
         assert_eq!(s.pool.runtime_completions.total(), 5);
+    }
+
+    // ---- Net8: IO completion pollers ------------------------------------------------------
+
+    #[test]
+    fn net8_poller_count_follows_determine_io_completion_poller_count() {
+        // (N − 1) / ProcessorsPerIOPollerThread + 1, one port.
+        for (n, want) in [
+            (1, 1),
+            (2, 1),
+            (12, 1),
+            (13, 2),
+            (24, 2),
+            (25, 3),
+            (48, 4),
+            (64, 6),
+        ] {
+            let mut c = ThreadPoolConfig::new(n);
+            c.runtime = Runtime::Net8;
+            assert_eq!(c.io_poller_count(), want, "{n} processors");
+        }
+        let mut c = ThreadPoolConfig::new(16);
+        c.processors_per_io_poller = 4;
+        assert_eq!(c.io_poller_count(), 4);
+        // Several ports: at least one poller per port, a multiple of the ports.
+        c.io_completion_ports = 3;
+        assert_eq!(c.io_poller_count(), 6);
+        c.io_completion_ports = 8;
+        assert_eq!(c.io_poller_count(), 8);
+        // Inline completions: one poller per processor.
+        let mut c = ThreadPoolConfig::new(16);
+        c.inline_io_completions = true;
+        assert_eq!(c.io_poller_count(), 16);
+    }
+
+    /// Two workers blocked for 1 s; a completion arrives at 100 ms. Net6 runs its callback on
+    /// a new IOCP thread at once; Net8 has no IOCP thread: the callback waits for a worker.
+    #[test]
+    fn net8_callbacks_wait_for_a_worker_where_net6_runs_them_on_an_iocp_thread() {
+        for rt in [Runtime::Net6, Runtime::Net8] {
+            let mut c = cfg(2);
+            c.runtime = rt;
+            c.starvation_detection = false;
+            let mut s = Sim::new(c, 21);
+            s.io_ns = Some(20_000);
+            let mut d = |_: &Pool, _| SECONDS;
+            s.enqueue(2, &mut d);
+            s.run_until(100 * MILLIS, &mut d);
+            s.pool.io_enqueue(s.now, 99, s.probe, &mut s.fx);
+            s.drain(&mut d);
+            s.run_until(3 * SECONDS, &mut d);
+            let &(at, thread, _, _) = s
+                .started
+                .iter()
+                .find(|e| e.2)
+                .expect("the callback ran");
+            let workers_free = SECONDS + s.pool.cfg.thread_creation_cost_ns;
+            match rt {
+                Runtime::Net6 => {
+                    // The first IOCP thread is created for it (250 µs; it creates a second,
+                    // being below the IO minimum of 2 with no free thread).
+                    assert_eq!(at, 100 * MILLIS + s.pool.cfg.thread_creation_cost_ns);
+                    assert_eq!(s.pool.io_thread_count(), 2);
+                    assert_eq!(s.pool.io_poller_count(), 0);
+                    assert!(matches!(s.pool.slots[thread as usize], Slot::Io(_)));
+                }
+                Runtime::Net8 => {
+                    assert_eq!(at, workers_free, "waited 0.9 s for a worker");
+                    assert_eq!(s.pool.io_thread_count(), 0);
+                    assert_eq!(s.pool.io_thread_count.peak(), 0);
+                    assert_eq!(s.pool.io_poller_count(), 1);
+                    assert!(matches!(s.pool.slots[thread as usize], Slot::Worker(_)));
+                }
+                Runtime::Net48 => unreachable!(),
+            }
+            assert_eq!(s.pool.io_completions.total(), 1);
+            // Two items and the callback.
+            assert_eq!(s.pool.completions.total(), 2 + u64::from(rt == Runtime::Net8));
+        }
+    }
+
+    /// The batch item is a high-priority work item: it goes before normal items queued
+    /// earlier, runs its port's completions back to back on one worker until 15 ms have
+    /// passed, and leaves another batch item queued for the rest.
+    #[test]
+    fn net8_batch_items_go_first_and_yield_after_half_the_dispatch_quantum() {
+        let mut c = cfg(1);
+        c.runtime = Runtime::Net8;
+        c.starvation_detection = false;
+        let mut s = Sim::new(c, 22);
+        s.io_ns = Some(10 * MILLIS);
+        let mut d = |_: &Pool, _| SECONDS;
+        s.enqueue(1, &mut d); // item 0 holds the only worker for 1 s
+        s.run_until(50 * MILLIS, &mut d);
+        s.pool.enqueue(s.now, 7, s.probe, &mut s.fx); // a normal item queued first
+        s.drain(&mut d);
+        s.run_until(100 * MILLIS, &mut d);
+        for i in 0..5 {
+            s.pool.io_enqueue(s.now, 100 + i, s.probe, &mut s.fx);
+            s.drain(&mut d);
+        }
+        // One batch item for the five completions, plus the normal item.
+        assert_eq!(s.pool.queue_length(), 2);
+        assert_eq!(s.pool.poller_queue_len(), 5);
+        s.run_until(3 * SECONDS, &mut d);
+        let t0 = SECONDS + s.pool.cfg.thread_creation_cost_ns;
+        let order: Vec<(SimTime, bool, WorkItem)> = s
+            .started
+            .iter()
+            .skip(1)
+            .map(|&(t, _, io, item)| (t - t0, io, item))
+            .collect();
+        let ms = MILLIS;
+        assert_eq!(
+            order,
+            vec![
+                // batch 1: 0 and 10 ms; at 20 ms its 15 ms are up
+                (0, true, 100),
+                (10 * ms, true, 101),
+                // batch 2 (queued when batch 1 left completions behind), then batch 3
+                (20 * ms, true, 102),
+                (30 * ms, true, 103),
+                (40 * ms, true, 104),
+                // the normal item, queued before the completions, last
+                (50 * ms, false, 7),
+            ]
+        );
+        assert_eq!(s.pool.io_completions.total(), 5);
+        assert_eq!(s.pool.thread_count(), 1);
+        assert_eq!(s.pool.io_thread_count(), 0);
+    }
+
+    /// Inline completions: the pollers (one per processor) run the callbacks themselves,
+    /// whatever the workers do.
+    #[test]
+    fn net8_inline_completions_run_on_the_pollers() {
+        let mut c = cfg(2);
+        c.runtime = Runtime::Net8;
+        c.inline_io_completions = true;
+        c.starvation_detection = false;
+        let mut s = Sim::new(c, 23);
+        s.io_ns = Some(MILLIS);
+        let mut d = |_: &Pool, _| SECONDS;
+        s.enqueue(2, &mut d);
+        s.run_until(100 * MILLIS, &mut d);
+        for i in 0..3 {
+            s.pool.io_enqueue(s.now, 100 + i, s.probe, &mut s.fx);
+            s.drain(&mut d);
+        }
+        s.run_until(3 * SECONDS, &mut d);
+        let io: Vec<SimTime> = s.started.iter().filter(|e| e.2).map(|e| e.0).collect();
+        // Two pollers: two at once, the third when one is free.
+        assert_eq!(io, vec![100 * MILLIS, 100 * MILLIS, 101 * MILLIS]);
+        assert_eq!(s.pool.io_poller_count(), 2);
+        assert_eq!(s.pool.io_thread_count(), 0);
+        assert_eq!(s.pool.completions.total(), 2);
     }
 }
