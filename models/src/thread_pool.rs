@@ -636,7 +636,10 @@ enum Slot {
     Worker(Worker),
     Io(IoThread),
     /// Net8 with inline completions: a poller thread of `port`, running a callback or not.
-    Poller { port: u32, working: bool },
+    Poller {
+        port: u32,
+        working: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -2850,11 +2853,7 @@ mod tests {
             s.pool.io_enqueue(s.now, 99, s.probe, &mut s.fx);
             s.drain(&mut d);
             s.run_until(3 * SECONDS, &mut d);
-            let &(at, thread, _, _) = s
-                .started
-                .iter()
-                .find(|e| e.2)
-                .expect("the callback ran");
+            let &(at, thread, _, _) = s.started.iter().find(|e| e.2).expect("the callback ran");
             let workers_free = SECONDS + s.pool.cfg.thread_creation_cost_ns;
             match rt {
                 Runtime::Net6 => {
@@ -2876,7 +2875,10 @@ mod tests {
             }
             assert_eq!(s.pool.io_completions.total(), 1);
             // Two items and the callback.
-            assert_eq!(s.pool.completions.total(), 2 + u64::from(rt == Runtime::Net8));
+            assert_eq!(
+                s.pool.completions.total(),
+                2 + u64::from(rt == Runtime::Net8)
+            );
         }
     }
 

@@ -442,6 +442,58 @@ fn per_server_load(scn: &Scenario) -> String {
     s
 }
 
+/// The thread pool's runtime and where async IO completions run their callbacks.
+fn thread_pool_runtime(scn: &Scenario) -> String {
+    use w3sim::scenario::Runtime;
+    let t = &scn.thread_pool;
+    let cpus = scn.cpu.logical_processors;
+    let workers = format!(
+        "{} to {} worker threads",
+        t.min_threads(cpus),
+        t.max_threads(cpus)
+    );
+    match t.runtime {
+        Runtime::Net48 => format!(
+            "  thread pool: net48 (.NET Framework 4.x native pool), {workers}; async IO callbacks run on the IOCP thread pool\n"
+        ),
+        Runtime::Net6 => format!(
+            "  thread pool: net6 (.NET 6 PortableThreadPool, cooperative blocking compensation), {workers}; async IO callbacks run on the native IOCP thread pool\n"
+        ),
+        Runtime::Net8 => {
+            let mut c = w3sim_models::thread_pool::ThreadPoolConfig::new(cpus);
+            c.processors_per_io_poller = t.processors_per_io_poller.max(1);
+            c.io_completion_ports = t.io_completion_ports.clamp(1, 1024);
+            c.inline_io_completions = t.inline_io_completions;
+            let n = c.io_poller_count();
+            let pollers = format!(
+                "{n} IO completion poller thread{} ({cpus} logical processors, {}{})",
+                if n == 1 { "" } else { "s" },
+                if t.inline_io_completions {
+                    "one per processor with inline completions".to_string()
+                } else {
+                    format!(
+                        "one per {} (ProcessorsPerIOPollerThread)",
+                        c.processors_per_io_poller
+                    )
+                },
+                if c.io_completion_ports > 1 {
+                    format!(", {} completion ports", c.io_completion_ports)
+                } else {
+                    String::new()
+                }
+            );
+            let how = if t.inline_io_completions {
+                "run async IO callbacks themselves (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS)"
+            } else {
+                "hand async IO completions to the worker pool as high-priority work items: their callbacks wait for a worker thread when the pool is starved"
+            };
+            format!(
+                "  thread pool: net8 (.NET 7+ on Windows: PortableThreadPool, cooperative blocking compensation), {workers}; no IOCP thread pool (min/max_io_threads: legacy values, no effect): {pollers} {how}\n"
+            )
+        }
+    }
+}
+
 /// A setting's value as a scenario file writes it (`round_robin`, `["unavailable", "error"]`).
 /// The HTTP client outgoing calls go through, why, and its effective limits per backend.
 fn outgoing_client(scn: &Scenario) -> String {
@@ -695,6 +747,7 @@ fn explain(scn: &Scenario) -> String {
         }
         s.push('\n');
     }
+    s.push_str(&thread_pool_runtime(scn));
     for b in &scn.backends {
         s.push_str(&format!(
             "  backend {}: latency {}, capacity {}, {} connections{}\n",

@@ -691,7 +691,11 @@ fn thread_pool_config(scn: &Scenario) -> ThreadPoolConfig {
     c.runtime = match t.runtime {
         Runtime::Net48 => MRuntime::Net48,
         Runtime::Net6 => MRuntime::Net6,
+        Runtime::Net8 => MRuntime::Net8,
     };
+    c.processors_per_io_poller = t.processors_per_io_poller;
+    c.io_completion_ports = t.io_completion_ports;
+    c.inline_io_completions = t.inline_io_completions;
     c.gate_timer = match t.gate_timer {
         GateTimer::Periodic => MGateTimer::Periodic,
         GateTimer::Sleep => MGateTimer::Sleep,
@@ -1606,6 +1610,8 @@ impl<'a> Simulation<'a> {
         s.tp.thread_count.reset_window(now);
         s.tp.queue_length.reset_window(now);
         s.tp.processing_work.reset_window(now);
+        s.tp.io_pollers.reset_window(now);
+        s.tp.poller_queue_length.reset_window(now);
         if let Some(l) = s.sessions.as_mut() {
             l.waiting.reset_window(now);
         }
@@ -3432,6 +3438,18 @@ impl<'a> Simulation<'a> {
             "thread_pool.Processing Work".to_string(),
             g(&s.tp.processing_work, None),
         );
+        if scn.thread_pool.runtime == Runtime::Net8 {
+            // .NET 7+: the IO completion pollers, and the completions they took off the
+            // port that wait for a thread to run their callback (a worker when starved).
+            gauges.insert(
+                "thread_pool.IO Completion Pollers".to_string(),
+                g(&s.tp.io_pollers, None),
+            );
+            gauges.insert(
+                "thread_pool.IO Completions Waiting".to_string(),
+                g(&s.tp.poller_queue_length, None),
+            );
+        }
         gauges.insert(
             "w3sim.Requests In Flight".to_string(),
             g(&self.in_system, None),

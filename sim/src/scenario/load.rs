@@ -841,6 +841,10 @@ fn load_impl(
                 !scenario.load.schedule.is_empty() || scenario.load.replay.is_some()
             }
             ["classes", "[]", "rate"] => true,
+            // net8 keeps what a file gives the IOCP pool as the runtime keeps the IO values
+            // of SetMinThreads/SetMaxThreads (`_legacy_min/maxIOCompletionThreads`):
+            // accepted, without effect (an override of them is still refused).
+            ["thread_pool", k] => super::IOCP_KEYS.contains(k),
             _ => false,
         };
         if layered {
@@ -1071,10 +1075,7 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
                 Some(_) => format!("connections.client = \"{}\"", client.name()),
                 None => format!(
                     "the default for thread_pool.runtime = \"{}\"",
-                    match s.thread_pool.runtime {
-                        super::Runtime::Net48 => "net48",
-                        super::Runtime::Net6 => "net6",
-                    }
+                    s.thread_pool.runtime.name()
                 ),
             };
             let (mine, other) = match client {
@@ -1103,6 +1104,28 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
                         "the ServicePoint has no connect timeout (only connections.request_timeout, HttpWebRequest.Timeout); for SocketsHttpHandler: --set connections.client={other_client}"
                     ),
                 },
+            ))
+        }
+        ["thread_pool", k]
+            if s.thread_pool.runtime == super::Runtime::Net8 && super::IOCP_KEYS.contains(k) =>
+        {
+            Some((
+                format!(
+                    "`thread_pool.{k}` has no effect with thread_pool.runtime = \"net8\": .NET 7+ on Windows has no IOCP thread pool (IO completion poller threads hand completions to the worker pool); SetMinThreads/SetMaxThreads only keep the IO value (_legacy_min/maxIOCompletionThreads)"
+                ),
+                "the pollers' settings are thread_pool.processors_per_io_poller, io_completion_ports and inline_io_completions; for an IOCP pool: --set thread_pool.runtime=net6".into(),
+            ))
+        }
+        ["thread_pool", k]
+            if s.thread_pool.runtime != super::Runtime::Net8
+                && super::NET8_POLLER_KEYS.contains(k) =>
+        {
+            Some((
+                format!(
+                    "`thread_pool.{k}` has no effect with thread_pool.runtime = \"{}\": it sets the IO completion pollers of .NET 7+ (net8), and this runtime has an IOCP thread pool",
+                    s.thread_pool.runtime.name()
+                ),
+                "--set thread_pool.runtime=net8 for the pollers; the IOCP pool's settings are thread_pool.min_io_threads and max_io_threads".into(),
             ))
         }
         ["load_balancer", k] if s.farm.servers.is_empty() => Some((
@@ -1203,6 +1226,11 @@ fn ignored_because(path: &[Seg]) -> Vec<Vec<Seg>> {
             vec![vec![k("tcp"), k("incoming_keep_alive")]]
         }
         ["load_balancer", _] => vec![vec![k("farm")]],
+        ["thread_pool", key]
+            if super::IOCP_KEYS.contains(key) || super::NET8_POLLER_KEYS.contains(key) =>
+        {
+            vec![vec![k("thread_pool"), k("runtime")]]
+        }
         ["connections", _] => vec![
             vec![k("connections"), k("client")],
             vec![k("thread_pool"), k("runtime")],

@@ -739,8 +739,43 @@ impl Default for SessionState {
 pub enum Runtime {
     /// .NET Framework 4.x native pool (same algorithm as CoreCLR ≤ 3.1).
     Net48,
-    /// .NET 6+ PortableThreadPool with cooperative blocking compensation.
+    /// .NET 6 PortableThreadPool with cooperative blocking compensation; IO completions on
+    /// the native IOCP pool.
     Net6,
+    /// .NET 7+ on Windows: net6's pool, but IO completion poller threads hand completions
+    /// to the worker pool (no IOCP pool; min/max IO threads are legacy values).
+    Net8,
+}
+
+impl Runtime {
+    /// The name a scenario file writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Net48 => "net48",
+            Runtime::Net6 => "net6",
+            Runtime::Net8 => "net8",
+        }
+    }
+}
+
+/// The `[thread_pool]` keys that only `runtime = "net8"` reads (the IO completion pollers).
+pub const NET8_POLLER_KEYS: &[&str] = &[
+    "processors_per_io_poller",
+    "io_completion_ports",
+    "inline_io_completions",
+];
+
+/// The `[thread_pool]` keys of the IOCP pool, which net8 does not have.
+pub const IOCP_KEYS: &[&str] = &["min_io_threads", "max_io_threads"];
+
+fn is_twelve(v: &u32) -> bool {
+    *v == 12
+}
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 /// The gate thread's timer.
@@ -789,6 +824,17 @@ pub struct ThreadPool {
     /// .NET Core 3.x tiered compilation: the runtime's own work items on the pool (the
     /// tiering-delay callbacks and the tier-1 `OptimizeMethods` items). Off for .NET Framework.
     pub tiered_compilation: bool,
+    /// net8: `System.Threading.ThreadPool.ProcessorsPerIOPollerThread` (12). Written only
+    /// when set, so that net48 and net6 scenarios are written as before.
+    #[serde(skip_serializing_if = "is_twelve")]
+    pub processors_per_io_poller: u32,
+    /// net8: `System.Threading.ThreadPool.IOCompletionPortCount` (1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub io_completion_ports: u32,
+    /// net8: `DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1` (false): the pollers run the
+    /// callbacks themselves.
+    #[serde(skip_serializing_if = "is_false")]
+    pub inline_io_completions: bool,
     /// `TC_CallCountingDelayMs`: first work → first callback, and re-arming callback → next.
     pub tiering_delay: Duration,
     /// Callbacks that find fresh tier-0 activity and re-arm the delay.
@@ -824,6 +870,9 @@ impl Default for ThreadPool {
             io_completion_cpu: Duration(20_000),
             continuation_cpu: Duration(20_000),
             tiered_compilation: false,
+            processors_per_io_poller: d.processors_per_io_poller,
+            io_completion_ports: d.io_completion_ports,
+            inline_io_completions: d.inline_io_completions,
             tiering_delay: Duration(tc.delay_ns),
             tiering_delay_extensions: tc.delay_extensions,
             tiering_callback_time: Duration((tc.callback_ns.0 + tc.callback_ns.1) / 2),
@@ -961,7 +1010,7 @@ impl ConnectionClient {
 #[serde(deny_unknown_fields, default)]
 pub struct Connections {
     /// Which client: absent = the runtime's (`thread_pool.runtime` net48 → ServicePoint,
-    /// net6 → SocketsHttpHandler); see [`Scenario::connection_client`].
+    /// net6 and net8 → SocketsHttpHandler); see [`Scenario::connection_client`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<ConnectionClient>,
     /// `ServicePointManager.DefaultConnectionLimit` / `<connectionManagement maxconnection>`:
@@ -1643,6 +1692,13 @@ impl Scenario {
         if !self.uses_session() && !self.request_timeout_aborts() {
             self.aspnet.execution_timeout = d.aspnet.execution_timeout;
         }
+        // (net8 keeps min/max_io_threads as written: legacy values, accepted, no effect.)
+        let (t, dt) = (&mut self.thread_pool, &d.thread_pool);
+        if t.runtime != Runtime::Net8 {
+            t.processors_per_io_poller = dt.processors_per_io_poller;
+            t.io_completion_ports = dt.io_completion_ports;
+            t.inline_io_completions = dt.inline_io_completions;
+        }
     }
 
     /// Whether a class takes part in ASP.NET session state.
@@ -1665,13 +1721,13 @@ impl Scenario {
     }
 
     /// The HTTP client outgoing calls go through: `connections.client`, else the runtime's
-    /// (.NET Framework 4.x: ServicePoint; .NET 6: SocketsHttpHandler).
+    /// (.NET Framework 4.x: ServicePoint; .NET 6 and .NET 7+: SocketsHttpHandler).
     pub fn connection_client(&self) -> ConnectionClient {
         self.connections
             .client
             .unwrap_or(match self.thread_pool.runtime {
                 Runtime::Net48 => ConnectionClient::ServicePoint,
-                Runtime::Net6 => ConnectionClient::SocketsHttpHandler,
+                Runtime::Net6 | Runtime::Net8 => ConnectionClient::SocketsHttpHandler,
             })
     }
 
@@ -2120,6 +2176,21 @@ impl Scenario {
                     "must be at most the pool's maximum ({} worker threads), got {}",
                     tp.max_threads(cpus),
                     tp.warm_worker_threads
+                ),
+            );
+        }
+        if tp.processors_per_io_poller == 0 {
+            bad(
+                "thread_pool.processors_per_io_poller".into(),
+                "must be at least 1 (ProcessorsPerIOPollerThread), got 0".into(),
+            );
+        }
+        if !(1..=1024).contains(&tp.io_completion_ports) {
+            bad(
+                "thread_pool.io_completion_ports".into(),
+                format!(
+                    "the runtime uses 1–1024 completion ports (MaxIOPortCount), got {}",
+                    tp.io_completion_ports
                 ),
             );
         }

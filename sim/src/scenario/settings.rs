@@ -270,9 +270,9 @@ pub const SETTINGS: &[SettingDoc] = &[
     ),
     s!(
         "thread_pool.runtime",
-        "net48 | net6",
+        "net48 | net6 | net8",
         "-",
-        "net48: .NET Framework 4.x native pool (CoreCLR ≤ 3.1 algorithm). net6: PortableThreadPool with cooperative blocking compensation (DOMAIN §5.6)."
+        "net48: .NET Framework 4.x native pool (CoreCLR ≤ 3.1 algorithm) with its IOCP pool. net6: PortableThreadPool with cooperative blocking compensation (DOMAIN §5.6); async IO completions still run on the native IOCP pool. net8: .NET 7 and later on Windows: net6's worker pool, but no IOCP pool: a few IO completion poller threads (thread_pool.processors_per_io_poller) hand each completion to the worker pool as a high-priority work item, so its callback waits for a worker thread when the pool is starved (DOMAIN §5.1; min/max_io_threads have no effect). The outgoing calls' client follows: ServicePoint on net48, SocketsHttpHandler on net6 and net8."
     ),
     s!(
         "thread_pool.min_worker_threads",
@@ -290,13 +290,13 @@ pub const SETTINGS: &[SettingDoc] = &[
         "thread_pool.min_io_threads",
         "integer, a total for the process (0 = logical processors)",
         "ThreadPool.SetMinThreads (completion ports); processModel/@minIoThreads × logical processors",
-        "IO-completion threads created without delay (DOMAIN §5.7)."
+        "IO-completion threads created without delay (DOMAIN §5.7). net48 and net6 only: net8 has no IOCP pool and keeps the value only for the API (_legacy_minIOCompletionThreads)."
     ),
     s!(
         "thread_pool.max_io_threads",
         "integer, a total for the process (0 = 100 × logical processors)",
         "ThreadPool.SetMaxThreads (completion ports); processModel/@maxIoThreads × logical processors",
-        "Upper bound on IO-completion threads. Default: processModel autoConfig's 100 × CPUs, as for worker threads (DOMAIN §4.4); the CLR's own default without autoConfig is 1000."
+        "Upper bound on IO-completion threads. Default: processModel autoConfig's 100 × CPUs, as for worker threads (DOMAIN §4.4); the CLR's own default without autoConfig is 1000. net48 and net6 only (net8: _legacy_maxIOCompletionThreads, no effect)."
     ),
     s!(
         "thread_pool.gate_timer",
@@ -344,7 +344,25 @@ pub const SETTINGS: &[SettingDoc] = &[
         "thread_pool.io_completion_cpu",
         "duration",
         "-",
-        "CPU an IO-completion thread spends on an async completion before posting the continuation."
+        "CPU an IO-completion thread spends on an async completion before posting the continuation (net8: the worker thread running the pollers' work item, or the poller with inline_io_completions)."
+    ),
+    s!(
+        "thread_pool.processors_per_io_poller",
+        "integer, at least 1",
+        "System.Threading.ThreadPool.ProcessorsPerIOPollerThread (runtimeconfig.json)",
+        "net8 only: one IO completion poller thread per this many logical processors, rounded up: (N − 1) / this + 1 pollers (PortableThreadPool.IO.Windows.cs). Default 12: one poller up to 12 processors."
+    ),
+    s!(
+        "thread_pool.io_completion_ports",
+        "integer, 1–1024",
+        "System.Threading.ThreadPool.IOCompletionPortCount / DOTNET_ThreadPool_IOCompletionPortCount",
+        "net8 only: IO completion ports the completions are spread over; the pollers are at least one per port and a multiple of the ports. Default 1 (the setting appeared after .NET 7; ⚠ completions are spread round robin, the runtime spreads sockets as they are registered)."
+    ),
+    s!(
+        "thread_pool.inline_io_completions",
+        "true | false",
+        "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 (UnsafeInlineIOCompletionCallbacks)",
+        "net8 only: the pollers, one per logical processor, run each completion's callback themselves instead of handing it to the worker pool: callbacks no longer wait for worker threads, but a busy poller holds up the completions behind it. Default false."
     ),
     s!(
         "thread_pool.continuation_cpu",
@@ -434,7 +452,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "connections.client",
         "service_point | sockets_http_handler",
         "HttpWebRequest/ServicePoint (.NET Framework) | HttpClient/SocketsHttpHandler (.NET Core 2.1+, .NET 5+)",
-        "The HTTP client whose connection pool outgoing calls go through. Default: the runtime's, service_point with thread_pool.runtime = net48 and sockets_http_handler with net6 (ASP.NET Core in-process on IIS). Each client reads only its own settings below; setting the other's is refused. `w3sim check` prints the client in effect and its limits."
+        "The HTTP client whose connection pool outgoing calls go through. Default: the runtime's, service_point with thread_pool.runtime = net48 and sockets_http_handler with net6 and net8 (ASP.NET Core in-process on IIS). Each client reads only its own settings below; setting the other's is refused. `w3sim check` prints the client in effect and its limits."
     ),
     s!(
         "connections.default_connection_limit",
@@ -1114,7 +1132,8 @@ pub fn default_of(path: &str) -> String {
             },
             "gc.cache_reload" | "load.replay" => "(none)".into(),
             "connections.client" => {
-                "(the runtime's: service_point on net48, sockets_http_handler on net6)".into()
+                "(the runtime's: service_point on net48, sockets_http_handler on net6 and net8)"
+                    .into()
             }
             "classes[].steps" => "[] (uses service)".into(),
             "classes[].rate" => "(none: a share of [load])".into(),
@@ -1122,6 +1141,9 @@ pub fn default_of(path: &str) -> String {
             "classes[].urls" => "(none)".into(),
             "classes[].probe" => "(none)".into(),
             "classes[].enable_session_state" => "false".into(),
+            "thread_pool.processors_per_io_poller" => "12".into(),
+            "thread_pool.io_completion_ports" => "1".into(),
+            "thread_pool.inline_io_completions" => "false".into(),
             _ => "(none)".into(),
         })
 }
@@ -1169,6 +1191,9 @@ mod tests {
                 "classes[].probe",
                 "classes[].enable_session_state",
                 "connections.client",
+                "thread_pool.processors_per_io_poller",
+                "thread_pool.io_completion_ports",
+                "thread_pool.inline_io_completions",
             ]
             .contains(&d.path)
                 || d.path.starts_with("backends[]");
