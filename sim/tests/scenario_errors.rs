@@ -310,10 +310,22 @@ fn every_numeric_setting_at_zero_and_at_its_largest_value_runs_or_is_refused() {
             if let Some(sets) = with_its_client(&key, format!("{key}={value}")) {
                 cases.push(("so-2013-async-outgoing.toml", key.clone(), sets));
             }
+            if let Some(sets) = with_its_runtime(&key, format!("{key}={value}")) {
+                cases.push(("so-2013-async-outgoing.toml", key.clone(), sets));
+            }
         }
     }
     assert!(cases.len() >= 100, "{} cases", cases.len());
     all_run_or_are_refused(&cases);
+}
+
+/// The settings only `thread_pool.runtime = "net8"` reads (its IO completion pollers), with
+/// that runtime: on the others an override of one is refused as having no effect.
+fn with_its_runtime(key: &str, set: String) -> Option<Vec<String>> {
+    let k = key.strip_prefix("thread_pool.")?;
+    w3sim::scenario::NET8_POLLER_KEYS
+        .contains(&k)
+        .then(|| vec!["thread_pool.runtime=\"net8\"".to_string(), set])
 }
 
 /// Every duration setting at 0s and at 1ns runs or is refused: a period so short that a
