@@ -447,17 +447,12 @@ fn thread_pool_runtime(scn: &Scenario) -> String {
     use w3sim::scenario::Runtime;
     let t = &scn.thread_pool;
     let cpus = scn.cpu.logical_processors;
-    let workers = format!(
-        "{} to {} worker threads",
-        t.min_threads(cpus),
-        t.max_threads(cpus)
-    );
     match t.runtime {
         Runtime::Net48 => format!(
-            "  thread pool: net48 (.NET Framework 4.x native pool), {workers}; async IO callbacks run on the IOCP thread pool\n"
+            "  thread pool: net48 (.NET Framework 4.x native pool); async IO callbacks run on the IOCP thread pool\n"
         ),
         Runtime::Net6 => format!(
-            "  thread pool: net6 (.NET 6 PortableThreadPool, cooperative blocking compensation), {workers}; async IO callbacks run on the native IOCP thread pool\n"
+            "  thread pool: net6 (.NET 6 PortableThreadPool, cooperative blocking compensation); async IO callbacks run on the native IOCP thread pool\n"
         ),
         Runtime::Net8 => {
             let mut c = w3sim_models::thread_pool::ThreadPoolConfig::new(cpus);
@@ -472,7 +467,7 @@ fn thread_pool_runtime(scn: &Scenario) -> String {
                     "one per processor with inline completions".to_string()
                 } else {
                     format!(
-                        "one per {} (ProcessorsPerIOPollerThread)",
+                        "one per {} processors: ProcessorsPerIOPollerThread",
                         c.processors_per_io_poller
                     )
                 },
@@ -482,13 +477,21 @@ fn thread_pool_runtime(scn: &Scenario) -> String {
                     String::new()
                 }
             );
+            let verb = |one: &'static str, many: &'static str| if n == 1 { one } else { many };
             let how = if t.inline_io_completions {
-                "run async IO callbacks themselves (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS)"
+                format!(
+                    "{} async IO callbacks {} (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS)",
+                    verb("runs", "run"),
+                    verb("itself", "themselves")
+                )
             } else {
-                "hand async IO completions to the worker pool as high-priority work items: their callbacks wait for a worker thread when the pool is starved"
+                format!(
+                    "{} async IO completions to the worker pool as high-priority work items: their callbacks wait for a worker thread when the pool is starved",
+                    verb("hands", "hand")
+                )
             };
             format!(
-                "  thread pool: net8 (.NET 7+ on Windows: PortableThreadPool, cooperative blocking compensation), {workers}; no IOCP thread pool (min/max_io_threads: legacy values, no effect): {pollers} {how}\n"
+                "  thread pool: net8 (.NET 7+ on Windows: PortableThreadPool, cooperative blocking compensation); no IOCP thread pool (min/max_io_threads: legacy values, no effect): {pollers} {how}\n"
             )
         }
     }
