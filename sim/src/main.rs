@@ -448,12 +448,10 @@ fn thread_pool_runtime(scn: &Scenario) -> String {
     let t = &scn.thread_pool;
     let cpus = scn.cpu.logical_processors;
     match t.runtime {
-        Runtime::Net48 => format!(
-            "  thread pool: net48 (.NET Framework 4.x native pool); async IO callbacks run on the IOCP thread pool\n"
-        ),
-        Runtime::Net6 => format!(
-            "  thread pool: net6 (.NET 6 PortableThreadPool, cooperative blocking compensation); async IO callbacks run on the native IOCP thread pool\n"
-        ),
+        Runtime::Net48 => "  thread pool: net48 (.NET Framework 4.x native pool); async IO callbacks run on the IOCP thread pool\n"
+            .to_string(),
+        Runtime::Net6 => "  thread pool: net6 (.NET 6 PortableThreadPool, cooperative blocking compensation); async IO callbacks run on the native IOCP thread pool\n"
+            .to_string(),
         Runtime::Net8 => {
             let mut c = w3sim_models::thread_pool::ThreadPoolConfig::new(cpus);
             c.processors_per_io_poller = t.processors_per_io_poller.max(1);
