@@ -1166,6 +1166,7 @@ impl<R: Rng> ThreadPool<R> {
     /// Worker `thread` finished a work item that counts as `completed` completions (a Net8
     /// batch item counts its callbacks): hill climbing may sample, then the thread stops
     /// (above the goal) or dequeues the next.
+    #[inline]
     fn work_item_finished(
         &mut self,
         now: SimTime,
