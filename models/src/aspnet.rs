@@ -18,8 +18,14 @@
 //!
 //! **Seed**: 003 (maxConcurrentRequestsPerCPU 12 vs 5000; "Requests Queued" filling).
 //!
+//! Under ASP.NET Core in process (`aspnet.hosting = "aspnet_core"`, the default with the
+//! .NET 6+ runtimes) the engine configures it with no limit, so that it only counts the
+//! requests in the application: the ASP.NET Core Module has none of these throttles.
+//!
 //! **Leaves out**: `maxConcurrentThreadsPerCPU`, classic/ISAPI mode queues
-//! (`minFreeThreads`, `appRequestQueueLimit`), session-state locks.
+//! (`minFreeThreads`, `appRequestQueueLimit`), session-state locks (`session_state`);
+//! ASP.NET Core's own optional limits (the ConcurrencyLimiter middleware, Kestrel's
+//! connection limits, which in-process hosting does not use).
 
 use std::collections::VecDeque;
 

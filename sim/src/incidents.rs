@@ -76,13 +76,23 @@ impl Limits {
 
     /// The limits of a scenario with its port range (`scn.tcp.dynamic_port_count`).
     pub fn from_scenario_with_ports(scn: &Scenario, dynamic_port_count: u32) -> Self {
+        // ASP.NET Core in process has neither requestQueueLimit nor the native queue.
+        let system_web = scn.hosting() == crate::scenario::Hosting::SystemWeb;
         Limits {
             queue_length: scn.http_sys.queue_length as f64,
             max_connections: scn.http_sys.max_connections as f64,
-            request_queue_limit: scn.aspnet.request_queue_limit as f64,
+            request_queue_limit: if system_web {
+                scn.aspnet.request_queue_limit as f64
+            } else {
+                f64::INFINITY
+            },
             app_concurrent_request_limit: scn.iis.app_concurrent_request_limit as f64,
-            aspnet_concurrency: scn.aspnet.max_concurrent_requests_per_cpu as f64
-                * scn.cpu.logical_processors as f64,
+            aspnet_concurrency: if system_web {
+                scn.aspnet.max_concurrent_requests_per_cpu as f64
+                    * scn.cpu.logical_processors as f64
+            } else {
+                f64::INFINITY
+            },
             dynamic_port_count: dynamic_port_count as f64,
             ..Limits::default()
         }
@@ -117,6 +127,21 @@ impl Limits {
             num("aspnet", "max_concurrent_requests_per_cpu").unwrap_or(5000.0) * cpus;
         if let Some(v) = num("tcp", "dynamic_port_count") {
             l.dynamic_port_count = v;
+        }
+        // ASP.NET Core in process (`aspnet.hosting`, else the runtime's) has neither.
+        let text_of = |table: &str, key: &str| -> Option<String> {
+            Some(t.get(table)?.get(key)?.as_str()?.to_string())
+        };
+        let core = match text_of("aspnet", "hosting").as_deref() {
+            Some(h) => h == "aspnet_core",
+            None => matches!(
+                text_of("thread_pool", "runtime").as_deref(),
+                Some("net6" | "net8")
+            ),
+        };
+        if core {
+            l.request_queue_limit = f64::INFINITY;
+            l.aspnet_concurrency = f64::INFINITY;
         }
         l
     }

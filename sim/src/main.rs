@@ -854,7 +854,20 @@ fn explain(scn: &Scenario) -> String {
             scn.aspnet.execution_timeout
         ));
     }
-    if scn.has_sync_classes() {
+    let core = scn.hosting() == w3sim::scenario::Hosting::AspnetCore;
+    if core {
+        s.push_str(&format!(
+            "  application: ASP.NET Core in process ({}): no aspnet.config throttles, requestQueueLimit or native queue, no executionTimeout abort, sessions without locks; IIS's queueLength and appConcurrentRequestLimit still apply\n",
+            match scn.aspnet.hosting {
+                Some(_) => "aspnet.hosting = aspnet_core".to_string(),
+                None => format!(
+                    "the default for thread_pool.runtime = {}",
+                    scn.thread_pool.runtime.name()
+                ),
+            }
+        ));
+    }
+    if scn.has_sync_classes() && !core {
         let sync: Vec<&str> = scn
             .classes
             .iter()

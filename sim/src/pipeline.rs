@@ -1048,6 +1048,7 @@ impl<'a> Simulation<'a> {
     /// Builds the models from a validated scenario.
     pub fn new(scn: &'a Scenario) -> Self {
         let seed = scn.seed;
+        let system_web = scn.hosting() == crate::scenario::Hosting::SystemWeb;
         let cpus = scn.cpu.logical_processors;
         let cpu = match scn.cpu.scheduler {
             Scheduler::Shared => {
@@ -1077,15 +1078,27 @@ impl<'a> Simulation<'a> {
             iis: Iis::new(IisConfig {
                 app_concurrent_request_limit: scn.iis.app_concurrent_request_limit,
             }),
-            aspnet: AspNet::new(AspNetConfig {
-                logical_processors: cpus,
-                max_concurrent_requests_per_cpu: scn.aspnet.max_concurrent_requests_per_cpu,
-                request_queue_limit: scn.aspnet.request_queue_limit,
-                percent_cpu_limit: (scn.aspnet.percent_cpu_limit > 0)
-                    .then_some(scn.aspnet.percent_cpu_limit as f64),
-                percent_cpu_limit_min_active_request_per_cpu: scn
-                    .aspnet
-                    .percent_cpu_limit_min_active_request_per_cpu,
+            // ASP.NET Core in process has none of System.Web's throttles: the model only
+            // counts the requests in the application (no limit, no native queue).
+            aspnet: AspNet::new(if system_web {
+                AspNetConfig {
+                    logical_processors: cpus,
+                    max_concurrent_requests_per_cpu: scn.aspnet.max_concurrent_requests_per_cpu,
+                    request_queue_limit: scn.aspnet.request_queue_limit,
+                    percent_cpu_limit: (scn.aspnet.percent_cpu_limit > 0)
+                        .then_some(scn.aspnet.percent_cpu_limit as f64),
+                    percent_cpu_limit_min_active_request_per_cpu: scn
+                        .aspnet
+                        .percent_cpu_limit_min_active_request_per_cpu,
+                }
+            } else {
+                AspNetConfig {
+                    logical_processors: cpus,
+                    max_concurrent_requests_per_cpu: 0,
+                    request_queue_limit: u32::MAX,
+                    percent_cpu_limit: None,
+                    percent_cpu_limit_min_active_request_per_cpu: 0,
+                }
             }),
             tp: ThreadPool::new(thread_pool_config(scn), stream(seed, "thread_pool")),
             cpu,
@@ -1166,23 +1179,21 @@ impl<'a> Simulation<'a> {
             abandoned: 0,
             limits: Vec::new(),
             interval_hits: Vec::new(),
-            sessions: scn
-                .classes
-                .iter()
-                .any(|c| c.enable_session_state != EnableSessionState::False)
-                .then(|| {
-                    SessionLocks::new(SessionStateConfig {
-                        poll_interval_ns: scn
-                            .session_state
-                            .session_state_locked_item_poll_interval
-                            .0,
-                        request_queue_limit_per_session: scn
-                            .session_state
-                            .request_queue_limit_per_session,
-                        execution_timeout_ns: scn.aspnet.execution_timeout.0,
-                        ..SessionStateConfig::default()
-                    })
-                }),
+            sessions: (system_web
+                && scn
+                    .classes
+                    .iter()
+                    .any(|c| c.enable_session_state != EnableSessionState::False))
+            .then(|| {
+                SessionLocks::new(SessionStateConfig {
+                    poll_interval_ns: scn.session_state.session_state_locked_item_poll_interval.0,
+                    request_queue_limit_per_session: scn
+                        .session_state
+                        .request_queue_limit_per_session,
+                    execution_timeout_ns: scn.aspnet.execution_timeout.0,
+                    ..SessionStateConfig::default()
+                })
+            }),
             session_rng: stream(seed, "aspnet/sessions"),
             timeouts: RequestTimeoutManager::new(RequestTimeoutConfig {
                 execution_timeout_ns: scn.aspnet.execution_timeout.0,
@@ -2287,6 +2298,7 @@ impl<'a> Simulation<'a> {
         class.enable_session_state != EnableSessionState::False
             && class.probe.is_none()
             && !balancer_probe
+            && self.server.sessions.is_some()
     }
 
     /// `AcquireRequestState` on `thread`, the request's first: whether it goes on now.
@@ -3339,11 +3351,11 @@ impl<'a> Simulation<'a> {
                 scn.iis.app_concurrent_request_limit
             ));
         }
-        if s.aspnet.requests_current.peak() > scn.aspnet.request_queue_limit as u64 {
+        let queue_limit = s.aspnet.config().request_queue_limit;
+        if s.aspnet.requests_current.peak() > queue_limit as u64 {
             self.violations.push(format!(
-                "ASP.NET held {} requests, above requestQueueLimit {}",
+                "ASP.NET held {} requests, above requestQueueLimit {queue_limit}",
                 s.aspnet.requests_current.peak(),
-                scn.aspnet.request_queue_limit
             ));
         }
         let cpus = scn.cpu.logical_processors;
@@ -3408,7 +3420,8 @@ impl<'a> Simulation<'a> {
             "aspnet.Requests Current".to_string(),
             g(
                 &s.aspnet.requests_current,
-                Some(scn.aspnet.request_queue_limit as u64),
+                (s.aspnet.config().request_queue_limit < u32::MAX)
+                    .then_some(scn.aspnet.request_queue_limit as u64),
             ),
         );
         gauges.insert(

@@ -292,6 +292,7 @@ fn regressions_from_the_audit() {
         r#"
 name = "panic1"
 [aspnet]
+hosting = "system_web"
 execution_timeout = "1s"
 [thread_pool]
 runtime = "net6"

@@ -984,7 +984,44 @@ fn ignored_override(s: &Scenario, path: &[Seg]) -> Option<(String, String)> {
     use super::LoadMode;
     let keys = key_shape(path);
     let l = &s.load;
+    let core = s.hosting() == super::Hosting::AspnetCore;
+    let core_why = || match s.aspnet.hosting {
+        Some(_) => "aspnet.hosting = \"aspnet_core\"".to_string(),
+        None => format!(
+            "the default for thread_pool.runtime = \"{}\"",
+            s.thread_pool.runtime.name()
+        ),
+    };
+    let to_system_web = "--set aspnet.hosting=system_web to simulate System.Web's ASP.NET on this runtime (thread_pool.runtime = \"net48\" hosts it by default)";
     match keys.as_slice() {
+        ["aspnet", k] if core && super::SYSTEM_WEB_KEYS.contains(k) => Some((
+            format!(
+                "`aspnet.{k}` has no effect: the application is ASP.NET Core in process ({}), which has none of System.Web's aspnet.config throttles, requestQueueLimit or executionTimeout (no Thread.Abort on .NET Core)",
+                core_why()
+            ),
+            to_system_web.into(),
+        )),
+        ["session_state", k] if core => Some((
+            format!(
+                "`session_state.{k}` has no effect: the application is ASP.NET Core in process ({}), whose sessions do not lock requests (System.Web's SessionStateModule does)",
+                core_why()
+            ),
+            to_system_web.into(),
+        )),
+        ["classes", "[]", "enable_session_state"]
+            if core
+                && s.classes.get(class_index(path)?).is_some_and(|c| {
+                    c.enable_session_state != super::EnableSessionState::False
+                }) =>
+        {
+            Some((
+                format!(
+                    "`enable_session_state` has no effect: the application is ASP.NET Core in process ({}), whose sessions do not lock requests (System.Web's SessionStateModule does)",
+                    core_why()
+                ),
+                to_system_web.into(),
+            ))
+        }
         ["load", "rate"] if l.replay.is_some() => {
             let file = l.replay.as_ref().map_or("", |r| r.file.as_str());
             Some((
@@ -1173,6 +1210,14 @@ fn foreign_connection_key(s: &Scenario, key: &str) -> Option<Option<&'static str
 }
 
 /// A key path with its list indices as `[]`: `classes[2].rate` → `["classes", "[]", "rate"]`.
+/// The index of the `classes[i]` a path starts with.
+fn class_index(path: &[Seg]) -> Option<usize> {
+    match path {
+        [Seg::Key(c), Seg::Index(i), ..] if c == "classes" => Some(*i),
+        _ => None,
+    }
+}
+
 fn key_shape(path: &[Seg]) -> Vec<&str> {
     path.iter()
         .map(|p| match p {
@@ -1210,7 +1255,21 @@ fn ignored_because(path: &[Seg]) -> Vec<Vec<Seg>> {
         ["classes", "[]", "rate"] => {
             vec![path[..2].iter().cloned().chain([k("schedule")]).collect()]
         }
-        ["session_state", _] | ["aspnet", "compilation_debug"] => vec![vec![k("classes")]],
+        ["aspnet", key] if super::SYSTEM_WEB_KEYS.contains(key) => vec![
+            vec![k("classes")],
+            vec![k("aspnet"), k("hosting")],
+            vec![k("aspnet"), k("compilation_debug")],
+            vec![k("thread_pool"), k("runtime")],
+        ],
+        ["session_state", _] => vec![
+            vec![k("classes")],
+            vec![k("aspnet"), k("hosting")],
+            vec![k("thread_pool"), k("runtime")],
+        ],
+        ["classes", "[]", "enable_session_state"] => vec![
+            vec![k("aspnet"), k("hosting")],
+            vec![k("thread_pool"), k("runtime")],
+        ],
         ["aspnet", "execution_timeout"] => {
             vec![
                 vec![k("classes")],

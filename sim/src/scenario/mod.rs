@@ -674,6 +674,12 @@ impl Default for Iis {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AspNet {
+    /// What runs the application: System.Web's ASP.NET (its `aspnet.config` throttles,
+    /// `executionTimeout`, InProc session locks) or ASP.NET Core in process through the
+    /// ASP.NET Core Module (none of them). Absent: the runtime's (`net48` → System.Web,
+    /// `net6`/`net8` → ASP.NET Core): [`Scenario::hosting`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosting: Option<Hosting>,
     /// `maxConcurrentRequestsPerCPU`: 5000 (.NET 4.x), 12 (.NET 2.0/3.5 on IIS 7); 0 = no limit.
     pub max_concurrent_requests_per_cpu: u32,
     /// `requestQueueLimit` (queued + executing; 503 Server Too Busy above it).
@@ -694,6 +700,7 @@ pub struct AspNet {
 impl Default for AspNet {
     fn default() -> Self {
         Self {
+            hosting: None,
             max_concurrent_requests_per_cpu: 5000,
             request_queue_limit: 5000,
             percent_cpu_limit: 0,
@@ -940,6 +947,39 @@ pub struct CacheReload {
     pub every: Duration,
     pub size: Size,
 }
+
+/// What hosts the application in the worker process (`aspnet.hosting`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hosting {
+    /// ASP.NET on the .NET Framework (System.Web, integrated pipeline): `aspnet.config`'s
+    /// throttles and native queue, `requestQueueLimit`, `executionTimeout`'s abort, InProc
+    /// session locks (DOMAIN §4.2, §4.5).
+    SystemWeb,
+    /// ASP.NET Core in process (`hostingModel="inprocess"`, the ASP.NET Core Module): the
+    /// request goes from IIS to the app's thread pool with none of System.Web's limits;
+    /// there is no `Thread.Abort` (.NET Core) and its sessions do not lock.
+    AspnetCore,
+}
+
+impl Hosting {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hosting::SystemWeb => "system_web",
+            Hosting::AspnetCore => "aspnet_core",
+        }
+    }
+}
+
+/// The `[aspnet]` keys only System.Web reads (`aspnet.hosting = "system_web"`).
+pub const SYSTEM_WEB_KEYS: &[&str] = &[
+    "max_concurrent_requests_per_cpu",
+    "request_queue_limit",
+    "percent_cpu_limit",
+    "percent_cpu_limit_min_active_request_per_cpu",
+    "execution_timeout",
+    "compilation_debug",
+];
 
 /// Which HTTP client the application's outgoing calls go through (`connections.client`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1717,7 +1757,20 @@ impl Scenario {
     /// Whether the request timeout manager can abort a request: a class runs synchronously
     /// and `<compilation debug>` is off.
     pub fn request_timeout_aborts(&self) -> bool {
-        !self.aspnet.compilation_debug && self.has_sync_classes()
+        self.hosting() == Hosting::SystemWeb
+            && !self.aspnet.compilation_debug
+            && self.has_sync_classes()
+    }
+
+    /// What hosts the application: `aspnet.hosting`, else the runtime's (.NET Framework 4.x:
+    /// System.Web; .NET 6 and .NET 7+: ASP.NET Core in process).
+    pub fn hosting(&self) -> Hosting {
+        self.aspnet
+            .hosting
+            .unwrap_or(match self.thread_pool.runtime {
+                Runtime::Net48 => Hosting::SystemWeb,
+                Runtime::Net6 | Runtime::Net8 => Hosting::AspnetCore,
+            })
     }
 
     /// The HTTP client outgoing calls go through: `connections.client`, else the runtime's

@@ -215,6 +215,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "Requests queued or executing in IIS before it answers 503.2. Default 5000 (DOMAIN §4.1)."
     ),
     s!(
+        "aspnet.hosting",
+        "system_web | aspnet_core",
+        "the application's framework: System.Web ASP.NET | ASP.NET Core in process (web.config aspNetCore hostingModel=\"inprocess\")",
+        "What runs the application in the worker process. system_web: ASP.NET on the .NET Framework's integrated pipeline, with aspnet.config's throttles (maxConcurrentRequestsPerCPU and the native queue, requestQueueLimit → 503 Server Too Busy, percentCpuLimit), executionTimeout's Thread.Abort and InProc session locks. aspnet_core: ASP.NET Core in process through the ASP.NET Core Module: IIS hands the request to the application's thread pool with none of them (.NET Core has no Thread.Abort; its sessions do not lock), so the other [aspnet] keys, [session_state] and classes[].enable_session_state are refused; IIS's own limits (queueLength, appConcurrentRequestLimit, maxConnections) still apply. Default: the runtime's, system_web with thread_pool.runtime = net48 and aspnet_core with net6 and net8. system_web with net6 or net8 is not a real combination (System.Web runs on the .NET Framework only): a what-if that keeps System.Web's limits while trying the newer thread pool."
+    ),
+    s!(
         "aspnet.max_concurrent_requests_per_cpu",
         "integer (0 = no limit)",
         "aspnet.config applicationPool/@maxConcurrentRequestsPerCPU",
@@ -1131,6 +1137,9 @@ pub fn default_of(path: &str) -> String {
                 }
             },
             "gc.cache_reload" | "load.replay" => "(none)".into(),
+            "aspnet.hosting" => {
+                "(the runtime's: system_web on net48, aspnet_core on net6 and net8)".into()
+            }
             "connections.client" => {
                 "(the runtime's: service_point on net48, sockets_http_handler on net6 and net8)"
                     .into()
