@@ -1200,6 +1200,7 @@ mod tests {
                 "classes[].probe",
                 "classes[].enable_session_state",
                 "connections.client",
+                "aspnet.hosting",
                 "thread_pool.processors_per_io_poller",
                 "thread_pool.io_completion_ports",
                 "thread_pool.inline_io_completions",
