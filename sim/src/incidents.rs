@@ -129,17 +129,18 @@ impl Limits {
             l.dynamic_port_count = v;
         }
         // ASP.NET Core in process (`aspnet.hosting`, else the runtime's) has neither.
-        let text_of = |table: &str, key: &str| -> Option<String> {
-            Some(t.get(table)?.get(key)?.as_str()?.to_string())
-        };
-        let core = match text_of("aspnet", "hosting").as_deref() {
-            Some(h) => h == "aspnet_core",
-            None => matches!(
-                text_of("thread_pool", "runtime").as_deref(),
-                Some("net6" | "net8")
-            ),
-        };
-        if core {
+        use crate::scenario::{Hosting, Runtime};
+        let value = |table: &str, key: &str| t.get(table)?.get(key).cloned();
+        let hosting = value("aspnet", "hosting")
+            .and_then(|v| v.try_into::<Hosting>().ok())
+            .unwrap_or_else(|| {
+                Hosting::default_for(
+                    value("thread_pool", "runtime")
+                        .and_then(|v| v.try_into::<Runtime>().ok())
+                        .unwrap_or(Runtime::Net48),
+                )
+            });
+        if hosting == Hosting::AspnetCore {
             l.request_queue_limit = f64::INFINITY;
             l.aspnet_concurrency = f64::INFINITY;
         }

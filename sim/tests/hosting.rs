@@ -197,3 +197,31 @@ fn check_says_which_framework_runs_the_application() {
     );
     assert!(!core.contains("executionTimeout 110s"), "{core}");
 }
+
+#[test]
+fn a_run_directory_read_again_knows_which_limits_its_application_had() {
+    use w3sim::incidents::Limits;
+    for (over, limit) in [
+        (vec!["thread_pool.runtime=net48"], 5000.0),
+        (vec!["thread_pool.runtime=net6"], f64::INFINITY),
+        (vec!["thread_pool.runtime=net8"], f64::INFINITY),
+        (
+            vec!["thread_pool.runtime=net6", "aspnet.hosting=system_web"],
+            5000.0,
+        ),
+        (
+            vec!["thread_pool.runtime=net48", "aspnet.hosting=aspnet_core"],
+            f64::INFINITY,
+        ),
+    ] {
+        let scn = load_text(BURST, &over);
+        let from_file = Limits::from_scenario_toml(&scn.to_toml());
+        let from_run = Limits::from_scenario(&scn);
+        assert_eq!(from_file.request_queue_limit, limit, "{over:?}");
+        assert_eq!(from_run.request_queue_limit, limit, "{over:?}");
+        assert_eq!(
+            from_file.aspnet_concurrency, from_run.aspnet_concurrency,
+            "{over:?}"
+        );
+    }
+}

@@ -963,6 +963,14 @@ pub enum Hosting {
 }
 
 impl Hosting {
+    /// What a runtime hosts when `aspnet.hosting` is absent.
+    pub fn default_for(runtime: Runtime) -> Self {
+        match runtime {
+            Runtime::Net48 => Hosting::SystemWeb,
+            Runtime::Net6 | Runtime::Net8 => Hosting::AspnetCore,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Hosting::SystemWeb => "system_web",
@@ -1767,10 +1775,7 @@ impl Scenario {
     pub fn hosting(&self) -> Hosting {
         self.aspnet
             .hosting
-            .unwrap_or(match self.thread_pool.runtime {
-                Runtime::Net48 => Hosting::SystemWeb,
-                Runtime::Net6 | Runtime::Net8 => Hosting::AspnetCore,
-            })
+            .unwrap_or(Hosting::default_for(self.thread_pool.runtime))
     }
 
     /// The HTTP client outgoing calls go through: `connections.client`, else the runtime's
